@@ -1,0 +1,535 @@
+//! The wire types of the HTTP API (../shared/API.md), shared by the daemon,
+//! the CLI's client and the tests, so the three cannot drift apart.
+//!
+//! Requests are checked here: [`JobRequest::validate`] turns what a user sent
+//! into a [`JobSpec`] or a [`FieldError`] naming the field at fault. What
+//! needs the daemon's state to check (does a job in `after` exist?) is left
+//! to the engine.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::job::{signal_name, Exit, Job, JobId, JobSpec, Program, State, StateName};
+
+/// Longest queue name; API.md fixes `[a-z0-9_.-]{1,64}`.
+pub const MAX_QUEUE_NAME: usize = 64;
+/// Upper bound on `retries`: beyond this a typo, not a plan (with the default
+/// one-hour backoff cap, 1,000 retries already span six weeks).
+pub const MAX_RETRIES: u32 = 1000;
+/// Longest `name`, idempotency key, label key or value: labels are for
+/// filtering and display, not for storing documents.
+pub const MAX_LABEL_LEN: usize = 256;
+/// Most labels on one job.
+pub const MAX_LABELS: usize = 64;
+/// Most entries in `after`: a fan-in larger than this is better expressed
+/// through an intermediate job.
+pub const MAX_AFTER: usize = 10_000;
+
+/// A duration as the API accepts it: a number of seconds or a humantime
+/// string (`"500ms"`, `"1h30m"`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DurationArg(pub Duration);
+
+impl<'de> Deserialize<'de> for DurationArg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = DurationArg;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds or a duration such as \"10s\" or \"1h30m\"")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DurationArg, E> {
+                Ok(DurationArg(Duration::from_secs(v)))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationArg, E> {
+                u64::try_from(v)
+                    .map(|v| DurationArg(Duration::from_secs(v)))
+                    .map_err(|_| E::custom("a duration cannot be negative"))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DurationArg, E> {
+                Duration::try_from_secs_f64(v)
+                    .map(DurationArg)
+                    .map_err(|_| E::custom("a duration must be a finite number of seconds ≥ 0"))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationArg, E> {
+                parse_duration(v).map(DurationArg).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for DurationArg {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(self.0).to_string())
+    }
+}
+
+/// Parses `"10s"`, `"1h30m"` or a bare number of seconds; the one duration
+/// syntax of the API, the CLI and the config file.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if let Ok(secs) = s.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs)
+            .map_err(|_| format!("{s:?} is not a duration ≥ 0"));
+    }
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration such as \"10s\" or \"1h30m\" ({e})"))
+}
+
+/// The body of `POST /v1/jobs`, exactly as a user may send it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobRequest {
+    /// argv, run without a shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// A line for `sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// Extra environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Working directory (absolute).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<String>,
+    /// Bytes for stdin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin: Option<String>,
+    /// Queue name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Higher runs first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    /// Not before this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_at: Option<Timestamp>,
+    /// Not before now + this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<DurationArg>,
+    /// Limit per attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<DurationArg>,
+    /// Extra attempts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// First retry delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<DurationArg>,
+    /// Jobs that must succeed first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<String>,
+    /// Deduplicates submissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    /// A label for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Free-form tags.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A request field that is present but wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    /// The field's name, as in the request (`"timeout"`, `"env.PATH"`).
+    pub field: String,
+    /// What is wrong and what would be right.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A complaint about `field`.
+    pub fn new(field: impl Into<String>, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// True when `name` is a legal queue name (`[a-z0-9_.-]{1,64}`).
+pub fn is_valid_queue_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= MAX_QUEUE_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b))
+}
+
+fn check_text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
+    if value.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if value.len() > max {
+        return Err(FieldError::new(field, format!("longer than {max} bytes")));
+    }
+    if value.contains('\0') {
+        return Err(FieldError::new(field, "must not contain a NUL byte"));
+    }
+    Ok(())
+}
+
+impl JobRequest {
+    /// Checks every field and builds the spec. `now` resolves `delay`;
+    /// `default_backoff` fills a missing `backoff`.
+    pub fn validate(self, now: Timestamp, default_backoff: Duration) -> Result<(JobSpec, Option<Vec<u8>>), FieldError> {
+        let program = match (self.command, self.shell) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new("command", "give exactly one of `command` and `shell`, not both"))
+            }
+            (None, None) => {
+                return Err(FieldError::new("command", "give one of `command` (an argv array) or `shell` (a string)"))
+            }
+            (Some(argv), None) => {
+                if argv.is_empty() {
+                    return Err(FieldError::new("command", "must name a program: the argv array is empty"));
+                }
+                if argv[0].is_empty() {
+                    return Err(FieldError::new("command", "the program name (argv[0]) is empty"));
+                }
+                if argv.iter().any(|a| a.contains('\0')) {
+                    return Err(FieldError::new("command", "an argument contains a NUL byte"));
+                }
+                Program::Command(argv)
+            }
+            (None, Some(line)) => {
+                if line.trim().is_empty() {
+                    return Err(FieldError::new("shell", "must not be empty"));
+                }
+                if line.contains('\0') {
+                    return Err(FieldError::new("shell", "must not contain a NUL byte"));
+                }
+                Program::Shell(line)
+            }
+        };
+        for (k, v) in &self.env {
+            if k.is_empty() || k.contains('=') || k.contains('\0') {
+                return Err(FieldError::new(
+                    format!("env.{k}"),
+                    "a variable name must be non-empty, without `=` or NUL",
+                ));
+            }
+            if v.contains('\0') {
+                return Err(FieldError::new(format!("env.{k}"), "a value must not contain a NUL byte"));
+            }
+        }
+        let cwd = match self.cwd {
+            None => None,
+            Some(dir) => {
+                let path = PathBuf::from(&dir);
+                if !path.is_absolute() {
+                    return Err(FieldError::new("cwd", format!("{dir:?} is not an absolute path")));
+                }
+                if !path.is_dir() {
+                    return Err(FieldError::new("cwd", format!("{dir:?} is not an existing directory")));
+                }
+                Some(path)
+            }
+        };
+        let queue = self.queue.unwrap_or_else(|| "default".to_owned());
+        if !is_valid_queue_name(&queue) {
+            return Err(FieldError::new(
+                "queue",
+                format!("{queue:?} is not a queue name: use 1 to 64 of a-z 0-9 _ . -"),
+            ));
+        }
+        let run_at = match (self.run_at, self.delay) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new("delay", "give at most one of `run_at` and `delay`"))
+            }
+            (Some(at), None) => Some(at),
+            (None, Some(DurationArg(d))) => {
+                let span = jiff::SignedDuration::try_from(d)
+                    .map_err(|_| FieldError::new("delay", "too long"))?;
+                Some(now.checked_add(span).map_err(|_| FieldError::new("delay", "too long"))?)
+            }
+            (None, None) => None,
+        };
+        if let Some(DurationArg(t)) = self.timeout {
+            if t.is_zero() {
+                return Err(FieldError::new("timeout", "must be longer than 0 (omit it for no limit)"));
+            }
+        }
+        let retries = self.retries.unwrap_or(0);
+        if retries > MAX_RETRIES {
+            return Err(FieldError::new("retries", format!("at most {MAX_RETRIES}")));
+        }
+        let mut after = Vec::with_capacity(self.after.len());
+        if self.after.len() > MAX_AFTER {
+            return Err(FieldError::new("after", format!("at most {MAX_AFTER} jobs")));
+        }
+        for id in &self.after {
+            let id = id.parse::<JobId>().map_err(|e| FieldError::new("after", e.to_string()))?;
+            if !after.contains(&id) {
+                after.push(id);
+            }
+        }
+        if let Some(key) = &self.idempotency_key {
+            check_text("idempotency_key", key, MAX_LABEL_LEN)?;
+        }
+        if let Some(name) = &self.name {
+            check_text("name", name, MAX_LABEL_LEN)?;
+        }
+        if self.labels.len() > MAX_LABELS {
+            return Err(FieldError::new("labels", format!("at most {MAX_LABELS} labels")));
+        }
+        for (k, v) in &self.labels {
+            check_text("labels", k, MAX_LABEL_LEN)?;
+            if k.contains(':') {
+                return Err(FieldError::new(format!("labels.{k}"), "a label key must not contain `:`"));
+            }
+            if v.len() > MAX_LABEL_LEN || v.contains('\0') {
+                return Err(FieldError::new(
+                    format!("labels.{k}"),
+                    format!("a label value must be at most {MAX_LABEL_LEN} bytes, without NUL"),
+                ));
+            }
+        }
+        let stdin = self.stdin.map(String::into_bytes);
+        let spec = JobSpec {
+            program,
+            env: self.env,
+            cwd,
+            stdin_bytes: stdin.as_ref().map(|s| s.len() as u64),
+            queue,
+            priority: self.priority.unwrap_or(0),
+            run_at,
+            timeout: self.timeout.map(|t| t.0),
+            retries,
+            backoff: self.backoff.map_or(default_backoff, |b| b.0),
+            after,
+            idempotency_key: self.idempotency_key,
+            name: self.name,
+            labels: self.labels,
+        };
+        Ok((spec, stdin))
+    }
+}
+
+/// A job as every endpoint returns it: the spec's fields plus its state, flat,
+/// as API.md lists them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    /// Identity (UUIDv7).
+    pub id: String,
+    /// A label for people.
+    pub name: Option<String>,
+    /// argv, when submitted as `command`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// The shell line, when submitted as `shell`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory, `null` for the daemon's `work/`.
+    pub cwd: Option<String>,
+    /// How many bytes are fed to stdin (the bytes are not echoed back).
+    pub stdin_bytes: Option<u64>,
+    /// Queue name.
+    pub queue: String,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Not before this time.
+    pub run_at: Option<Timestamp>,
+    /// Limit per attempt.
+    pub timeout: Option<DurationArg>,
+    /// Extra attempts after a failed one.
+    pub retries: u32,
+    /// First retry delay.
+    pub backoff: DurationArg,
+    /// Jobs that must succeed first.
+    pub after: Vec<String>,
+    /// Deduplicates submissions.
+    pub idempotency_key: Option<String>,
+    /// Free-form tags.
+    pub labels: BTreeMap<String, String>,
+    /// Where the job is in its life cycle.
+    pub state: StateName,
+    /// 1 for the first run.
+    pub attempt: u32,
+    /// When accepted.
+    pub created_at: Timestamp,
+    /// When the current (or last) attempt started.
+    pub started_at: Option<Timestamp>,
+    /// When the job became terminal.
+    pub finished_at: Option<Timestamp>,
+    /// The process's exit code, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it (`"SIGKILL"`).
+    pub signal: Option<String>,
+    /// Why it failed.
+    pub reason: Option<crate::job::FailReason>,
+    /// A sentence when the daemon caused the failure.
+    pub error: Option<String>,
+    /// The process id while running.
+    pub pid: Option<u32>,
+    /// True when output past the daemon's per-job cap was not kept.
+    pub output_truncated: bool,
+}
+
+impl JobView {
+    /// True once the job will not change by itself.
+    pub fn is_terminal(&self) -> bool {
+        self.state.is_terminal()
+    }
+
+    /// The exit code `jobq wait` gives (see [`Job::wait_exit_code`]).
+    pub fn wait_exit_code(&self) -> Option<i32> {
+        if !self.is_terminal() {
+            return None;
+        }
+        Some(match (self.state, self.reason, self.exit_code, &self.signal) {
+            (StateName::Succeeded, ..) => 0,
+            (_, Some(crate::job::FailReason::Timeout), ..) => 124,
+            (_, _, Some(c), _) if c != 0 => c,
+            (_, _, _, Some(sig)) => 128 + signal_number(sig).unwrap_or(0),
+            (StateName::Cancelled, ..) => 143,
+            _ => 1,
+        })
+    }
+}
+
+/// The number of a signal name produced by [`signal_name`].
+pub fn signal_number(name: &str) -> Option<i32> {
+    (1..=64).find(|n| signal_name(*n) == name)
+}
+
+impl From<&Job> for JobView {
+    fn from(job: &Job) -> JobView {
+        let spec = &job.spec;
+        let (command, shell) = match &spec.program {
+            Program::Command(argv) => (Some(argv.clone()), None),
+            Program::Shell(line) => (None, Some(line.clone())),
+        };
+        let (mut started_at, mut finished_at, mut exit, mut reason, mut error, mut pid) =
+            (None, None, None::<Exit>, None, None, None);
+        match &job.state {
+            State::Waiting | State::Scheduled { .. } | State::Queued => {}
+            State::Running { pid: p, started_at: s } => {
+                pid = Some(*p);
+                started_at = Some(*s);
+            }
+            State::Succeeded { started_at: s, finished_at: f } => {
+                started_at = Some(*s);
+                finished_at = Some(*f);
+                exit = Some(Exit::Code(0));
+            }
+            State::Failed { reason: r, started_at: s, finished_at: f, exit: x, error: e } => {
+                started_at = *s;
+                finished_at = Some(*f);
+                exit = *x;
+                reason = Some(*r);
+                error = e.clone();
+            }
+            State::Cancelled { started_at: s, finished_at: f, exit: x } => {
+                started_at = *s;
+                finished_at = Some(*f);
+                exit = *x;
+            }
+        }
+        let run_at = match job.state {
+            State::Scheduled { at } => Some(at),
+            _ => spec.run_at,
+        };
+        JobView {
+            id: job.id.to_string(),
+            name: spec.name.clone(),
+            command,
+            shell,
+            env: spec.env.clone(),
+            cwd: spec.cwd.as_ref().map(|p| p.display().to_string()),
+            stdin_bytes: spec.stdin_bytes,
+            queue: spec.queue.clone(),
+            priority: spec.priority,
+            run_at,
+            timeout: spec.timeout.map(DurationArg),
+            retries: spec.retries,
+            backoff: DurationArg(spec.backoff),
+            after: spec.after.iter().map(JobId::to_string).collect(),
+            idempotency_key: spec.idempotency_key.clone(),
+            labels: spec.labels.clone(),
+            state: job.state.name(),
+            attempt: job.attempt,
+            created_at: job.created_at,
+            started_at,
+            finished_at,
+            exit_code: exit.and_then(Exit::code),
+            signal: exit.and_then(Exit::signal).map(signal_name),
+            reason,
+            error,
+            pid,
+            output_truncated: job.output_truncated,
+        }
+    }
+}
+
+/// The body of `GET /v1/jobs`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct JobList {
+    /// Newest first.
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next page; `null` on the last one.
+    pub next_cursor: Option<String>,
+}
+
+/// The machine-readable kind of an error (API.md's codes).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The body is not JSON.
+    InvalidJson,
+    /// A field, query parameter or path segment is wrong.
+    InvalidField,
+    /// No such job or route.
+    NotFound,
+    /// The job's state forbids the action.
+    Conflict,
+    /// Missing or wrong token.
+    Unauthorized,
+    /// The token may not do this.
+    Forbidden,
+    /// The body is over the limit.
+    PayloadTooLarge,
+    /// Too many jobs queued.
+    QueueFull,
+    /// The daemon cannot take this now (shutting down, disk trouble).
+    Unavailable,
+    /// A bug or an unexpected failure.
+    Internal,
+}
+
+/// The inside of an error body.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// What kind of error.
+    pub code: ErrorCode,
+    /// A sentence for people.
+    pub message: String,
+    /// The field at fault, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+/// Every error response: `{"error": {...}}`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// The body of `GET /readyz` and `GET /healthz`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Health {
+    /// `"ok"` or what is not ready yet.
+    pub status: String,
+}

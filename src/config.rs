@@ -1,0 +1,274 @@
+//! The daemon's settings: defaults, the TOML file (`config/jobq.toml` documents
+//! every key), command-line overrides, and validation with errors that name
+//! the key at fault.
+//!
+//! Loading never touches the data directory: a bad config must leave
+//! everything on disk as it was.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytesize::ByteSize;
+use serde::{Deserialize, Deserializer};
+
+/// The file read when `--config` is not given, if it exists.
+pub const SYSTEM_CONFIG: &str = "/etc/jobq/jobq.toml";
+/// API.md's default listen address: loopback only, so a fresh install is not
+/// reachable from the network before tokens are set.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7711";
+
+/// What to do with a job that was running when the daemon stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInterrupted {
+    /// Run it again (`attempt` + 1): jobs are at-least-once.
+    Requeue,
+    /// End it `failed` with reason `interrupted`: jobs are at-most-once.
+    Fail,
+}
+
+/// Every setting of the daemon, after defaults and overrides.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the HTTP API listens; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// The store, the `work/` directory and `jobq.addr` live here.
+    pub data_dir: PathBuf,
+    /// Most jobs running at once, over all queues.
+    pub workers: usize,
+    /// Time between SIGTERM and SIGKILL when a job is stopped.
+    pub kill_grace: Duration,
+    /// Largest request body accepted (413 beyond).
+    pub max_body: u64,
+    /// Most output bytes kept per job attempt; later output is dropped and
+    /// the job marked `output_truncated`.
+    pub max_output: u64,
+    /// Policy for jobs found `running` at start.
+    pub on_interrupted: OnInterrupted,
+    /// The shell that runs `shell` jobs as `<shell> -c <line>`.
+    pub shell: PathBuf,
+    /// Default first retry delay.
+    pub backoff: Duration,
+    /// Tracing filter (`info`, `jobq=debug`…); `RUST_LOG` wins when set.
+    pub log: String,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            listen: DEFAULT_LISTEN.parse().expect("default listen address parses"),
+            data_dir: default_data_dir(),
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            kill_grace: Duration::from_secs(10),
+            max_body: ByteSize::mib(1).as_u64(),
+            max_output: ByteSize::mib(64).as_u64(),
+            on_interrupted: OnInterrupted::Requeue,
+            shell: PathBuf::from("/bin/sh"),
+            backoff: Duration::from_secs(1),
+            log: "info".to_owned(),
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/jobq`, else `~/.local/state/jobq`; `/var/lib/jobq` for
+/// root (the systemd unit's `StateDirectory`).
+pub fn default_data_dir() -> PathBuf {
+    if rustix::process::geteuid().is_root() {
+        return PathBuf::from("/var/lib/jobq");
+    }
+    if let Some(state) = std::env::var_os("XDG_STATE_HOME").filter(|s| !s.is_empty()) {
+        return PathBuf::from(state).join("jobq");
+    }
+    match std::env::var_os("HOME").filter(|s| !s.is_empty()) {
+        Some(home) => PathBuf::from(home).join(".local/state/jobq"),
+        None => PathBuf::from("jobq-data"),
+    }
+}
+
+/// Settings given on the command line; each wins over the file.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--config FILE`: must exist when given.
+    pub config_file: Option<PathBuf>,
+    /// `--listen ADDR`.
+    pub listen: Option<String>,
+    /// `--data-dir DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--workers N`.
+    pub workers: Option<usize>,
+}
+
+/// Why the configuration cannot be used. Each names the file or key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file named by `--config` (or the system file) cannot be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML, has an unknown key or a value of the wrong
+    /// type (toml's message names the key and line).
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// toml's description, with the key and position.
+        message: String,
+    },
+    /// A key has a value out of range.
+    #[error("config key `{key}`: {reason}")]
+    Invalid {
+        /// The key (or flag) at fault.
+        key: &'static str,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+}
+
+/// The file's shape: every key optional, unknown keys rejected.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    workers: Option<usize>,
+    #[serde(default, deserialize_with = "de_duration")]
+    kill_grace: Option<Duration>,
+    max_body: Option<ByteSize>,
+    max_output: Option<ByteSize>,
+    on_interrupted: Option<OnInterrupted>,
+    shell: Option<PathBuf>,
+    #[serde(default, deserialize_with = "de_duration")]
+    backoff: Option<Duration>,
+    log: Option<String>,
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let arg = crate::api::DurationArg::deserialize(d)?;
+    Ok(Some(arg.0))
+}
+
+impl Config {
+    /// Builds the configuration from the file (if any) and the overrides,
+    /// then validates it.
+    pub fn load(overrides: &Overrides) -> Result<Config, ConfigError> {
+        let file = match &overrides.config_file {
+            Some(path) => Some(read_file(path)?),
+            None if Path::new(SYSTEM_CONFIG).exists() => Some(read_file(Path::new(SYSTEM_CONFIG))?),
+            None => None,
+        };
+        let mut config = Config::default();
+        if let Some(f) = file {
+            if let Some(v) = f.listen {
+                config.listen = parse_listen("listen", &v)?;
+            }
+            if let Some(v) = f.data_dir {
+                config.data_dir = v;
+            }
+            if let Some(v) = f.workers {
+                config.workers = v;
+            }
+            if let Some(v) = f.kill_grace {
+                config.kill_grace = v;
+            }
+            if let Some(v) = f.max_body {
+                config.max_body = v.as_u64();
+            }
+            if let Some(v) = f.max_output {
+                config.max_output = v.as_u64();
+            }
+            if let Some(v) = f.on_interrupted {
+                config.on_interrupted = v;
+            }
+            if let Some(v) = f.shell {
+                config.shell = v;
+            }
+            if let Some(v) = f.backoff {
+                config.backoff = v;
+            }
+            if let Some(v) = f.log {
+                config.log = v;
+            }
+        }
+        if let Some(v) = &overrides.listen {
+            config.listen = parse_listen("--listen", v)?;
+        }
+        if let Some(v) = &overrides.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = overrides.workers {
+            config.workers = v;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks ranges that the types alone do not.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| {
+            Err(ConfigError::Invalid {
+                key,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.workers == 0 || self.workers > 4096 {
+            return invalid("workers", "must be between 1 and 4096");
+        }
+        if self.max_body < 1024 {
+            return invalid("max_body", "must be at least 1KiB");
+        }
+        if self.kill_grace > Duration::from_secs(3600) {
+            return invalid("kill_grace", "must be at most 1h");
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return invalid("data_dir", "must not be empty");
+        }
+        if !self.shell.is_absolute() {
+            return invalid("shell", "must be an absolute path such as /bin/sh");
+        }
+        if !self.listen.ip().is_loopback() {
+            return invalid(
+                "listen",
+                "jobq has no auth tokens yet, so it listens only on a loopback address (127.0.0.1, ::1)",
+            );
+        }
+        Ok(())
+    }
+
+    /// Where the store's files live.
+    pub fn store_dir(&self) -> PathBuf {
+        self.data_dir.join("store")
+    }
+
+    /// Default working directory of jobs.
+    pub fn work_dir(&self) -> PathBuf {
+        self.data_dir.join("work")
+    }
+
+    /// Where the bound address is written for scripts and tests.
+    pub fn addr_file(&self) -> PathBuf {
+        self.data_dir.join("jobq.addr")
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string().trim_end().to_owned(),
+    })
+}
+
+fn parse_listen(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
+    value.parse().map_err(|_| ConfigError::Invalid {
+        key,
+        reason: format!("{value:?} is not an address such as 127.0.0.1:7711"),
+    })
+}

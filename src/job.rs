@@ -1,0 +1,620 @@
+//! What a job is: the validated spec a user submitted ([`JobSpec`]), the
+//! stored record ([`Job`]) and its life cycle ([`State`]).
+//!
+//! This module owns every state transition: no other code assigns a job's
+//! state directly. The engine decides *when* a transition happens; this module
+//! decides *whether* it is legal and what the job looks like afterwards. The
+//! wire shape of a job (the flat JSON of API.md) lives in [`crate::api`].
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+/// A job's identity: a UUIDv7, so ids sort by creation time and the store can
+/// list newest first by walking its keys backwards.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(uuid::Uuid);
+
+impl JobId {
+    /// A fresh id; later calls in this process sort after earlier ones.
+    pub fn new() -> JobId {
+        JobId(uuid::Uuid::now_v7())
+    }
+
+    /// The 16 bytes the store uses as the key; big-endian, so byte order is
+    /// time order.
+    pub fn as_bytes(&self) -> &[u8; 16] {
+        self.0.as_bytes()
+    }
+
+    /// Rebuilds an id from the store's key bytes.
+    pub fn from_bytes(bytes: [u8; 16]) -> JobId {
+        JobId(uuid::Uuid::from_bytes(bytes))
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        JobId::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.hyphenated().fmt(f)
+    }
+}
+
+impl fmt::Debug for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Why a string is not a job id.
+#[derive(Debug, thiserror::Error)]
+#[error("not a job id: {0:?} (expected a UUID such as 0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e)")]
+pub struct BadJobId(String);
+
+impl FromStr for JobId {
+    type Err = BadJobId;
+
+    fn from_str(s: &str) -> Result<JobId, BadJobId> {
+        uuid::Uuid::parse_str(s)
+            .map(JobId)
+            .map_err(|_| BadJobId(s.to_owned()))
+    }
+}
+
+/// What to execute: an argv run directly, or a line handed to the shell.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Program {
+    /// argv, run without a shell; never empty.
+    Command(Vec<String>),
+    /// A command line run as `<shell> -c <line>`.
+    Shell(String),
+}
+
+/// A submission after validation: every field is in range and consistent.
+///
+/// Built only by [`crate::api::JobRequest::validate`], so code holding a
+/// `JobSpec` never re-checks it.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// What to run.
+    pub program: Program,
+    /// Variables added to the daemon's environment for this job.
+    pub env: BTreeMap<String, String>,
+    /// Working directory; `None` means the daemon's `work/` directory.
+    pub cwd: Option<PathBuf>,
+    /// Size of the bytes fed to stdin (the bytes themselves are stored apart,
+    /// so listing jobs never drags them along); `None` means /dev/null.
+    pub stdin_bytes: Option<u64>,
+    /// Which queue's limits apply.
+    pub queue: String,
+    /// Higher runs first.
+    pub priority: i32,
+    /// Not before this time.
+    pub run_at: Option<Timestamp>,
+    /// Wall-clock limit for one attempt.
+    pub timeout: Option<Duration>,
+    /// Extra attempts after a failed one.
+    pub retries: u32,
+    /// First retry delay.
+    pub backoff: Duration,
+    /// Jobs that must succeed first.
+    pub after: Vec<JobId>,
+    /// Deduplicates submissions.
+    pub idempotency_key: Option<String>,
+    /// A label for people.
+    pub name: Option<String>,
+    /// Free-form tags.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Hides environment values: they are often secrets and `Debug` output ends up
+/// in logs.
+impl fmt::Debug for JobSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env: Vec<&str> = self.env.keys().map(String::as_str).collect();
+        f.debug_struct("JobSpec")
+            .field("program", &self.program)
+            .field("env_keys", &env)
+            .field("cwd", &self.cwd)
+            .field("stdin_bytes", &self.stdin_bytes)
+            .field("queue", &self.queue)
+            .field("priority", &self.priority)
+            .field("run_at", &self.run_at)
+            .field("timeout", &self.timeout)
+            .field("retries", &self.retries)
+            .field("backoff", &self.backoff)
+            .field("after", &self.after)
+            .field("idempotency_key", &self.idempotency_key)
+            .field("name", &self.name)
+            .field("labels", &self.labels)
+            .finish()
+    }
+}
+
+/// How a process ended, as the kernel reported it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exit {
+    /// It called exit with this code.
+    Code(i32),
+    /// A signal ended it (the signal number).
+    Signal(i32),
+}
+
+impl Exit {
+    /// The exit code, if the process exited normally.
+    pub fn code(self) -> Option<i32> {
+        match self {
+            Exit::Code(c) => Some(c),
+            Exit::Signal(_) => None,
+        }
+    }
+
+    /// The signal number, if one ended the process.
+    pub fn signal(self) -> Option<i32> {
+        match self {
+            Exit::Code(_) => None,
+            Exit::Signal(s) => Some(s),
+        }
+    }
+}
+
+/// Why a job ended `failed` (API.md's `reason`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailReason {
+    /// Nonzero exit code.
+    Exit,
+    /// Killed by a signal it did not ask for.
+    Signal,
+    /// Ran past its `timeout`.
+    Timeout,
+    /// Could not be started at all.
+    Spawn,
+    /// A job in `after` failed or was cancelled.
+    Dependency,
+    /// It was running when the daemon stopped.
+    Interrupted,
+}
+
+/// A job's life cycle. Each variant carries only what is true in that state,
+/// so a queued job cannot have a pid and a running job cannot have an exit.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum State {
+    /// Some job in `after` has not succeeded yet.
+    Waiting,
+    /// Not before `at` (a delay or a retry's backoff).
+    Scheduled {
+        /// When it becomes `queued`.
+        at: Timestamp,
+    },
+    /// Ready; waits for a worker.
+    Queued,
+    /// A process is running for this job.
+    Running {
+        /// The process (and process group) id.
+        pid: u32,
+        /// When this attempt started.
+        started_at: Timestamp,
+    },
+    /// The last attempt exited 0.
+    Succeeded {
+        /// When the attempt started.
+        started_at: Timestamp,
+        /// When it ended.
+        finished_at: Timestamp,
+    },
+    /// The job will not run again by itself.
+    Failed {
+        /// Why.
+        reason: FailReason,
+        /// When the last attempt started, if it did.
+        started_at: Option<Timestamp>,
+        /// When the job was given up.
+        finished_at: Timestamp,
+        /// How the process ended, if there was one.
+        exit: Option<Exit>,
+        /// A sentence when the daemon, not the process, caused the failure.
+        error: Option<String>,
+    },
+    /// A user cancelled it.
+    Cancelled {
+        /// When the attempt started, if it did.
+        started_at: Option<Timestamp>,
+        /// When it was cancelled (or its process ended).
+        finished_at: Timestamp,
+        /// How the process ended, if one was running.
+        exit: Option<Exit>,
+    },
+}
+
+/// The state names of API.md, without their data: for filters, counts and
+/// display.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateName {
+    /// See [`State::Waiting`].
+    Waiting,
+    /// See [`State::Scheduled`].
+    Scheduled,
+    /// See [`State::Queued`].
+    Queued,
+    /// See [`State::Running`].
+    Running,
+    /// See [`State::Succeeded`].
+    Succeeded,
+    /// See [`State::Failed`].
+    Failed,
+    /// See [`State::Cancelled`].
+    Cancelled,
+}
+
+impl StateName {
+    /// Every state, in life-cycle order.
+    pub const ALL: [StateName; 7] = [
+        StateName::Waiting,
+        StateName::Scheduled,
+        StateName::Queued,
+        StateName::Running,
+        StateName::Succeeded,
+        StateName::Failed,
+        StateName::Cancelled,
+    ];
+
+    /// The name used in JSON, URLs and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StateName::Waiting => "waiting",
+            StateName::Scheduled => "scheduled",
+            StateName::Queued => "queued",
+            StateName::Running => "running",
+            StateName::Succeeded => "succeeded",
+            StateName::Failed => "failed",
+            StateName::Cancelled => "cancelled",
+        }
+    }
+
+    /// True for states a job never leaves by itself.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            StateName::Succeeded | StateName::Failed | StateName::Cancelled
+        )
+    }
+}
+
+impl fmt::Display for StateName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for StateName {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<StateName, String> {
+        StateName::ALL
+            .into_iter()
+            .find(|n| n.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown state {s:?}; expected one of waiting, scheduled, queued, running, succeeded, failed, cancelled"
+                )
+            })
+    }
+}
+
+impl State {
+    /// The state's name without its data.
+    pub fn name(&self) -> StateName {
+        match self {
+            State::Waiting => StateName::Waiting,
+            State::Scheduled { .. } => StateName::Scheduled,
+            State::Queued => StateName::Queued,
+            State::Running { .. } => StateName::Running,
+            State::Succeeded { .. } => StateName::Succeeded,
+            State::Failed { .. } => StateName::Failed,
+            State::Cancelled { .. } => StateName::Cancelled,
+        }
+    }
+
+    /// True for states a job never leaves by itself.
+    pub fn is_terminal(&self) -> bool {
+        self.name().is_terminal()
+    }
+}
+
+/// A transition that the job's current state does not allow.
+#[derive(Debug, thiserror::Error)]
+#[error("job {id} is {state}; cannot {action}")]
+pub struct IllegalTransition {
+    /// The job.
+    pub id: JobId,
+    /// Its state when the transition was attempted.
+    pub state: StateName,
+    /// What was attempted, in words (`"start"`, `"retry"`…).
+    pub action: &'static str,
+}
+
+/// The stored record of one job.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Identity.
+    pub id: JobId,
+    /// Submission order, unique and increasing across restarts: breaks ties
+    /// between jobs of equal priority (FIFO).
+    pub seq: u64,
+    /// What was submitted.
+    pub spec: JobSpec,
+    /// 1 for the first run, +1 for each retry or re-run.
+    pub attempt: u32,
+    /// When it was accepted.
+    pub created_at: Timestamp,
+    /// True once output was dropped because the job wrote more than the
+    /// daemon keeps.
+    #[serde(default)]
+    pub output_truncated: bool,
+    /// Where it is in its life cycle.
+    pub state: State,
+}
+
+impl Job {
+    /// A job as accepted: `queued`, or `scheduled` when it may not run yet.
+    pub fn new(id: JobId, seq: u64, spec: JobSpec, now: Timestamp) -> Job {
+        let state = match spec.run_at {
+            Some(at) if at > now => State::Scheduled { at },
+            _ => State::Queued,
+        };
+        Job {
+            id,
+            seq,
+            spec,
+            attempt: 1,
+            created_at: now,
+            output_truncated: false,
+            state,
+        }
+    }
+
+    fn illegal(&self, action: &'static str) -> IllegalTransition {
+        IllegalTransition {
+            id: self.id,
+            state: self.state.name(),
+            action,
+        }
+    }
+
+    /// queued → running.
+    pub fn start(&mut self, pid: u32, now: Timestamp) -> Result<(), IllegalTransition> {
+        if self.state != State::Queued {
+            return Err(self.illegal("start"));
+        }
+        self.state = State::Running {
+            pid,
+            started_at: now,
+        };
+        Ok(())
+    }
+
+    /// queued → failed (`spawn`): the process could not be created.
+    pub fn fail_to_spawn(&mut self, error: String, now: Timestamp) -> Result<(), IllegalTransition> {
+        if self.state != State::Queued {
+            return Err(self.illegal("record a spawn failure"));
+        }
+        self.state = State::Failed {
+            reason: FailReason::Spawn,
+            started_at: None,
+            finished_at: now,
+            exit: None,
+            error: Some(error),
+        };
+        Ok(())
+    }
+
+    /// running → succeeded / failed, from how the process ended.
+    pub fn finish(&mut self, exit: Exit, now: Timestamp) -> Result<(), IllegalTransition> {
+        let State::Running { started_at, .. } = self.state else {
+            return Err(self.illegal("finish"));
+        };
+        self.state = match exit {
+            Exit::Code(0) => State::Succeeded {
+                started_at,
+                finished_at: now,
+            },
+            Exit::Code(_) => State::Failed {
+                reason: FailReason::Exit,
+                started_at: Some(started_at),
+                finished_at: now,
+                exit: Some(exit),
+                error: None,
+            },
+            Exit::Signal(_) => State::Failed {
+                reason: FailReason::Signal,
+                started_at: Some(started_at),
+                finished_at: now,
+                exit: Some(exit),
+                error: None,
+            },
+        };
+        Ok(())
+    }
+
+    /// any non-terminal state → cancelled. `exit` is how the process ended
+    /// when one was running.
+    pub fn cancel(&mut self, exit: Option<Exit>, now: Timestamp) -> Result<(), IllegalTransition> {
+        let started_at = match self.state {
+            State::Running { started_at, .. } => Some(started_at),
+            ref s if s.is_terminal() => return Err(self.illegal("cancel")),
+            _ => None,
+        };
+        self.state = State::Cancelled {
+            started_at,
+            finished_at: now,
+            exit,
+        };
+        Ok(())
+    }
+
+    /// running → queued with `attempt` + 1: the daemon stopped under it and
+    /// policy says run it again.
+    pub fn requeue_interrupted(&mut self) -> Result<(), IllegalTransition> {
+        if !matches!(self.state, State::Running { .. }) {
+            return Err(self.illegal("re-queue"));
+        }
+        self.attempt += 1;
+        self.state = State::Queued;
+        Ok(())
+    }
+
+    /// running → failed (`interrupted`): the daemon stopped under it and
+    /// policy says give up.
+    pub fn fail_interrupted(&mut self, now: Timestamp) -> Result<(), IllegalTransition> {
+        let State::Running { started_at, .. } = self.state else {
+            return Err(self.illegal("mark interrupted"));
+        };
+        self.state = State::Failed {
+            reason: FailReason::Interrupted,
+            started_at: Some(started_at),
+            finished_at: now,
+            exit: None,
+            error: Some("the daemon stopped while the job was running".to_owned()),
+        };
+        Ok(())
+    }
+
+    /// terminal → queued with `attempt` + 1: a user asked to run it again.
+    pub fn retry(&mut self) -> Result<(), IllegalTransition> {
+        if !self.state.is_terminal() {
+            return Err(self.illegal("retry"));
+        }
+        self.attempt += 1;
+        self.output_truncated = false;
+        self.state = State::Queued;
+        Ok(())
+    }
+
+    /// The exit code `jobq wait` should give for this job: 0 for success, the
+    /// process's code, 128+n for a signal, 124 for a timeout (like timeout(1)),
+    /// 1 for any other failure, `None` while the job is not terminal.
+    pub fn wait_exit_code(&self) -> Option<i32> {
+        match &self.state {
+            State::Succeeded { .. } => Some(0),
+            State::Failed { reason, exit, .. } => Some(match (reason, exit) {
+                (FailReason::Timeout, _) => 124,
+                (_, Some(Exit::Code(c))) => *c,
+                (_, Some(Exit::Signal(s))) => 128 + s,
+                _ => 1,
+            }),
+            State::Cancelled { exit, .. } => Some(match exit {
+                Some(Exit::Signal(s)) => 128 + s,
+                Some(Exit::Code(c)) if *c != 0 => *c,
+                // SIGTERM's code, like a shell reports a terminated command.
+                _ => 143,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// The name of a signal number (`9` → `"SIGKILL"`), for people and for the
+/// API's `signal` field.
+pub fn signal_name(signal: i32) -> String {
+    let name = match signal {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        5 => "SIGTRAP",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        10 => "SIGUSR1",
+        11 => "SIGSEGV",
+        12 => "SIGUSR2",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        17 => "SIGCHLD",
+        18 => "SIGCONT",
+        19 => "SIGSTOP",
+        20 => "SIGTSTP",
+        24 => "SIGXCPU",
+        25 => "SIGXFSZ",
+        _ => return format!("SIG{signal}"),
+    };
+    name.to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            program: Program::Command(vec!["true".into()]),
+            env: BTreeMap::from([("SECRET".into(), "hunter2".into())]),
+            cwd: None,
+            stdin_bytes: None,
+            queue: "default".into(),
+            priority: 0,
+            run_at: None,
+            timeout: None,
+            retries: 0,
+            backoff: Duration::from_secs(1),
+            after: vec![],
+            idempotency_key: None,
+            name: None,
+            labels: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn debug_hides_env_values() {
+        let shown = format!("{:?}", spec());
+        assert!(shown.contains("SECRET"));
+        assert!(!shown.contains("hunter2"));
+    }
+
+    #[test]
+    fn a_terminal_job_cannot_be_cancelled_or_started() {
+        let now = Timestamp::now();
+        let mut job = Job::new(JobId::new(), 1, spec(), now);
+        job.start(7, now).unwrap();
+        job.finish(Exit::Code(0), now).unwrap();
+        assert!(job.cancel(None, now).is_err());
+        assert!(job.start(8, now).is_err());
+        job.retry().unwrap();
+        assert_eq!(job.attempt, 2);
+        assert_eq!(job.state, State::Queued);
+    }
+
+    #[test]
+    fn wait_exit_codes_follow_timeout_1() {
+        let now = Timestamp::now();
+        let mut job = Job::new(JobId::new(), 1, spec(), now);
+        job.start(7, now).unwrap();
+        job.finish(Exit::Signal(9), now).unwrap();
+        assert_eq!(job.wait_exit_code(), Some(137));
+    }
+
+    #[test]
+    fn ids_parse_back() {
+        let id = JobId::new();
+        assert_eq!(id.to_string().parse::<JobId>().unwrap(), id);
+        assert!("nope".parse::<JobId>().is_err());
+    }
+}
