@@ -181,23 +181,42 @@ fn check_text(field: &str, value: &str, max: usize) -> Result<(), FieldError> {
 impl JobRequest {
     /// Checks every field and builds the spec. `now` resolves `delay`;
     /// `default_backoff` fills a missing `backoff`.
-    pub fn validate(self, now: Timestamp, default_backoff: Duration) -> Result<(JobSpec, Option<Vec<u8>>), FieldError> {
+    pub fn validate(
+        self,
+        now: Timestamp,
+        default_backoff: Duration,
+    ) -> Result<(JobSpec, Option<Vec<u8>>), FieldError> {
         let program = match (self.command, self.shell) {
             (Some(_), Some(_)) => {
-                return Err(FieldError::new("command", "give exactly one of `command` and `shell`, not both"))
+                return Err(FieldError::new(
+                    "command",
+                    "give exactly one of `command` and `shell`, not both",
+                ))
             }
             (None, None) => {
-                return Err(FieldError::new("command", "give one of `command` (an argv array) or `shell` (a string)"))
+                return Err(FieldError::new(
+                    "command",
+                    "give one of `command` (an argv array) or `shell` (a string)",
+                ))
             }
             (Some(argv), None) => {
                 if argv.is_empty() {
-                    return Err(FieldError::new("command", "must name a program: the argv array is empty"));
+                    return Err(FieldError::new(
+                        "command",
+                        "must name a program: the argv array is empty",
+                    ));
                 }
                 if argv[0].is_empty() {
-                    return Err(FieldError::new("command", "the program name (argv[0]) is empty"));
+                    return Err(FieldError::new(
+                        "command",
+                        "the program name (argv[0]) is empty",
+                    ));
                 }
                 if argv.iter().any(|a| a.contains('\0')) {
-                    return Err(FieldError::new("command", "an argument contains a NUL byte"));
+                    return Err(FieldError::new(
+                        "command",
+                        "an argument contains a NUL byte",
+                    ));
                 }
                 Program::Command(argv)
             }
@@ -219,7 +238,10 @@ impl JobRequest {
                 ));
             }
             if v.contains('\0') {
-                return Err(FieldError::new(format!("env.{k}"), "a value must not contain a NUL byte"));
+                return Err(FieldError::new(
+                    format!("env.{k}"),
+                    "a value must not contain a NUL byte",
+                ));
             }
         }
         let cwd = match self.cwd {
@@ -227,10 +249,16 @@ impl JobRequest {
             Some(dir) => {
                 let path = PathBuf::from(&dir);
                 if !path.is_absolute() {
-                    return Err(FieldError::new("cwd", format!("{dir:?} is not an absolute path")));
+                    return Err(FieldError::new(
+                        "cwd",
+                        format!("{dir:?} is not an absolute path"),
+                    ));
                 }
                 if !path.is_dir() {
-                    return Err(FieldError::new("cwd", format!("{dir:?} is not an existing directory")));
+                    return Err(FieldError::new(
+                        "cwd",
+                        format!("{dir:?} is not an existing directory"),
+                    ));
                 }
                 Some(path)
             }
@@ -244,19 +272,28 @@ impl JobRequest {
         }
         let run_at = match (self.run_at, self.delay) {
             (Some(_), Some(_)) => {
-                return Err(FieldError::new("delay", "give at most one of `run_at` and `delay`"))
+                return Err(FieldError::new(
+                    "delay",
+                    "give at most one of `run_at` and `delay`",
+                ))
             }
             (Some(at), None) => Some(at),
             (None, Some(DurationArg(d))) => {
                 let span = jiff::SignedDuration::try_from(d)
                     .map_err(|_| FieldError::new("delay", "too long"))?;
-                Some(now.checked_add(span).map_err(|_| FieldError::new("delay", "too long"))?)
+                Some(
+                    now.checked_add(span)
+                        .map_err(|_| FieldError::new("delay", "too long"))?,
+                )
             }
             (None, None) => None,
         };
         if let Some(DurationArg(t)) = self.timeout {
             if t.is_zero() {
-                return Err(FieldError::new("timeout", "must be longer than 0 (omit it for no limit)"));
+                return Err(FieldError::new(
+                    "timeout",
+                    "must be longer than 0 (omit it for no limit)",
+                ));
             }
         }
         let retries = self.retries.unwrap_or(0);
@@ -265,10 +302,15 @@ impl JobRequest {
         }
         let mut after = Vec::with_capacity(self.after.len());
         if self.after.len() > MAX_AFTER {
-            return Err(FieldError::new("after", format!("at most {MAX_AFTER} jobs")));
+            return Err(FieldError::new(
+                "after",
+                format!("at most {MAX_AFTER} jobs"),
+            ));
         }
         for id in &self.after {
-            let id = id.parse::<JobId>().map_err(|e| FieldError::new("after", e.to_string()))?;
+            let id = id
+                .parse::<JobId>()
+                .map_err(|e| FieldError::new("after", e.to_string()))?;
             if !after.contains(&id) {
                 after.push(id);
             }
@@ -280,12 +322,18 @@ impl JobRequest {
             check_text("name", name, MAX_LABEL_LEN)?;
         }
         if self.labels.len() > MAX_LABELS {
-            return Err(FieldError::new("labels", format!("at most {MAX_LABELS} labels")));
+            return Err(FieldError::new(
+                "labels",
+                format!("at most {MAX_LABELS} labels"),
+            ));
         }
         for (k, v) in &self.labels {
             check_text("labels", k, MAX_LABEL_LEN)?;
             if k.contains(':') {
-                return Err(FieldError::new(format!("labels.{k}"), "a label key must not contain `:`"));
+                return Err(FieldError::new(
+                    format!("labels.{k}"),
+                    "a label key must not contain `:`",
+                ));
             }
             if v.len() > MAX_LABEL_LEN || v.contains('\0') {
                 return Err(FieldError::new(
@@ -388,14 +436,16 @@ impl JobView {
         if !self.is_terminal() {
             return None;
         }
-        Some(match (self.state, self.reason, self.exit_code, &self.signal) {
-            (StateName::Succeeded, ..) => 0,
-            (_, Some(crate::job::FailReason::Timeout), ..) => 124,
-            (_, _, Some(c), _) if c != 0 => c,
-            (_, _, _, Some(sig)) => 128 + signal_number(sig).unwrap_or(0),
-            (StateName::Cancelled, ..) => 143,
-            _ => 1,
-        })
+        Some(
+            match (self.state, self.reason, self.exit_code, &self.signal) {
+                (StateName::Succeeded, ..) => 0,
+                (_, Some(crate::job::FailReason::Timeout), ..) => 124,
+                (_, _, Some(c), _) if c != 0 => c,
+                (_, _, _, Some(sig)) => 128 + signal_number(sig).unwrap_or(0),
+                (StateName::Cancelled, ..) => 143,
+                _ => 1,
+            },
+        )
     }
 }
 
@@ -415,23 +465,39 @@ impl From<&Job> for JobView {
             (None, None, None::<Exit>, None, None, None);
         match &job.state {
             State::Waiting | State::Scheduled { .. } | State::Queued => {}
-            State::Running { pid: p, started_at: s } => {
+            State::Running {
+                pid: p,
+                started_at: s,
+            } => {
                 pid = Some(*p);
                 started_at = Some(*s);
             }
-            State::Succeeded { started_at: s, finished_at: f } => {
+            State::Succeeded {
+                started_at: s,
+                finished_at: f,
+            } => {
                 started_at = Some(*s);
                 finished_at = Some(*f);
                 exit = Some(Exit::Code(0));
             }
-            State::Failed { reason: r, started_at: s, finished_at: f, exit: x, error: e } => {
+            State::Failed {
+                reason: r,
+                started_at: s,
+                finished_at: f,
+                exit: x,
+                error: e,
+            } => {
                 started_at = *s;
                 finished_at = Some(*f);
                 exit = *x;
                 reason = Some(*r);
                 error = e.clone();
             }
-            State::Cancelled { started_at: s, finished_at: f, exit: x } => {
+            State::Cancelled {
+                started_at: s,
+                finished_at: f,
+                exit: x,
+            } => {
                 started_at = *s;
                 finished_at = Some(*f);
                 exit = *x;

@@ -57,7 +57,9 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            listen: DEFAULT_LISTEN.parse().expect("default listen address parses"),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .expect("default listen address parses"),
             data_dir: default_data_dir(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             kill_grace: Duration::from_secs(10),

@@ -410,7 +410,11 @@ impl Job {
     }
 
     /// queued → failed (`spawn`): the process could not be created.
-    pub fn fail_to_spawn(&mut self, error: String, now: Timestamp) -> Result<(), IllegalTransition> {
+    pub fn fail_to_spawn(
+        &mut self,
+        error: String,
+        now: Timestamp,
+    ) -> Result<(), IllegalTransition> {
         if self.state != State::Queued {
             return Err(self.illegal("record a spawn failure"));
         }
@@ -448,6 +452,26 @@ impl Job {
                 exit: Some(exit),
                 error: None,
             },
+        };
+        Ok(())
+    }
+
+    /// running → failed (`timeout`): it ran past its limit and was stopped.
+    pub fn time_out(
+        &mut self,
+        exit: Exit,
+        error: String,
+        now: Timestamp,
+    ) -> Result<(), IllegalTransition> {
+        let State::Running { started_at, .. } = self.state else {
+            return Err(self.illegal("time out"));
+        };
+        self.state = State::Failed {
+            reason: FailReason::Timeout,
+            started_at: Some(started_at),
+            finished_at: now,
+            exit: Some(exit),
+            error: Some(error),
         };
         Ok(())
     }

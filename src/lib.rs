@@ -5,6 +5,14 @@
 //! See docs/architecture.md for how the modules fit together.
 
 pub mod api;
+pub mod cli;
+pub mod client;
 pub mod config;
-pub mod job;
 pub mod daemon;
+pub mod engine;
+pub mod http;
+pub mod job;
+pub mod output;
+pub mod rt;
+pub mod runner;
+pub mod store;

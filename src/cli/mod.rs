@@ -1,0 +1,274 @@
+//! The command line: the clap definitions of every subcommand, the dispatch
+//! of client commands, and the one place that turns their failures into a
+//! `jobq:` line on stderr and an exit code.
+//!
+//! Each client subcommand lives in its own file with its arguments and one
+//! small `run` function, mirroring the API's endpoints; they talk to the
+//! daemon only through [`crate::client`] and print through [`render`].
+//! `jobq serve` is parsed here but run by [`crate::daemon`] (see
+//! `src/main.rs`).
+//!
+//! Exit codes: 0 ok; the job's own code for `wait` and `submit --wait`;
+//! 124 when `wait --timeout` expires; 2 for a client error (bad flags, a
+//! request the daemon refused); 3 when the daemon cannot be reached. A
+//! closed stdout (`jobq list | head -1`) ends the command quietly with 0.
+
+pub mod cancel;
+pub mod list;
+pub mod logs;
+pub mod render;
+pub mod retry;
+pub mod rm;
+pub mod serve;
+pub mod show;
+pub mod submit;
+pub mod wait;
+
+use std::io::{self, Write};
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::client::{Client, ClientError, DEFAULT_SERVER};
+use crate::job::JobId;
+
+/// Shown under `jobq --help`: the exit codes scripts rely on.
+const EXIT_CODES: &str = "\
+Exit codes:
+  0    success
+  N    `wait` and `submit --wait`: the job's exit code (128+n for signal n,
+       124 for a timeout, 143 for a cancelled job)
+  2    bad usage, or the daemon refused the request
+  3    the daemon cannot be reached";
+
+/// `jobq`: the whole command line.
+#[derive(Parser)]
+#[command(
+    name = "jobq",
+    version,
+    about = "A job queue daemon and its client",
+    long_about = "A job queue daemon and its client.\n\n\
+        `jobq serve` runs the daemon; the other commands talk to it over HTTP.",
+    after_help = EXIT_CODES,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// Where client commands send their requests.
+    #[command(flatten)]
+    pub client: ClientOpts,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options of every client command (accepted anywhere on the line).
+///
+/// No `Debug`: it holds the token.
+#[derive(Args)]
+pub struct ClientOpts {
+    /// URL of the jobq daemon
+    #[arg(
+        long,
+        global = true,
+        env = "JOBQ_SERVER",
+        hide_env_values = true,
+        default_value = DEFAULT_SERVER,
+        value_name = "URL",
+        help_heading = "Client options"
+    )]
+    pub server: String,
+    /// API token, sent as `Authorization: Bearer TOKEN`
+    #[arg(
+        long,
+        global = true,
+        env = "JOBQ_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN",
+        help_heading = "Client options"
+    )]
+    pub token: Option<String>,
+}
+
+/// Every subcommand: the daemon, then the client commands.
+// Built once per process, so the size difference between variants that
+// clippy warns about costs nothing; boxing would only add noise.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon
+    Serve(serve::ServeArgs),
+    /// A command that talks to a running daemon.
+    #[command(flatten)]
+    Client(ClientCommand),
+}
+
+/// The commands that talk to the daemon; one file each.
+#[allow(clippy::large_enum_variant)] // see `Command`
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Submit a job; print its id
+    Submit(submit::SubmitArgs),
+    /// List jobs, newest first
+    List(list::ListArgs),
+    /// Show one job
+    Show(show::ShowArgs),
+    /// Print a job's output so far
+    Logs(logs::LogsArgs),
+    /// Wait for jobs to end; exit with their exit code
+    Wait(wait::WaitArgs),
+    /// Cancel jobs (a running one is stopped)
+    Cancel(cancel::CancelArgs),
+    /// Run ended jobs again
+    Retry(retry::RetryArgs),
+    /// Forget ended jobs and their output
+    Rm(rm::RmArgs),
+}
+
+/// Why a client command did not complete; each kind has its exit code.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// The daemon could not be reached or refused the request.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// The arguments are wrong in a way clap cannot see (an unreadable
+    /// `--stdin` file, say).
+    #[error("{0}")]
+    Usage(String),
+    /// Writing to stdout failed; a broken pipe is not reported.
+    #[error("cannot write to stdout: {}", crate::client::io_reason(.0))]
+    Stdout(#[from] io::Error),
+    /// `wait --timeout` expired before the jobs ended.
+    #[error("{0}")]
+    TimedOut(String),
+}
+
+impl CliError {
+    /// The process exit code for this failure (see the module doc).
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            CliError::Client(e) => e.exit_code(),
+            CliError::Usage(_) => 2,
+            CliError::Stdout(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+            CliError::Stdout(_) => 2,
+            CliError::TimedOut(_) => 124,
+        }
+    }
+}
+
+/// Runs a client command against the daemon named by `opts`; reports any
+/// failure on stderr and returns the process exit code.
+pub fn run(opts: &ClientOpts, command: ClientCommand) -> i32 {
+    match dispatch(opts, command) {
+        Ok(code) => code,
+        Err(err) => report(&err),
+    }
+}
+
+fn dispatch(opts: &ClientOpts, command: ClientCommand) -> Result<i32, CliError> {
+    let client = Client::new(&opts.server, opts.token.clone())?;
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let code = match command {
+        ClientCommand::Submit(args) => submit::run(&client, args, &mut out)?,
+        ClientCommand::List(args) => list::run(&client, args, &mut out)?,
+        ClientCommand::Show(args) => show::run(&client, args, &mut out)?,
+        ClientCommand::Logs(args) => logs::run(&client, args, &mut out)?,
+        ClientCommand::Wait(args) => wait::run(&client, args, &mut out)?,
+        ClientCommand::Cancel(args) => cancel::run(&client, args, &mut out)?,
+        ClientCommand::Retry(args) => retry::run(&client, args, &mut out)?,
+        ClientCommand::Rm(args) => rm::run(&client, args, &mut out)?,
+    };
+    out.flush()?;
+    Ok(code)
+}
+
+/// Prints `jobq: <error>` (except for a broken pipe) and returns the exit
+/// code.
+fn report(err: &CliError) -> i32 {
+    let quiet = matches!(err, CliError::Stdout(e) if e.kind() == io::ErrorKind::BrokenPipe);
+    if !quiet {
+        // If stderr is gone too there is no one left to tell.
+        let _ = writeln!(io::stderr(), "jobq: {err}");
+    }
+    err.exit_code()
+}
+
+/// Runs `action` on each job id in turn, printing the id of each job it
+/// succeeded on. A refused job does not stop the others: its error is
+/// printed and the exit code is the first error's. An unreachable daemon
+/// stops the loop, since every later request would fail the same way.
+fn for_each_id(
+    ids: &[String],
+    verb: &str,
+    out: &mut dyn Write,
+    mut action: impl FnMut(&str) -> Result<(), ClientError>,
+) -> Result<i32, CliError> {
+    let mut code = 0;
+    for id in ids {
+        match action(id) {
+            Ok(()) => {
+                writeln!(out, "{id}")?;
+            }
+            Err(err @ ClientError::Unreachable { .. }) => return Err(err.into()),
+            Err(err) => {
+                // The daemon's message usually names the job already.
+                let message = err.to_string();
+                let _ = if message.contains(id.as_str()) {
+                    writeln!(io::stderr(), "jobq: {message}")
+                } else {
+                    writeln!(io::stderr(), "jobq: cannot {verb} {id}: {message}")
+                };
+                if code == 0 {
+                    code = err.exit_code();
+                }
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// clap value parser for job ids: rejects a typo before any request, and
+/// keeps ids safe to put in a URL path.
+pub fn job_id(s: &str) -> Result<String, String> {
+    s.trim()
+        .parse::<JobId>()
+        .map(|id| id.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// clap value parser for durations (`90s`, `1h30m`, a number of seconds),
+/// with the API's own syntax.
+pub fn duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::api::parse_duration(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn job_ids_are_checked_and_canonical() {
+        let id = "0192F1C4-8A6E-7C3B-9D1E-3F5A7B9C1D2E";
+        assert_eq!(job_id(id).unwrap(), id.to_lowercase());
+        assert!(job_id("nope").unwrap_err().contains("not a job id"));
+    }
+
+    #[test]
+    fn a_broken_pipe_exits_quietly_with_0() {
+        let err = CliError::Stdout(io::Error::from(io::ErrorKind::BrokenPipe));
+        assert_eq!(report(&err), 0);
+    }
+
+    #[test]
+    fn global_options_go_before_or_after_the_subcommand() {
+        let before = Cli::try_parse_from(["jobq", "--server", "http://h:1", "list"]).unwrap();
+        let after = Cli::try_parse_from(["jobq", "list", "--server", "http://h:1"]).unwrap();
+        assert_eq!(before.client.server, "http://h:1");
+        assert_eq!(after.client.server, "http://h:1");
+    }
+}

@@ -1,0 +1,294 @@
+//! `jobq submit`: turns flags into an [`api::JobRequest`](crate::api::JobRequest)
+//! and posts it (`POST /v1/jobs`).
+//!
+//! Only what the daemon cannot do is done here: relative `--cwd` paths are
+//! made absolute against the client's directory, and `--stdin` is read from
+//! the client's files. Everything else (queue names, limits, whether `cwd`
+//! exists) is the daemon's to check, so the rules live in one place.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgGroup, Args};
+use jiff::Timestamp;
+
+use super::{duration, job_id, render, wait, CliError};
+use crate::api::{DurationArg, JobRequest};
+use crate::client::{io_reason, Client};
+
+/// Options of `jobq submit`.
+#[derive(Debug, Args)]
+#[command(
+    override_usage = "jobq submit [OPTIONS] [--] CMD [ARG]...\n       jobq submit [OPTIONS] --shell LINE",
+    group(ArgGroup::new("program").required(true).args(["shell", "command"])),
+    after_help = "Options go before CMD: everything from CMD on is the job's argv.\n\
+        Prints the new job's id, or the job as JSON with --json."
+)]
+pub struct SubmitArgs {
+    /// Run LINE with the daemon's shell (`sh -c LINE`) instead of CMD
+    #[arg(long, value_name = "LINE")]
+    pub shell: Option<String>,
+    /// Queue to run in [default: default]
+    #[arg(long, short, value_name = "Q")]
+    pub queue: Option<String>,
+    /// Higher runs first; ties run in submission order [default: 0]
+    #[arg(long, short, value_name = "N", allow_negative_numbers = true)]
+    pub priority: Option<i32>,
+    /// Do not start before D from now (`90s`, `1h30m`)
+    #[arg(long, value_name = "D", value_parser = duration, conflicts_with = "at")]
+    pub delay: Option<Duration>,
+    /// Do not start before TIME (RFC 3339: 2030-01-02T15:04:05Z)
+    #[arg(long, value_name = "TIME", value_parser = timestamp)]
+    pub at: Option<Timestamp>,
+    /// Kill an attempt that runs longer than D
+    #[arg(long, value_name = "D", value_parser = duration)]
+    pub timeout: Option<Duration>,
+    /// Extra attempts after a failed one [default: 0]
+    #[arg(long, value_name = "N")]
+    pub retries: Option<u32>,
+    /// Delay before the first retry, doubled for each next one [default: the daemon's, 1s]
+    #[arg(long, value_name = "D", value_parser = duration)]
+    pub backoff: Option<Duration>,
+    /// Start only after job ID succeeded (repeatable)
+    #[arg(long, value_name = "ID", value_parser = job_id)]
+    pub after: Vec<String>,
+    /// Set an environment variable for the job (repeatable)
+    #[arg(long, short, value_name = "K=V", value_parser = key_value)]
+    pub env: Vec<(String, String)>,
+    /// Working directory, relative to here if relative [default: the daemon's work dir]
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<PathBuf>,
+    /// Feed FILE to the job's stdin (`-`: this command's stdin); must be UTF-8 text
+    #[arg(long, value_name = "FILE")]
+    pub stdin: Option<PathBuf>,
+    /// A name for people, shown by `list` instead of the command
+    #[arg(long, value_name = "S")]
+    pub name: Option<String>,
+    /// Attach a label, filterable in listings (repeatable)
+    #[arg(long, short, value_name = "K=V", value_parser = key_value)]
+    pub label: Vec<(String, String)>,
+    /// Idempotency key: a second submit with the same KEY returns the first job
+    #[arg(long, value_name = "KEY")]
+    pub key: Option<String>,
+    /// Wait for the job to end, then exit with its exit code
+    #[arg(long, short)]
+    pub wait: bool,
+    /// Print the job as JSON (with --wait, the job as it ended)
+    #[arg(long)]
+    pub json: bool,
+    /// The program and its arguments, run without a shell
+    #[arg(value_name = "CMD", trailing_var_arg = true, num_args = 1..)]
+    pub command: Vec<String>,
+}
+
+/// Submits the job; prints its id (or JSON). With `--wait`, returns the
+/// job's exit code once it ends.
+pub fn run(client: &Client, args: SubmitArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    let (wait, json) = (args.wait, args.json);
+    let request = request(args)?;
+    let job = client.submit(&request)?;
+    if !wait {
+        if json {
+            render::json(out, &job.json)?;
+        } else {
+            writeln!(out, "{}", job.value.id)?;
+        }
+        return Ok(0);
+    }
+    if !json {
+        // Now, not at the end: a script may want the id while it waits.
+        writeln!(out, "{}", job.value.id)?;
+        out.flush()?;
+    }
+    let ended = match wait::until_terminal(client, &job.value.id, None)? {
+        wait::Waited::Done(job) => job,
+        wait::Waited::TimedOut(_) => unreachable!("no deadline was given"),
+    };
+    if json {
+        render::json(out, &ended.json)?;
+    }
+    Ok(ended.value.wait_exit_code().unwrap_or(1))
+}
+
+/// The request the flags describe.
+fn request(args: SubmitArgs) -> Result<JobRequest, CliError> {
+    let cwd = match &args.cwd {
+        Some(dir) => Some(absolute_utf8(dir)?),
+        None => None,
+    };
+    let stdin = match &args.stdin {
+        Some(path) => Some(read_stdin(path)?),
+        None => None,
+    };
+    Ok(JobRequest {
+        command: (!args.command.is_empty()).then_some(args.command),
+        shell: args.shell,
+        env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
+        cwd,
+        stdin,
+        queue: args.queue,
+        priority: args.priority,
+        run_at: args.at,
+        delay: args.delay.map(DurationArg),
+        timeout: args.timeout.map(DurationArg),
+        retries: args.retries,
+        backoff: args.backoff.map(DurationArg),
+        after: args.after,
+        idempotency_key: args.key,
+        name: args.name,
+        labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
+    })
+}
+
+/// `--cwd` as the daemon needs it: absolute (the daemon has its own current
+/// directory) and UTF-8 (JSON strings are).
+fn absolute_utf8(dir: &Path) -> Result<String, CliError> {
+    let path = std::path::absolute(dir)
+        .map_err(|e| CliError::Usage(format!("--cwd {}: {}", dir.display(), io_reason(&e))))?;
+    path.into_os_string().into_string().map_err(|p| {
+        CliError::Usage(format!(
+            "--cwd {}: the path is not valid UTF-8",
+            p.to_string_lossy()
+        ))
+    })
+}
+
+/// The bytes of `--stdin FILE` (`-` is this process's stdin), which must be
+/// UTF-8: the API carries stdin as a JSON string.
+fn read_stdin(path: &Path) -> Result<String, CliError> {
+    let mut bytes = Vec::new();
+    let read = if path == Path::new("-") {
+        std::io::stdin().lock().read_to_end(&mut bytes)
+    } else {
+        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
+    };
+    read.map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read --stdin {}: {}",
+            path.display(),
+            io_reason(&e)
+        ))
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        CliError::Usage(format!(
+            "--stdin {}: not valid UTF-8 text (byte {}); the API carries stdin as a JSON string, so binary input must be encoded first (base64, say)",
+            path.display(),
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
+/// clap value parser for `K=V` flags.
+fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected K=V, got {s:?}")),
+    }
+}
+
+/// clap value parser for `--at`.
+fn timestamp(s: &str) -> Result<Timestamp, String> {
+    s.parse::<Timestamp>()
+        .map_err(|_| format!("{s:?} is not an RFC 3339 time such as 2030-01-02T15:04:05Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    use crate::cli::{Cli, ClientCommand, Command};
+
+    fn parse(args: &[&str]) -> Result<SubmitArgs, clap::Error> {
+        let cli = Cli::try_parse_from(["jobq", "submit"].iter().chain(args))?;
+        match cli.command {
+            Command::Client(ClientCommand::Submit(a)) => Ok(a),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn options_before_the_command_and_the_command_verbatim() {
+        let a = parse(&[
+            "-q", "batch", "--env", "A=1=2", "--", "echo", "-n", "--json",
+        ])
+        .unwrap();
+        assert_eq!(a.queue.as_deref(), Some("batch"));
+        assert_eq!(a.command, ["echo", "-n", "--json"]);
+        assert!(!a.json);
+        let a = parse(&["--json", "ls", "-l"]).unwrap();
+        assert!(a.json);
+        assert_eq!(a.command, ["ls", "-l"]);
+        let req = request(parse(&["--env", "A=1=2", "true"]).unwrap()).unwrap();
+        assert_eq!(req.env["A"], "1=2");
+    }
+
+    #[test]
+    fn exactly_one_of_shell_and_command() {
+        assert!(parse(&["--shell", "echo hi", "echo"]).is_err());
+        assert!(parse(&["--queue", "q"]).is_err());
+        let req = request(parse(&["--shell", "echo hi | wc"]).unwrap()).unwrap();
+        assert_eq!(req.shell.as_deref(), Some("echo hi | wc"));
+        assert_eq!(req.command, None);
+    }
+
+    #[test]
+    fn flags_map_to_the_request() {
+        let a = parse(&[
+            "--priority",
+            "-5",
+            "--delay",
+            "90s",
+            "--timeout",
+            "1m",
+            "--retries",
+            "2",
+            "--after",
+            "0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e",
+            "--label",
+            "k=v",
+            "--key",
+            "once",
+            "--name",
+            "n",
+            "true",
+        ])
+        .unwrap();
+        let req = request(a).unwrap();
+        assert_eq!(req.priority, Some(-5));
+        assert_eq!(req.delay, Some(DurationArg(Duration::from_secs(90))));
+        assert_eq!(req.timeout, Some(DurationArg(Duration::from_secs(60))));
+        assert_eq!(req.retries, Some(2));
+        assert_eq!(req.after.len(), 1);
+        assert_eq!(req.labels["k"], "v");
+        assert_eq!(req.idempotency_key.as_deref(), Some("once"));
+        assert!(parse(&["--delay", "1s", "--at", "2030-01-02T15:04:05Z", "true"]).is_err());
+        assert!(parse(&["--at", "tomorrow", "true"]).is_err());
+        assert!(parse(&["--after", "nope", "true"]).is_err());
+        assert!(parse(&["--env", "novalue", "true"]).is_err());
+    }
+
+    #[test]
+    fn a_relative_cwd_is_made_absolute_here() {
+        let req = request(parse(&["--cwd", "sub/dir", "true"]).unwrap()).unwrap();
+        let expected = std::env::current_dir().unwrap().join("sub/dir");
+        assert_eq!(req.cwd.as_deref(), expected.to_str());
+    }
+
+    #[test]
+    fn stdin_must_be_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = dir.path().join("text");
+        std::fs::write(&text, "héllo\n").unwrap();
+        assert_eq!(read_stdin(&text).unwrap(), "héllo\n");
+        let binary = dir.path().join("binary");
+        std::fs::write(&binary, b"ok\xff").unwrap();
+        let err = read_stdin(&binary).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("not valid UTF-8"), "{err}");
+        let err = read_stdin(&dir.path().join("missing")).unwrap_err();
+        assert!(err.to_string().starts_with("cannot read --stdin"), "{err}");
+    }
+}

@@ -1,0 +1,205 @@
+//! Handlers of `/v1/jobs…`: one small function per endpoint, each parsing
+//! its input, calling the engine and shaping the answer.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tide::{Body, Request, Response, StatusCode};
+
+use super::{json, parse_json, read_body, ApiError, AppState, Reply};
+use crate::api::{parse_duration, JobList, JobRequest, JobView};
+use crate::engine::ListQuery;
+use crate::job::{JobId, StateName};
+use crate::store::StreamFilter;
+
+/// Default page size of `GET /v1/jobs` (API.md).
+const DEFAULT_LIMIT: usize = 100;
+/// Largest page size (API.md).
+const MAX_LIMIT: usize = 1000;
+/// Longest long-poll (`GET /v1/jobs/{id}?wait=`): long enough to be cheap,
+/// short enough that proxies and clients do not time the request out.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+/// Most output bytes one plain read returns; read on with `offset`.
+const MAX_OUTPUT_READ: usize = 256 * 1024 * 1024;
+
+fn job_id(req: &Request<AppState>) -> Result<JobId, ApiError> {
+    let raw = req.param("id").unwrap_or_default();
+    raw.parse()
+        .map_err(|_| ApiError::not_found(format!("no job {raw:?}: not a job id")))
+}
+
+/// Query parameters as pairs, refusing any not in `known`.
+fn query(req: &Request<AppState>, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+    let pairs: Vec<(String, String)> = req
+        .url()
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    if let Some((k, _)) = pairs.iter().find(|(k, _)| !known.contains(&k.as_str())) {
+        return Err(ApiError::field(
+            k.clone(),
+            format!("unknown query parameter {k:?}; known: {}", known.join(", ")),
+        ));
+    }
+    Ok(pairs)
+}
+
+fn job_json(status: StatusCode, job: &crate::job::Job) -> Response {
+    json(status, &JobView::from(job))
+}
+
+/// `POST /v1/jobs`.
+pub async fn submit(mut req: Request<AppState>) -> Reply {
+    query(&req, &[])?;
+    let body = read_body(&mut req).await?;
+    let request: JobRequest = parse_json(&body)?;
+    let (spec, stdin) = request.validate(Timestamp::now(), req.state().engine.default_backoff())?;
+    let job = req.state().engine.submit(spec, stdin).await?;
+    let mut res = job_json(StatusCode::Created, &job);
+    res.insert_header("Location", format!("/v1/jobs/{}", job.id));
+    Ok(res)
+}
+
+/// `GET /v1/jobs`.
+pub async fn list(req: Request<AppState>) -> Reply {
+    let mut q = ListQuery {
+        limit: DEFAULT_LIMIT,
+        ..ListQuery::default()
+    };
+    for (k, v) in query(&req, &["state", "queue", "label", "limit", "cursor"])? {
+        match k.as_str() {
+            "state" => {
+                for name in v.split(',').filter(|s| !s.is_empty()) {
+                    q.states.push(
+                        name.parse::<StateName>()
+                            .map_err(|e| ApiError::field("state", e))?,
+                    );
+                }
+            }
+            "queue" => q.queue = Some(v),
+            "label" => {
+                let (key, value) = v
+                    .split_once(':')
+                    .ok_or_else(|| ApiError::field("label", format!("{v:?} is not key:value")))?;
+                q.labels.push((key.to_owned(), value.to_owned()));
+            }
+            "limit" => {
+                q.limit = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_LIMIT).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::field(
+                            "limit",
+                            format!("{v:?} is not a number from 1 to {MAX_LIMIT}"),
+                        )
+                    })?;
+            }
+            "cursor" => {
+                q.before = Some(v.parse().map_err(|_| {
+                    ApiError::field(
+                        "cursor",
+                        format!("{v:?} is not a cursor from a previous page"),
+                    )
+                })?);
+            }
+            _ => unreachable!("query() refuses unknown parameters"),
+        }
+    }
+    let page = req.state().engine.list(&q)?;
+    Ok(json(
+        StatusCode::Ok,
+        &JobList {
+            jobs: page.jobs.iter().map(JobView::from).collect(),
+            next_cursor: page.next.map(|id| id.to_string()),
+        },
+    ))
+}
+
+/// `GET /v1/jobs/{id}`; with `?wait=D`, answers once the job is terminal or
+/// after D, whichever comes first (a long poll for `jobq wait`).
+pub async fn get(req: Request<AppState>) -> Reply {
+    let id = job_id(&req)?;
+    let mut wait = None;
+    for (k, v) in query(&req, &["wait"])? {
+        if k == "wait" {
+            let d = parse_duration(&v).map_err(|e| ApiError::field("wait", e))?;
+            if d > MAX_WAIT {
+                return Err(ApiError::field(
+                    "wait",
+                    "at most 5m; ask again to wait longer",
+                ));
+            }
+            wait = Some(d);
+        }
+    }
+    let engine = &req.state().engine;
+    let job = match wait {
+        Some(d) => engine.wait(&id, d).await?,
+        None => engine.get(&id)?,
+    };
+    Ok(job_json(StatusCode::Ok, &job))
+}
+
+/// `POST /v1/jobs/{id}/cancel`.
+pub async fn cancel(req: Request<AppState>) -> Reply {
+    query(&req, &[])?;
+    let id = job_id(&req)?;
+    let job = req.state().engine.cancel(&id).await?;
+    Ok(job_json(StatusCode::Ok, &job))
+}
+
+/// `POST /v1/jobs/{id}/retry`.
+pub async fn retry(req: Request<AppState>) -> Reply {
+    query(&req, &[])?;
+    let id = job_id(&req)?;
+    let job = req.state().engine.retry(&id).await?;
+    Ok(job_json(StatusCode::Ok, &job))
+}
+
+/// `DELETE /v1/jobs/{id}`.
+pub async fn remove(req: Request<AppState>) -> Reply {
+    query(&req, &[])?;
+    let id = job_id(&req)?;
+    req.state().engine.remove(&id).await?;
+    Ok(Response::new(StatusCode::NoContent))
+}
+
+/// `GET /v1/jobs/{id}/output`.
+pub async fn output(req: Request<AppState>) -> Reply {
+    let id = job_id(&req)?;
+    let mut filter = StreamFilter::All;
+    let mut offset = 0u64;
+    for (k, v) in query(&req, &["stream", "offset"])? {
+        match k.as_str() {
+            "stream" => {
+                filter = match v.as_str() {
+                    "stdout" => StreamFilter::Stdout,
+                    "stderr" => StreamFilter::Stderr,
+                    "all" => StreamFilter::All,
+                    _ => {
+                        return Err(ApiError::field(
+                            "stream",
+                            format!("{v:?} is not one of stdout, stderr, all"),
+                        ))
+                    }
+                }
+            }
+            "offset" => {
+                offset = v.parse().map_err(|_| {
+                    ApiError::field("offset", format!("{v:?} is not a byte offset ≥ 0"))
+                })?
+            }
+            _ => unreachable!("query() refuses unknown parameters"),
+        }
+    }
+    let engine = &req.state().engine;
+    engine.get(&id)?;
+    let bytes = engine
+        .store()
+        .read_output(&id, filter, offset, MAX_OUTPUT_READ)?;
+    let mut res = Response::new(StatusCode::Ok);
+    res.set_body(Body::from_bytes(bytes));
+    res.set_content_type("application/octet-stream");
+    Ok(res)
+}

@@ -1,0 +1,208 @@
+//! The HTTP API (API.md) on tide: the route table, request-body limits, JSON
+//! errors. The only module that names tide; handlers are thin and call the
+//! engine.
+
+mod error;
+mod jobs;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use futures_lite::AsyncReadExt;
+use serde::de::DeserializeOwned;
+use tide::{Body, Request, Response, StatusCode};
+
+use crate::api::{ErrorCode, Health};
+use crate::engine::Engine;
+
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The job engine.
+    pub engine: Engine,
+    /// Largest accepted request body, in bytes.
+    pub max_body: u64,
+    /// Set once the store is open and recovery is done (`/readyz`).
+    pub ready: Arc<AtomicBool>,
+}
+
+/// A handler's outcome before it becomes a response.
+type Reply = Result<Response, ApiError>;
+
+/// Builds the application: every route of API.md that exists so far.
+pub fn app(state: AppState) -> tide::Server<AppState> {
+    let mut app = tide::with_state(state);
+    app.with(tide::utils::After(json_for_bare_errors));
+    app.at("/healthz").get(|_| async {
+        Ok(json(
+            StatusCode::Ok,
+            &Health {
+                status: "ok".into(),
+            },
+        ))
+    });
+    app.at("/readyz").get(readyz);
+    app.at("/v1/jobs")
+        .post(handle(jobs::submit))
+        .get(handle(jobs::list));
+    app.at("/v1/jobs/:id")
+        .get(handle(jobs::get))
+        .delete(handle(jobs::remove));
+    app.at("/v1/jobs/:id/cancel").post(handle(jobs::cancel));
+    app.at("/v1/jobs/:id/retry").post(handle(jobs::retry));
+    app.at("/v1/jobs/:id/output").get(handle(jobs::output));
+    app
+}
+
+/// Serves `app` on an already bound listener until the future is dropped.
+pub async fn serve(state: AppState, listener: std::net::TcpListener) -> std::io::Result<()> {
+    let listener = async_std::net::TcpListener::from(listener);
+    app(state).listen(listener).await
+}
+
+/// The address a std listener is bound to (for `jobq.addr`).
+pub fn bound_addr(listener: &std::net::TcpListener) -> std::io::Result<SocketAddr> {
+    listener.local_addr()
+}
+
+/// Adapts a handler returning [`Reply`] to tide, so errors always become the
+/// JSON error body.
+fn handle<F, Fut>(f: F) -> impl tide::Endpoint<AppState>
+where
+    F: Fn(Request<AppState>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Reply> + Send + 'static,
+{
+    move |req: Request<AppState>| {
+        let f = f.clone();
+        async move { Ok(f(req).await.unwrap_or_else(ApiError::into_response)) }
+    }
+}
+
+async fn readyz(req: Request<AppState>) -> tide::Result {
+    let state = req.state();
+    Ok(if state.engine.is_stopping() {
+        json(
+            StatusCode::ServiceUnavailable,
+            &Health {
+                status: "shutting down".into(),
+            },
+        )
+    } else if state.ready.load(Ordering::SeqCst) {
+        json(
+            StatusCode::Ok,
+            &Health {
+                status: "ok".into(),
+            },
+        )
+    } else {
+        json(
+            StatusCode::ServiceUnavailable,
+            &Health {
+                status: "recovering".into(),
+            },
+        )
+    })
+}
+
+/// tide answers unknown routes and methods with an empty body; give them the
+/// JSON error body like every other error.
+async fn json_for_bare_errors(res: Response) -> tide::Result {
+    let bare =
+        res.is_empty().unwrap_or(false) || res.len().is_none() && res.status().is_client_error();
+    Ok(match res.status() {
+        StatusCode::NotFound if bare => ApiError::not_found("no such route").into_response(),
+        StatusCode::MethodNotAllowed if bare => ApiError::new(
+            StatusCode::MethodNotAllowed,
+            ErrorCode::InvalidField,
+            "method not allowed on this route",
+        )
+        .into_response(),
+        _ => res,
+    })
+}
+
+/// A JSON response.
+fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
+    let mut res = Response::new(status);
+    match Body::from_json(value) {
+        Ok(body) => res.set_body(body),
+        Err(e) => {
+            return ApiError::new(
+                StatusCode::InternalServerError,
+                ErrorCode::Internal,
+                e.to_string(),
+            )
+            .into_response()
+        }
+    }
+    res
+}
+
+/// Reads the body, refusing more than `max_body` bytes with 413.
+async fn read_body(req: &mut Request<AppState>) -> Result<Vec<u8>, ApiError> {
+    let max = req.state().max_body;
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PayloadTooLarge,
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than the limit of {max} bytes (config max_body)"),
+        )
+    };
+    if req.len().is_some_and(|len| len as u64 > max) {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    req.take_body()
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .map_err(|e| {
+            ApiError::new(
+                StatusCode::BadRequest,
+                ErrorCode::InvalidJson,
+                format!("cannot read the body: {e}"),
+            )
+        })?;
+    if bytes.len() as u64 > max {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+/// Parses a JSON body into `T`, naming the field at fault on error.
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BadRequest,
+            ErrorCode::InvalidJson,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    if !value.is_object() {
+        return Err(ApiError::new(
+            StatusCode::BadRequest,
+            ErrorCode::InvalidJson,
+            "the body must be a JSON object",
+        ));
+    }
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let message = e.inner().to_string();
+        let unknown = message
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned);
+        // serde_path_to_error already ends the path with an unknown field's
+        // name in some versions and not in others; name it exactly once.
+        let field = match (unknown, path.as_str()) {
+            (Some(name), ".") => name,
+            (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
+            (Some(name), parent) => format!("{parent}.{name}"),
+            (None, path) => path.to_owned(),
+        };
+        ApiError::field(field.clone(), format!("{field}: {message}"))
+    })
+}

@@ -1,0 +1,117 @@
+//! Order-preserving key encodings: byte order of a key is the order jobq
+//! wants to walk them in, so sled's sorted iteration does the sorting.
+
+use crate::job::JobId;
+
+/// Prefix of job records: `j` + id. Ids are UUIDv7, so keys sort by age.
+pub const JOB: u8 = b'j';
+/// Prefix of the ready index: `r` + queue + 0 + priority + seq → id.
+pub const READY: u8 = b'r';
+/// Prefix of the running index: `n` + id → process group id.
+pub const RUNNING: u8 = b'n';
+/// Prefix of a job's stdin bytes: `i` + id.
+pub const STDIN: u8 = b'i';
+/// Prefix of store metadata: `m` + name.
+pub const META: u8 = b'm';
+
+/// `prefix` + id.
+pub fn by_id(prefix: u8, id: &JobId) -> [u8; 17] {
+    let mut key = [0u8; 17];
+    key[0] = prefix;
+    key[1..].copy_from_slice(id.as_bytes());
+    key
+}
+
+/// The id in a `by_id` key.
+pub fn id_of(key: &[u8]) -> Option<JobId> {
+    let bytes: [u8; 16] = key.get(1..17)?.try_into().ok()?;
+    Some(JobId::from_bytes(bytes))
+}
+
+/// Maps a priority so that byte order is descending priority: flip the sign
+/// bit (signed → unsigned order), then invert (ascending → descending).
+pub fn priority_bytes(priority: i32) -> [u8; 4] {
+    (!((priority as u32) ^ 0x8000_0000)).to_be_bytes()
+}
+
+/// Inverse of [`priority_bytes`].
+pub fn priority_from(bytes: [u8; 4]) -> i32 {
+    ((!u32::from_be_bytes(bytes)) ^ 0x8000_0000) as i32
+}
+
+/// The ready-index key: sorts by queue, then priority (high first), then
+/// submission order (FIFO). Queue names never contain a 0 byte.
+pub fn ready(queue: &str, priority: i32, seq: u64) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + queue.len() + 1 + 4 + 8);
+    key.push(READY);
+    key.extend_from_slice(queue.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&priority_bytes(priority));
+    key.extend_from_slice(&seq.to_be_bytes());
+    key
+}
+
+/// Splits a ready-index key into (queue, priority, seq).
+pub fn parse_ready(key: &[u8]) -> Option<(String, i32, u64)> {
+    let rest = key.strip_prefix(&[READY])?;
+    let nul = rest.iter().position(|b| *b == 0)?;
+    let queue = std::str::from_utf8(&rest[..nul]).ok()?.to_owned();
+    let tail = &rest[nul + 1..];
+    if tail.len() != 12 {
+        return None;
+    }
+    let priority = priority_from(tail[..4].try_into().ok()?);
+    let seq = u64::from_be_bytes(tail[4..].try_into().ok()?);
+    Some((queue, priority, seq))
+}
+
+/// Output chunk key: id + chunk number, so a job's chunks are contiguous
+/// and in the order they were produced.
+pub fn output(id: &JobId, chunk: u64) -> [u8; 24] {
+    let mut key = [0u8; 24];
+    key[..16].copy_from_slice(id.as_bytes());
+    key[16..].copy_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn higher_priority_sorts_first_then_fifo() {
+        let mut keys = [
+            ready("q", -5, 1),
+            ready("q", 10, 3),
+            ready("q", 10, 2),
+            ready("q", i32::MAX, 9),
+            ready("q", i32::MIN, 0),
+            ready("q", 0, 4),
+        ];
+        keys.sort();
+        let order: Vec<(i32, u64)> = keys
+            .iter()
+            .map(|k| {
+                let (_, p, s) = parse_ready(k).unwrap();
+                (p, s)
+            })
+            .collect();
+        assert_eq!(
+            order,
+            vec![
+                (i32::MAX, 9),
+                (10, 2),
+                (10, 3),
+                (0, 4),
+                (-5, 1),
+                (i32::MIN, 0)
+            ]
+        );
+    }
+
+    #[test]
+    fn queue_names_do_not_interleave() {
+        // "a" must not mix with "a.b": the 0 separator sorts before any name byte.
+        assert!(ready("a", i32::MIN, u64::MAX) < ready("a.b", i32::MAX, 0));
+    }
+}

@@ -1,0 +1,499 @@
+//! The durable model: every job record, the indexes the scheduler and
+//! recovery need, each job's stdin and output. The only module that knows
+//! sled; another engine could stand in behind the same methods.
+//!
+//! Layout (one sled tree `jobq` for records and indexes, so one atomic batch
+//! covers a job and its index entries; one tree `output` for output chunks,
+//! which are many and never need to be atomic with anything):
+//!
+//! | key | value |
+//! | --- | --- |
+//! | `j` id | the job, JSON |
+//! | `r` queue 0 priority seq | id: the ready index (queued jobs only) |
+//! | `n` id | process group id: the running index, read by recovery |
+//! | `i` id | stdin bytes |
+//! | `m` name | metadata (`format`) |
+//! | output: id chunk# | stream byte + data |
+//!
+//! Writes land in memory and reach disk at the next flush; callers that
+//! promise durability await [`Store::sync`], which shares one fsync among
+//! all concurrent callers (see [`commit`]).
+
+mod commit;
+pub mod keys;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::job::{Job, JobId, State};
+
+/// The on-disk format this build writes. Bump it with a migration in
+/// [`Store::migrate`] when the layout or the record encoding changes.
+pub const FORMAT_VERSION: u32 = 1;
+/// sled's page cache: bounds the daemon's memory for the store. 256 MiB
+/// keeps a million queued jobs' hot pages while leaving RSS well under 1 GiB.
+const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Which stream an output chunk came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stream {
+    /// The job's stdout.
+    Stdout,
+    /// The job's stderr.
+    Stderr,
+}
+
+impl Stream {
+    fn tag(self) -> u8 {
+        match self {
+            Stream::Stdout => b'o',
+            Stream::Stderr => b'e',
+        }
+    }
+
+    fn from_tag(tag: u8) -> Option<Stream> {
+        match tag {
+            b'o' => Some(Stream::Stdout),
+            b'e' => Some(Stream::Stderr),
+            _ => None,
+        }
+    }
+}
+
+/// What a reader of output wants: one stream, or both in production order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamFilter {
+    /// stdout only.
+    Stdout,
+    /// stderr only.
+    Stderr,
+    /// Both, interleaved as produced.
+    All,
+}
+
+impl StreamFilter {
+    fn accepts(self, stream: Stream) -> bool {
+        match self {
+            StreamFilter::All => true,
+            StreamFilter::Stdout => stream == Stream::Stdout,
+            StreamFilter::Stderr => stream == Stream::Stderr,
+        }
+    }
+}
+
+/// A ready-index entry, as loaded at start.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadyEntry {
+    /// The queue.
+    pub queue: String,
+    /// Its priority.
+    pub priority: i32,
+    /// Its submission order.
+    pub seq: u64,
+    /// The job.
+    pub id: JobId,
+}
+
+/// Why the store could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled could not open the directory (permissions, corruption, locked by
+    /// another daemon).
+    #[error("cannot open the store at {path}: {source}")]
+    Open {
+        /// The store directory.
+        path: PathBuf,
+        /// sled's reason.
+        source: sled::Error,
+    },
+    /// Another process holds the store open.
+    #[error("the store at {path} is in use by another jobq daemon (stop it first, or use another --data-dir)")]
+    Locked {
+        /// The store directory.
+        path: PathBuf,
+    },
+    /// The directory holds data that is not a jobq store, or a newer one.
+    #[error("{path} {problem}")]
+    Foreign {
+        /// The store directory.
+        path: PathBuf,
+        /// What is wrong and what to do.
+        problem: String,
+    },
+    /// A read or write failed.
+    #[error("store {action} failed: {source}")]
+    Io {
+        /// What was being done (`"write job 0192…"`).
+        action: String,
+        /// sled's reason.
+        source: sled::Error,
+    },
+    /// A flush failed: the write may not be durable.
+    #[error("store flush failed: {0}")]
+    Flush(Arc<sled::Error>),
+    /// A stored record does not decode.
+    #[error("stored record {key} is unreadable: {reason}")]
+    Corrupt {
+        /// Which record.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+fn io(action: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
+    let action = action.into();
+    move |source| StoreError::Io { action, source }
+}
+
+/// The durable store. Cheap to clone (sled handles are reference counted).
+#[derive(Clone)]
+pub struct Store {
+    /// Kept to reach [`sled::Db::size_on_disk`] and to keep the files open.
+    db: sled::Db,
+    /// Job records and their indexes (see the module docs).
+    main: sled::Tree,
+    /// Output chunks.
+    output: sled::Tree,
+    /// The flusher shared by all writers.
+    commit: commit::GroupCommit,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `dir`, checking it is ours and of a
+    /// format this build reads.
+    pub fn open(dir: &Path) -> Result<Store> {
+        let fresh = !dir.join("db").exists() && !dir.join("conf").exists();
+        if !fresh && !dir.join("db").exists() {
+            return Err(StoreError::Foreign {
+                path: dir.to_owned(),
+                problem: "is not a jobq store (no sled database in it); point --data-dir at a jobq data directory or an empty one".into(),
+            });
+        }
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(CACHE_BYTES)
+            .open()
+            .map_err(|source| match &source {
+                sled::Error::Io(e)
+                    if e.to_string().contains("lock")
+                        || e.kind() == std::io::ErrorKind::WouldBlock =>
+                {
+                    StoreError::Locked {
+                        path: dir.to_owned(),
+                    }
+                }
+                _ => StoreError::Open {
+                    path: dir.to_owned(),
+                    source,
+                },
+            })?;
+        let main = db.open_tree("jobq").map_err(io("open tree jobq"))?;
+        let output = db.open_tree("output").map_err(io("open tree output"))?;
+        let commit = commit::GroupCommit::start(db.clone()).map_err(|e| StoreError::Io {
+            action: "start the flusher thread".into(),
+            source: sled::Error::Io(e),
+        })?;
+        let store = Store {
+            db,
+            main,
+            output,
+            commit,
+        };
+        store.check_format(dir)?;
+        Ok(store)
+    }
+
+    fn check_format(&self, dir: &Path) -> Result<()> {
+        let key = meta_key("format");
+        match self.main.get(&key).map_err(io("read the format version"))? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Foreign {
+                        path: dir.to_owned(),
+                        problem: "has an unreadable format version; it is not a jobq store".into(),
+                    })?;
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::Foreign {
+                        path: dir.to_owned(),
+                        problem: format!(
+                            "holds store format {found}, newer than this jobq reads ({FORMAT_VERSION}); run a newer jobq"
+                        ),
+                    });
+                }
+                self.migrate(found)
+            }
+            None => {
+                if !self.main.is_empty() || !self.output.is_empty() {
+                    return Err(StoreError::Foreign {
+                        path: dir.to_owned(),
+                        problem: "holds a sled database without a jobq format version; it is not a jobq store".into(),
+                    });
+                }
+                self.main
+                    .insert(key, &FORMAT_VERSION.to_be_bytes())
+                    .map_err(io("write the format version"))?;
+                self.db.flush().map_err(io("flush the new store"))?;
+                Ok(())
+            }
+        }
+    }
+
+    /// Upgrades a store written in format `from` to [`FORMAT_VERSION`].
+    /// There is one format so far; this is where a second one hooks in.
+    fn migrate(&self, from: u32) -> Result<()> {
+        debug_assert!(from <= FORMAT_VERSION);
+        Ok(())
+    }
+
+    /// Waits until every write made before this call is on disk. Concurrent
+    /// callers share one fsync.
+    pub async fn sync(&self) -> Result<()> {
+        self.commit.wait().await.map_err(StoreError::Flush)
+    }
+
+    /// A number that grows with every job submitted, across restarts.
+    pub fn next_seq(&self) -> Result<u64> {
+        self.db
+            .generate_id()
+            .map_err(io("generate a sequence number"))
+    }
+
+    /// Stores a new job (and its stdin) with its index entries, atomically.
+    pub fn insert(&self, job: &Job, stdin: Option<&[u8]>) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        if let Some(bytes) = stdin {
+            batch.insert(&keys::by_id(keys::STDIN, &job.id), bytes);
+        }
+        self.stage(&mut batch, None, job)?;
+        self.main
+            .apply_batch(batch)
+            .map_err(io(format!("write job {}", job.id)))
+    }
+
+    /// Stores `job`, which was `old` before, moving its index entries with
+    /// its state, atomically.
+    pub fn update(&self, old: &Job, job: &Job) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        self.stage(&mut batch, Some(old), job)?;
+        self.main
+            .apply_batch(batch)
+            .map_err(io(format!("write job {}", job.id)))
+    }
+
+    /// Puts the record and the index changes implied by `old` → `new` into
+    /// `batch`. The one place that knows which state has which index entry.
+    fn stage(&self, batch: &mut sled::Batch, old: Option<&Job>, new: &Job) -> Result<()> {
+        let record = serde_json::to_vec(new).map_err(|e| StoreError::Corrupt {
+            key: new.id.to_string(),
+            reason: format!("cannot encode: {e}"),
+        })?;
+        batch.insert(&keys::by_id(keys::JOB, &new.id), record);
+        if let Some(old) = old {
+            for key in index_keys(old) {
+                if !index_keys(new).contains(&key) {
+                    batch.remove(key);
+                }
+            }
+        }
+        for key in index_keys(new) {
+            let value: Vec<u8> = match &new.state {
+                State::Running { pid, .. } if key[0] == keys::RUNNING => pid.to_be_bytes().to_vec(),
+                _ => new.id.as_bytes().to_vec(),
+            };
+            batch.insert(key, value);
+        }
+        Ok(())
+    }
+
+    /// Forgets a job, its stdin and its output.
+    pub fn remove(&self, job: &Job) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        batch.remove(&keys::by_id(keys::JOB, &job.id));
+        batch.remove(&keys::by_id(keys::STDIN, &job.id));
+        for key in index_keys(job) {
+            batch.remove(key);
+        }
+        self.main
+            .apply_batch(batch)
+            .map_err(io(format!("remove job {}", job.id)))?;
+        self.clear_output(&job.id)
+    }
+
+    /// One job, if it exists.
+    pub fn get(&self, id: &JobId) -> Result<Option<Job>> {
+        let key = keys::by_id(keys::JOB, id);
+        match self.main.get(key).map_err(io(format!("read job {id}")))? {
+            Some(bytes) => decode(id, &bytes).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// A job's stdin bytes, if it was given any.
+    pub fn stdin(&self, id: &JobId) -> Result<Option<Vec<u8>>> {
+        let key = keys::by_id(keys::STDIN, id);
+        Ok(self
+            .main
+            .get(key)
+            .map_err(io(format!("read stdin of job {id}")))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Up to `limit` jobs older than `before` (all when `None`) that `keep`
+    /// accepts, newest first, and whether more may follow. Reads records one
+    /// at a time: nothing loads every job.
+    pub fn list(
+        &self,
+        before: Option<JobId>,
+        limit: usize,
+        mut keep: impl FnMut(&Job) -> bool,
+    ) -> Result<(Vec<Job>, bool)> {
+        let start = vec![keys::JOB];
+        let end = match before {
+            Some(id) => keys::by_id(keys::JOB, &id).to_vec(),
+            None => vec![keys::JOB + 1],
+        };
+        let mut jobs = Vec::new();
+        for item in self.main.range(start..end).rev() {
+            let (key, value) = item.map_err(io("list jobs"))?;
+            let id = keys::id_of(&key).ok_or_else(|| StoreError::Corrupt {
+                key: format!("{key:?}"),
+                reason: "a job key without an id".into(),
+            })?;
+            let job = decode(&id, &value)?;
+            if keep(&job) {
+                if jobs.len() == limit {
+                    return Ok((jobs, true));
+                }
+                jobs.push(job);
+            }
+        }
+        Ok((jobs, false))
+    }
+
+    /// Every ready-index entry, in index order (queue, priority, FIFO).
+    pub fn ready_entries(&self) -> Result<Vec<ReadyEntry>> {
+        let mut out = Vec::new();
+        for item in self.main.scan_prefix([keys::READY]) {
+            let (key, value) = item.map_err(io("read the ready index"))?;
+            let bad = || StoreError::Corrupt {
+                key: format!("{key:?}"),
+                reason: "malformed ready-index entry".into(),
+            };
+            let (queue, priority, seq) = keys::parse_ready(&key).ok_or_else(bad)?;
+            let id = JobId::from_bytes(value.as_ref().try_into().map_err(|_| bad())?);
+            out.push(ReadyEntry {
+                queue,
+                priority,
+                seq,
+                id,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every job the running index lists: the jobs that were running when
+    /// the daemon last stopped.
+    pub fn running_jobs(&self) -> Result<Vec<Job>> {
+        let mut out = Vec::new();
+        for item in self.main.scan_prefix([keys::RUNNING]) {
+            let (key, _) = item.map_err(io("read the running index"))?;
+            let Some(id) = keys::id_of(&key) else {
+                continue;
+            };
+            if let Some(job) = self.get(&id)? {
+                out.push(job);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends output chunk number `chunk` of job `id`.
+    pub fn append_output(&self, id: &JobId, chunk: u64, stream: Stream, data: &[u8]) -> Result<()> {
+        let mut value = Vec::with_capacity(1 + data.len());
+        value.push(stream.tag());
+        value.extend_from_slice(data);
+        self.output
+            .insert(keys::output(id, chunk), value)
+            .map(drop)
+            .map_err(io(format!("write output of job {id}")))
+    }
+
+    /// The job's output from byte `offset` of the chosen stream(s), at most
+    /// `max` bytes.
+    pub fn read_output(
+        &self,
+        id: &JobId,
+        filter: StreamFilter,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<u8>> {
+        let mut skip = offset;
+        let mut out = Vec::new();
+        for item in self.output.scan_prefix(id.as_bytes()) {
+            let (_, value) = item.map_err(io(format!("read output of job {id}")))?;
+            let Some((&tag, data)) = value.split_first() else {
+                continue;
+            };
+            let Some(stream) = Stream::from_tag(tag) else {
+                continue;
+            };
+            if !filter.accepts(stream) {
+                continue;
+            }
+            let mut data = data;
+            if skip > 0 {
+                let n = skip.min(data.len() as u64);
+                skip -= n;
+                data = &data[n as usize..];
+            }
+            let room = max - out.len();
+            out.extend_from_slice(&data[..data.len().min(room)]);
+            if out.len() == max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops a job's output (before a new attempt, or when it is removed).
+    pub fn clear_output(&self, id: &JobId) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for item in self.output.scan_prefix(id.as_bytes()).keys() {
+            batch.remove(item.map_err(io(format!("read output of job {id}")))?);
+        }
+        self.output
+            .apply_batch(batch)
+            .map_err(io(format!("clear output of job {id}")))
+    }
+
+    /// Bytes the store occupies on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        self.db.size_on_disk().map_err(io("measure the store"))
+    }
+}
+
+/// The index entries a job in this state has.
+fn index_keys(job: &Job) -> Vec<Vec<u8>> {
+    match job.state {
+        State::Queued => vec![keys::ready(&job.spec.queue, job.spec.priority, job.seq)],
+        State::Running { .. } => vec![keys::by_id(keys::RUNNING, &job.id).to_vec()],
+        _ => vec![],
+    }
+}
+
+fn meta_key(name: &str) -> Vec<u8> {
+    let mut key = vec![keys::META];
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+fn decode(id: &JobId, bytes: &[u8]) -> Result<Job> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        key: id.to_string(),
+        reason: e.to_string(),
+    })
+}
