@@ -423,6 +423,30 @@ pub struct JobView {
     pub pid: Option<u32>,
     /// True when output past the daemon's per-job cap was not kept.
     pub output_truncated: bool,
+    /// Every ended attempt, oldest first.
+    #[serde(default)]
+    pub attempts: Vec<AttemptView>,
+}
+
+/// One ended attempt in a job's `attempts` history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptView {
+    /// 1 for the first.
+    pub attempt: u32,
+    /// When it started, if a process ran.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Timestamp,
+    /// The process's exit code, if it exited normally.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it.
+    pub signal: Option<String>,
+    /// Why it failed; null for success or cancel.
+    pub reason: Option<crate::job::FailReason>,
+    /// The daemon's sentence, if it caused the failure.
+    pub error: Option<String>,
+    /// True when a user cancelled it.
+    pub cancelled: bool,
 }
 
 impl JobView {
@@ -464,7 +488,7 @@ impl From<&Job> for JobView {
         let (mut started_at, mut finished_at, mut exit, mut reason, mut error, mut pid) =
             (None, None, None::<Exit>, None, None, None);
         match &job.state {
-            State::Waiting | State::Scheduled { .. } | State::Queued => {}
+            State::Waiting { .. } | State::Scheduled { .. } | State::Queued => {}
             State::Running {
                 pid: p,
                 started_at: s,
@@ -535,6 +559,20 @@ impl From<&Job> for JobView {
             error,
             pid,
             output_truncated: job.output_truncated,
+            attempts: job
+                .attempts
+                .iter()
+                .map(|a| AttemptView {
+                    attempt: a.attempt,
+                    started_at: a.started_at,
+                    finished_at: a.finished_at,
+                    exit_code: a.exit.and_then(Exit::code),
+                    signal: a.exit.and_then(Exit::signal).map(signal_name),
+                    reason: a.reason,
+                    error: a.error.clone(),
+                    cancelled: a.cancelled,
+                })
+                .collect(),
         }
     }
 }
@@ -598,4 +636,26 @@ pub struct ErrorBody {
 pub struct Health {
     /// `"ok"` or what is not ready yet.
     pub status: String,
+}
+
+/// The body of `POST /v1/jobs/batch`.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchRequest {
+    /// The specs, created all or none.
+    pub jobs: Vec<JobRequest>,
+}
+
+/// The answer to `POST /v1/jobs/batch`: the jobs in request order.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct BatchResponse {
+    /// One per spec; an idempotency key that matched gives the existing job.
+    pub jobs: Vec<JobView>,
+}
+
+/// The body of `GET /v1/queues`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct QueueList {
+    /// Every queue with jobs, settings or a config entry.
+    pub queues: Vec<crate::engine::QueueView>,
 }

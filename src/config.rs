@@ -5,6 +5,7 @@
 //! Loading never touches the data directory: a bad config must leave
 //! everything on disk as it was.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -52,6 +53,28 @@ pub struct Config {
     pub backoff: Duration,
     /// Tracing filter (`info`, `jobq=debug`…); `RUST_LOG` wins when set.
     pub log: String,
+    /// Concurrency of a queue with no `[queues.NAME]` entry; `None` means
+    /// only the global `workers` limit applies.
+    pub default_concurrency: Option<usize>,
+    /// Per-queue settings from `[queues.NAME]`.
+    pub queues: BTreeMap<String, QueueConfig>,
+    /// Cap of a retry's backoff delay.
+    pub max_backoff: Duration,
+    /// Most jobs not yet started (waiting, scheduled, queued); a submission
+    /// past it gets 429 `queue_full`.
+    pub max_queued: u64,
+    /// Terminal jobs are pruned this long after they finished.
+    pub retention: Duration,
+    /// At most this many terminal jobs are kept; the oldest go first.
+    pub keep_finished: u64,
+}
+
+/// `[queues.NAME]` in the config file.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueConfig {
+    /// Most jobs of this queue running at once.
+    pub concurrency: Option<usize>,
 }
 
 impl Default for Config {
@@ -69,6 +92,12 @@ impl Default for Config {
             shell: PathBuf::from("/bin/sh"),
             backoff: Duration::from_secs(1),
             log: "info".to_owned(),
+            default_concurrency: None,
+            queues: BTreeMap::new(),
+            max_backoff: Duration::from_secs(3600),
+            max_queued: 1_000_000,
+            retention: Duration::from_secs(7 * 24 * 3600),
+            keep_finished: 100_000,
         }
     }
 }
@@ -147,6 +176,15 @@ struct FileConfig {
     #[serde(default, deserialize_with = "de_duration")]
     backoff: Option<Duration>,
     log: Option<String>,
+    default_concurrency: Option<usize>,
+    #[serde(default)]
+    queues: BTreeMap<String, QueueConfig>,
+    #[serde(default, deserialize_with = "de_duration")]
+    max_backoff: Option<Duration>,
+    max_queued: Option<u64>,
+    #[serde(default, deserialize_with = "de_duration")]
+    retention: Option<Duration>,
+    keep_finished: Option<u64>,
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -195,6 +233,20 @@ impl Config {
             if let Some(v) = f.log {
                 config.log = v;
             }
+            config.default_concurrency = f.default_concurrency.or(config.default_concurrency);
+            config.queues = f.queues;
+            if let Some(v) = f.max_backoff {
+                config.max_backoff = v;
+            }
+            if let Some(v) = f.max_queued {
+                config.max_queued = v;
+            }
+            if let Some(v) = f.retention {
+                config.retention = v;
+            }
+            if let Some(v) = f.keep_finished {
+                config.keep_finished = v;
+            }
         }
         if let Some(v) = &overrides.listen {
             config.listen = parse_listen("--listen", v)?;
@@ -232,6 +284,34 @@ impl Config {
         if !self.shell.is_absolute() {
             return invalid("shell", "must be an absolute path such as /bin/sh");
         }
+        if self.default_concurrency == Some(0) {
+            return invalid(
+                "default_concurrency",
+                "must be at least 1 (pause a queue to stop it)",
+            );
+        }
+        for (name, queue) in &self.queues {
+            if !crate::api::is_valid_queue_name(name) {
+                return Err(ConfigError::Invalid {
+                    key: "queues",
+                    reason: format!("{name:?} is not a queue name: use 1 to 64 of a-z 0-9 _ . -"),
+                });
+            }
+            if queue.concurrency == Some(0) {
+                return Err(ConfigError::Invalid {
+                    key: "queues",
+                    reason: format!(
+                        "queues.{name}.concurrency must be at least 1 (pause a queue to stop it)"
+                    ),
+                });
+            }
+        }
+        if self.max_queued == 0 {
+            return invalid("max_queued", "must be at least 1");
+        }
+        if self.retention.is_zero() {
+            return invalid("retention", "must be longer than 0");
+        }
         if !self.listen.ip().is_loopback() {
             return invalid(
                 "listen",
@@ -249,6 +329,14 @@ impl Config {
     /// Default working directory of jobs.
     pub fn work_dir(&self) -> PathBuf {
         self.data_dir.join("work")
+    }
+
+    /// The concurrency limit a queue starts with (before any `PATCH`).
+    pub fn queue_concurrency(&self, queue: &str) -> Option<usize> {
+        self.queues
+            .get(queue)
+            .and_then(|q| q.concurrency)
+            .or(self.default_concurrency)
     }
 
     /// Where the bound address is written for scripts and tests.

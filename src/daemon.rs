@@ -163,7 +163,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
 
     future::or(
         async {
-            engine.run_dispatcher().await;
+            future::zip(
+                engine.run_dispatcher(),
+                future::zip(engine.run_timers(), engine.run_retention()),
+            )
+            .await;
         },
         shutdown,
     )

@@ -194,8 +194,11 @@ pub enum FailReason {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum State {
-    /// Some job in `after` has not succeeded yet.
-    Waiting,
+    /// Some jobs in `after` have not succeeded yet.
+    Waiting {
+        /// The ones still awaited; the job is released when this is empty.
+        pending: Vec<JobId>,
+    },
     /// Not before `at` (a delay or a retry's backoff).
     Scheduled {
         /// When it becomes `queued`.
@@ -321,7 +324,7 @@ impl State {
     /// The state's name without its data.
     pub fn name(&self) -> StateName {
         match self {
-            State::Waiting => StateName::Waiting,
+            State::Waiting { .. } => StateName::Waiting,
             State::Scheduled { .. } => StateName::Scheduled,
             State::Queued => StateName::Queued,
             State::Running { .. } => StateName::Running,
@@ -367,26 +370,183 @@ pub struct Job {
     /// daemon keeps.
     #[serde(default)]
     pub output_truncated: bool,
+    /// Every ended attempt, oldest first: what each one did.
+    #[serde(default)]
+    pub attempts: Vec<AttemptRecord>,
     /// Where it is in its life cycle.
     pub state: State,
 }
 
+/// What one attempt did, kept in the job's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// Which attempt (1 for the first).
+    pub attempt: u32,
+    /// When it started, if a process ran.
+    pub started_at: Option<Timestamp>,
+    /// When it ended.
+    pub finished_at: Timestamp,
+    /// How the process ended, if one ran and was reaped.
+    pub exit: Option<Exit>,
+    /// Why it failed; `None` when it succeeded or was cancelled.
+    pub reason: Option<FailReason>,
+    /// The daemon's sentence, when the daemon caused the failure.
+    pub error: Option<String>,
+    /// True when a user cancelled it.
+    #[serde(default)]
+    pub cancelled: bool,
+}
+
 impl Job {
-    /// A job as accepted: `queued`, or `scheduled` when it may not run yet.
-    pub fn new(id: JobId, seq: u64, spec: JobSpec, now: Timestamp) -> Job {
-        let state = match spec.run_at {
-            Some(at) if at > now => State::Scheduled { at },
-            _ => State::Queued,
-        };
-        Job {
+    /// A job as accepted: `waiting` while `pending` dependencies have not
+    /// succeeded, else `scheduled` until `run_at`, else `queued`.
+    pub fn new(id: JobId, seq: u64, spec: JobSpec, pending: Vec<JobId>, now: Timestamp) -> Job {
+        let mut job = Job {
             id,
             seq,
             spec,
             attempt: 1,
             created_at: now,
             output_truncated: false,
-            state,
+            attempts: Vec::new(),
+            state: State::Queued,
+        };
+        job.state = if pending.is_empty() {
+            job.not_before(now)
+        } else {
+            State::Waiting { pending }
+        };
+        job
+    }
+
+    /// `scheduled` if the spec's `run_at` is still ahead, else `queued`.
+    fn not_before(&self, now: Timestamp) -> State {
+        match self.spec.run_at {
+            Some(at) if at > now => State::Scheduled { at },
+            _ => State::Queued,
         }
+    }
+
+    /// waiting → scheduled/queued or still waiting: dependency `dep`
+    /// succeeded. Returns true when the job left `waiting`. A dependency it
+    /// no longer waits for changes nothing (a dependency re-run by hand).
+    pub fn dependency_succeeded(
+        &mut self,
+        dep: &JobId,
+        now: Timestamp,
+    ) -> Result<bool, IllegalTransition> {
+        let State::Waiting { pending } = &mut self.state else {
+            return Err(self.illegal("release"));
+        };
+        pending.retain(|p| p != dep);
+        if pending.is_empty() {
+            self.state = self.not_before(now);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// waiting → failed (`dependency`): `dep` failed or was cancelled.
+    pub fn dependency_failed(
+        &mut self,
+        dep: &JobId,
+        dep_state: StateName,
+        now: Timestamp,
+    ) -> Result<(), IllegalTransition> {
+        if !matches!(self.state, State::Waiting { .. }) {
+            return Err(self.illegal("fail for a dependency"));
+        }
+        self.state = State::Failed {
+            reason: FailReason::Dependency,
+            started_at: None,
+            finished_at: now,
+            exit: None,
+            error: Some(format!("dependency {dep} ended {dep_state}")),
+        };
+        Ok(())
+    }
+
+    /// scheduled → queued: its time has come.
+    pub fn make_due(&mut self) -> Result<(), IllegalTransition> {
+        if !matches!(self.state, State::Scheduled { .. }) {
+            return Err(self.illegal("make due"));
+        }
+        self.state = State::Queued;
+        Ok(())
+    }
+
+    /// True when the last attempt failed in a way `retries` covers and
+    /// attempts remain. Cancelled jobs, dependency failures and interrupted
+    /// runs are not retried.
+    pub fn may_retry(&self) -> bool {
+        matches!(
+            self.state,
+            State::Failed {
+                reason: FailReason::Exit
+                    | FailReason::Signal
+                    | FailReason::Timeout
+                    | FailReason::Spawn,
+                ..
+            }
+        ) && self.attempt <= self.spec.retries
+    }
+
+    /// failed → scheduled with `attempt` + 1: an automatic retry at `at`.
+    pub fn retry_at(&mut self, at: Timestamp) -> Result<(), IllegalTransition> {
+        if !self.may_retry() {
+            return Err(self.illegal("retry automatically"));
+        }
+        self.attempt += 1;
+        self.output_truncated = false;
+        self.state = State::Scheduled { at };
+        Ok(())
+    }
+
+    /// Appends the attempt that just ended (the job's state says how) to
+    /// the history.
+    fn record_attempt(&mut self) {
+        let (started_at, finished_at, exit, reason, error, cancelled) = match &self.state {
+            State::Succeeded {
+                started_at,
+                finished_at,
+            } => (
+                Some(*started_at),
+                *finished_at,
+                Some(Exit::Code(0)),
+                None,
+                None,
+                false,
+            ),
+            State::Failed {
+                reason,
+                started_at,
+                finished_at,
+                exit,
+                error,
+            } => (
+                *started_at,
+                *finished_at,
+                *exit,
+                Some(*reason),
+                error.clone(),
+                false,
+            ),
+            State::Cancelled {
+                started_at,
+                finished_at,
+                exit,
+            } => (*started_at, *finished_at, *exit, None, None, true),
+            _ => return,
+        };
+        self.attempts.push(AttemptRecord {
+            attempt: self.attempt,
+            started_at,
+            finished_at,
+            exit,
+            reason,
+            error,
+            cancelled,
+        });
     }
 
     fn illegal(&self, action: &'static str) -> IllegalTransition {
@@ -425,6 +585,7 @@ impl Job {
             exit: None,
             error: Some(error),
         };
+        self.record_attempt();
         Ok(())
     }
 
@@ -453,6 +614,7 @@ impl Job {
                 error: None,
             },
         };
+        self.record_attempt();
         Ok(())
     }
 
@@ -473,6 +635,7 @@ impl Job {
             exit: Some(exit),
             error: Some(error),
         };
+        self.record_attempt();
         Ok(())
     }
 
@@ -489,15 +652,27 @@ impl Job {
             finished_at: now,
             exit,
         };
+        if started_at.is_some() {
+            self.record_attempt();
+        }
         Ok(())
     }
 
     /// running → queued with `attempt` + 1: the daemon stopped under it and
     /// policy says run it again.
-    pub fn requeue_interrupted(&mut self) -> Result<(), IllegalTransition> {
-        if !matches!(self.state, State::Running { .. }) {
+    pub fn requeue_interrupted(&mut self, now: Timestamp) -> Result<(), IllegalTransition> {
+        let State::Running { started_at, .. } = self.state else {
             return Err(self.illegal("re-queue"));
-        }
+        };
+        self.attempts.push(AttemptRecord {
+            attempt: self.attempt,
+            started_at: Some(started_at),
+            finished_at: now,
+            exit: None,
+            reason: Some(FailReason::Interrupted),
+            error: Some("the daemon stopped while the job was running".to_owned()),
+            cancelled: false,
+        });
         self.attempt += 1;
         self.state = State::Queued;
         Ok(())
@@ -516,6 +691,7 @@ impl Job {
             exit: None,
             error: Some("the daemon stopped while the job was running".to_owned()),
         };
+        self.record_attempt();
         Ok(())
     }
 
@@ -616,20 +792,59 @@ mod tests {
     #[test]
     fn a_terminal_job_cannot_be_cancelled_or_started() {
         let now = Timestamp::now();
-        let mut job = Job::new(JobId::new(), 1, spec(), now);
+        let mut job = Job::new(JobId::new(), 1, spec(), vec![], now);
         job.start(7, now).unwrap();
         job.finish(Exit::Code(0), now).unwrap();
         assert!(job.cancel(None, now).is_err());
         assert!(job.start(8, now).is_err());
         job.retry().unwrap();
         assert_eq!(job.attempt, 2);
+        assert_eq!(job.attempts.len(), 1);
+        assert_eq!(job.state, State::Queued);
+    }
+
+    #[test]
+    fn retries_are_counted_and_cancel_is_not_retried() {
+        let now = Timestamp::now();
+        let mut s = spec();
+        s.retries = 1;
+        let mut job = Job::new(JobId::new(), 1, s, vec![], now);
+        job.start(7, now).unwrap();
+        job.finish(Exit::Code(1), now).unwrap();
+        assert!(job.may_retry());
+        job.retry_at(now).unwrap();
+        job.make_due().unwrap();
+        job.start(8, now).unwrap();
+        job.finish(Exit::Code(1), now).unwrap();
+        assert!(!job.may_retry(), "attempts used up");
+        assert_eq!(job.attempts.len(), 2);
+
+        let mut s = spec();
+        s.retries = 5;
+        let mut job = Job::new(JobId::new(), 2, s, vec![], now);
+        job.start(9, now).unwrap();
+        job.cancel(Some(Exit::Signal(15)), now).unwrap();
+        assert!(!job.may_retry());
+    }
+
+    #[test]
+    fn waiting_releases_when_the_last_dependency_succeeds() {
+        let now = Timestamp::now();
+        let (a, b) = (JobId::new(), JobId::new());
+        let mut job = Job::new(JobId::new(), 1, spec(), vec![a, b], now);
+        assert!(!job.dependency_succeeded(&a, now).unwrap());
+        assert!(
+            !job.dependency_succeeded(&a, now).unwrap(),
+            "a repeat changes nothing"
+        );
+        assert!(job.dependency_succeeded(&b, now).unwrap());
         assert_eq!(job.state, State::Queued);
     }
 
     #[test]
     fn wait_exit_codes_follow_timeout_1() {
         let now = Timestamp::now();
-        let mut job = Job::new(JobId::new(), 1, spec(), now);
+        let mut job = Job::new(JobId::new(), 1, spec(), vec![], now);
         job.start(7, now).unwrap();
         job.finish(Exit::Signal(9), now).unwrap();
         assert_eq!(job.wait_exit_code(), Some(137));

@@ -1,21 +1,24 @@
 //! The shared state and every operation on it: submit, cancel, retry,
-//! remove, list, wait; the dispatcher that starts queued jobs under the
-//! worker limit; the bookkeeping of each running job.
+//! remove, list, wait, queue settings; the loops that start queued jobs
+//! (dispatcher), make scheduled jobs due (timers) and prune old ones
+//! (retention); the bookkeeping of each run.
 //!
 //! Locking rules (see docs/architecture.md):
-//! - `sched` (an async mutex) guards the ready queues and the table of running
-//!   jobs. It is held only across synchronous work — deciding a transition
-//!   and writing it to sled's memory — never across an await on I/O.
+//! - `sched` (an async mutex) guards the ready queues, the timers, the queue
+//!   limits and the table of running jobs. It is held only across
+//!   synchronous work — deciding transitions and writing them to sled's
+//!   memory in one atomic batch — never across an await on I/O.
 //! - Durability is awaited *after* the lock is released (`store.sync()`), and
-//!   only then is the change announced (the `changed` event, the ready
-//!   queues, the HTTP answer). So nobody learns of a change the store could
-//!   still lose.
-//! - The global worker limit is a semaphore; wake-ups are events; nothing
-//!   sleeps in a loop to poll.
+//!   only then is the change announced (ready queues, timers, the `changed`
+//!   event, the HTTP answer). Nobody learns of a change the store could
+//!   still lose, and no process starts for a job the store could lose.
+//! - Limits are counted under the lock (per queue) and by a semaphore
+//!   (global `workers`); wake-ups are events; nothing polls.
 
+mod queues;
 mod ready;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,9 +35,15 @@ use crate::config::{Config, OnInterrupted};
 use crate::job::{IllegalTransition, Job, JobId, JobSpec, State, StateName};
 use crate::output::OutputWriter;
 use crate::runner::{self, Launch, StopReason};
-use crate::store::{Store, StoreError};
+use crate::store::{Change, Store, StoreError};
 
+use queues::QueueLimits;
+pub use queues::{QueuePatch, QueueView};
 use ready::ReadyQueues;
+
+/// Most terminal jobs pruned in one batch: keeps each batch (and the lock
+/// hold) short while a large backlog is pruned.
+const PRUNE_BATCH: usize = 1000;
 
 /// Why an operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +57,16 @@ pub enum EngineError {
     /// A field is wrong in a way only the daemon can tell.
     #[error(transparent)]
     Invalid(#[from] FieldError),
+    /// Too many jobs wait to start.
+    #[error(
+        "the queue is full: {queued} jobs wait to start (config max_queued = {limit}); retry later"
+    )]
+    QueueFull {
+        /// Jobs waiting, scheduled or queued now.
+        queued: u64,
+        /// The limit.
+        limit: u64,
+    },
     /// The daemon is shutting down and takes no new work.
     #[error("jobq is shutting down and accepts no new work")]
     ShuttingDown,
@@ -80,10 +99,21 @@ pub struct Page {
     pub next: Option<JobId>,
 }
 
+/// A submission's outcome.
+#[derive(Clone, Debug)]
+pub struct Submitted {
+    /// The job.
+    pub job: Job,
+    /// False when an idempotency key matched an existing job.
+    pub created: bool,
+}
+
 /// A job that has been handed to a worker.
 struct Running {
     /// Asks its runner to stop.
     stop: Sender<StopReason>,
+    /// Its queue, whose running count it holds.
+    queue: String,
 }
 
 /// State guarded by the engine lock.
@@ -91,8 +121,12 @@ struct Running {
 struct Sched {
     /// Durable queued jobs waiting for a worker.
     ready: ReadyQueues,
+    /// Durable scheduled jobs by due time.
+    timers: BTreeSet<(Timestamp, JobId)>,
     /// Jobs taken from `ready` whose run has not ended, by id.
     running: HashMap<JobId, Running>,
+    /// Per-queue limits, pause flags and running counts.
+    queues: QueueLimits,
 }
 
 /// The engine. Cheap to clone; all clones share one state.
@@ -108,12 +142,16 @@ struct Inner {
     config: Arc<Config>,
     /// How the runner starts processes.
     launch: Launch,
-    /// Ready queues and running jobs.
+    /// Ready queues, timers, limits and running jobs.
     sched: Mutex<Sched>,
     /// At most `workers` jobs run at once.
     workers: Arc<Semaphore>,
     /// Notified when a job may have become runnable.
     wake: Event,
+    /// Notified when the earliest timer may have changed.
+    timer_wake: Event,
+    /// Notified when terminal jobs may be over `keep_finished`.
+    prune_wake: Event,
     /// Notified after any job's change is durable; waiters re-read their job.
     changed: Event,
     /// Set once shutdown began: no new submissions, no new starts.
@@ -126,7 +164,7 @@ struct Inner {
 
 impl Engine {
     /// An engine over an opened store. Call [`Engine::recover`] before
-    /// [`Engine::run_dispatcher`].
+    /// starting the loops.
     pub fn new(store: Store, config: Arc<Config>) -> Engine {
         let launch = Launch {
             shell: config.shell.clone(),
@@ -137,10 +175,15 @@ impl Engine {
             inner: Arc::new(Inner {
                 store,
                 workers: Arc::new(Semaphore::new(config.workers)),
+                sched: Mutex::new(Sched {
+                    queues: QueueLimits::new(config.clone()),
+                    ..Sched::default()
+                }),
                 config,
                 launch,
-                sched: Mutex::new(Sched::default()),
                 wake: Event::new(),
+                timer_wake: Event::new(),
+                prune_wake: Event::new(),
                 changed: Event::new(),
                 stopping: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
@@ -159,60 +202,162 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Brings the store to a consistent state after a start: jobs that were
-    /// running when the daemon died are handled by policy; queued jobs are
-    /// put back in line. Returns how many interrupted jobs were found.
+    /// Brings the store to a consistent state after a start, one rule per
+    /// stored state, and loads the in-memory queues. Returns how many
+    /// interrupted jobs were found.
     pub async fn recover(&self) -> Result<usize, EngineError> {
         let store = &self.inner.store;
         let now = Timestamp::now();
         let interrupted = store.running_jobs()?;
+        let mut sched = self.inner.sched.lock().await;
+        let mut changes = Vec::new();
         for job in &interrupted {
-            // Rule: a job recorded `running` has no supervisor any more. Its
-            // process group, if it survived us, is killed first so the job
-            // never runs twice at the same time.
+            // running: it has no supervisor any more. Its process group, if
+            // it survived us, is killed first, so the job never runs twice at
+            // the same time; then the policy decides.
             if let State::Running { pid, .. } = job.state {
                 kill_orphaned_group(pid, &job.id);
             }
             let mut next = job.clone();
             match self.inner.config.on_interrupted {
-                // Rule (default): run it again, attempt + 1.
-                OnInterrupted::Requeue => next.requeue_interrupted()?,
-                // Rule: give up, `failed` with reason `interrupted`.
+                OnInterrupted::Requeue => next.requeue_interrupted(now)?,
                 OnInterrupted::Fail => next.fail_interrupted(now)?,
             }
-            store.update(job, &next)?;
             tracing::info!(job = %job.id, policy = ?self.inner.config.on_interrupted, "job was running when jobq stopped");
+            let mut follow = self.cascade(&next, now)?;
+            changes.push((job.clone(), next));
+            changes.append(&mut follow);
         }
-        store.sync().await?;
-        // Rule: queued jobs (including the ones re-queued above) go back in
-        // line in their original order.
+        apply(store, &changes)?;
+        // queued (including those just re-queued): back in line, in order.
         let entries = store.ready_entries()?;
-        let mut sched = self.inner.sched.lock().await;
         for e in &entries {
             sched.ready.push(&e.queue, e.priority, e.seq, e.id);
         }
+        // scheduled: back on the timers; any already due run right away.
+        let timers = store.scheduled()?;
+        sched.timers.extend(timers.iter().copied());
+        // waiting: nothing to load; their edges are in the store and the
+        // jobs they wait for wake them.
+        // paused queues and changed limits survive a restart.
+        for (name, settings) in store.queue_settings()? {
+            sched.queues.restore(&name, settings);
+        }
         drop(sched);
+        store.sync().await?;
         tracing::info!(
             queued = entries.len(),
+            scheduled = timers.len(),
             interrupted = interrupted.len(),
             "recovered"
         );
         Ok(interrupted.len())
     }
 
-    /// Accepts a job: stores it durably, then puts it in line. Returns once
-    /// the job is on disk.
-    pub async fn submit(&self, spec: JobSpec, stdin: Option<Vec<u8>>) -> Result<Job, EngineError> {
-        if self.inner.stopping.load(Ordering::SeqCst) {
+    /// Accepts one job. Returns once the job is on disk.
+    pub async fn submit(
+        &self,
+        spec: JobSpec,
+        stdin: Option<Vec<u8>>,
+    ) -> Result<Submitted, EngineError> {
+        let mut all = self.submit_all(vec![(spec, stdin)]).await?;
+        Ok(all.remove(0))
+    }
+
+    /// Accepts several jobs, all or nothing, in one atomic write and one
+    /// flush. A job whose idempotency key is live returns the existing job.
+    pub async fn submit_all(
+        &self,
+        specs: Vec<(JobSpec, Option<Vec<u8>>)>,
+    ) -> Result<Vec<Submitted>, EngineError> {
+        if self.is_stopping() {
             return Err(EngineError::ShuttingDown);
         }
-        refuse_unsupported(&spec)?;
         let store = &self.inner.store;
-        let job = Job::new(JobId::new(), store.next_seq()?, spec, Timestamp::now());
-        store.insert(&job, stdin.as_deref())?;
+        let now = Timestamp::now();
+        let many = specs.len() > 1;
+        let field = |i: usize, name: &str| {
+            if many {
+                format!("jobs[{i}].{name}")
+            } else {
+                name.to_owned()
+            }
+        };
+        let sched = self.inner.sched.lock().await;
+        let mut out: Vec<Submitted> = Vec::with_capacity(specs.len());
+        let mut stdins = Vec::with_capacity(specs.len());
+        let mut fresh = 0u64;
+        for (i, (spec, stdin)) in specs.into_iter().enumerate() {
+            if let Some(key) = &spec.idempotency_key {
+                let earlier = out
+                    .iter()
+                    .find(|s| s.job.spec.idempotency_key.as_ref() == Some(key));
+                if let Some(s) = earlier {
+                    out.push(Submitted {
+                        job: s.job.clone(),
+                        created: false,
+                    });
+                    stdins.push(None);
+                    continue;
+                }
+                if let Some(id) = store.job_with_key(key)? {
+                    if let Some(job) = store.get(&id)? {
+                        out.push(Submitted {
+                            job,
+                            created: false,
+                        });
+                        stdins.push(None);
+                        continue;
+                    }
+                }
+            }
+            let mut pending = Vec::new();
+            let mut failed_dep = None;
+            for dep in &spec.after {
+                let Some(d) = store.get(dep)? else {
+                    return Err(FieldError::new(field(i, "after"), format!("no job {dep}")).into());
+                };
+                match d.state.name() {
+                    StateName::Succeeded => {}
+                    StateName::Failed | StateName::Cancelled => {
+                        failed_dep = Some((*dep, d.state.name()))
+                    }
+                    _ => pending.push(*dep),
+                }
+            }
+            let mut job = Job::new(JobId::new(), store.next_seq()?, spec, pending, now);
+            if let Some((dep, state)) = failed_dep {
+                // Record it waiting on the failed job, then fail it: the job
+                // exists (its id was asked for) but will never run.
+                job.state = State::Waiting { pending: vec![dep] };
+                job.dependency_failed(&dep, state, now)?;
+            }
+            if !job.state.is_terminal() {
+                fresh += 1;
+            }
+            out.push(Submitted { job, created: true });
+            stdins.push(stdin);
+        }
+        let waiting = not_started(store);
+        if fresh > 0 && waiting + fresh > self.inner.config.max_queued {
+            return Err(EngineError::QueueFull {
+                queued: waiting,
+                limit: self.inner.config.max_queued,
+            });
+        }
+        let changes: Vec<Change<'_>> = out
+            .iter()
+            .zip(&stdins)
+            .filter(|(s, _)| s.created)
+            .map(|(s, stdin)| Change::insert(&s.job, stdin.as_deref()))
+            .collect();
+        store.apply(&changes)?;
+        drop(sched);
         store.sync().await?;
-        self.announce(&job).await;
-        Ok(job)
+        for s in out.iter().filter(|s| s.created) {
+            self.announce(&s.job).await;
+        }
+        Ok(out)
     }
 
     /// One job.
@@ -223,7 +368,6 @@ impl Engine {
     /// Waits until the job is terminal or `limit` has passed, then returns it
     /// as it is.
     pub async fn wait(&self, id: &JobId, limit: Duration) -> Result<Job, EngineError> {
-        let deadline = Timer::after(limit);
         let wait = async {
             loop {
                 let listener = self.inner.changed.listen();
@@ -235,7 +379,7 @@ impl Engine {
             }
         };
         future::or(wait, async {
-            deadline.await;
+            Timer::after(limit).await;
             self.get(id)
         })
         .await
@@ -258,9 +402,9 @@ impl Engine {
         Ok(Page { jobs, next })
     }
 
-    /// Cancels a job: one not started never starts; a running one is stopped
-    /// (SIGTERM to its group, SIGKILL after the grace period). Returns the
-    /// job once it is terminal.
+    /// Cancels a job: one not started never starts (and its dependents fail);
+    /// a running one is stopped (SIGTERM to its group, SIGKILL after the
+    /// grace period). Returns the job once it is terminal.
     pub async fn cancel(&self, id: &JobId) -> Result<Job, EngineError> {
         let mut sched = self.inner.sched.lock().await;
         if let Some(running) = sched.running.get(id) {
@@ -270,23 +414,34 @@ impl Engine {
             return self.wait(id, Duration::MAX).await;
         }
         let job = self.get(id)?;
+        let now = Timestamp::now();
         let mut next = job.clone();
-        next.cancel(None, Timestamp::now())?;
-        if job.state == State::Queued {
-            sched
-                .ready
-                .remove(&job.spec.queue, job.spec.priority, job.seq, job.id);
+        next.cancel(None, now)?;
+        match job.state {
+            State::Queued => {
+                sched
+                    .ready
+                    .remove(&job.spec.queue, job.spec.priority, job.seq, job.id);
+            }
+            State::Scheduled { at } => {
+                sched.timers.remove(&(at, job.id));
+            }
+            _ => {}
         }
-        self.inner.store.update(&job, &next)?;
+        let mut changes = vec![(job, next.clone())];
+        changes.append(&mut self.cascade(&next, now)?);
+        apply(&self.inner.store, &changes)?;
         drop(sched);
         self.inner.store.sync().await?;
-        self.announce(&next).await;
+        for (_, new) in &changes {
+            self.announce(new).await;
+        }
         Ok(next)
     }
 
     /// Runs a terminal job again, attempt + 1.
     pub async fn retry(&self, id: &JobId) -> Result<Job, EngineError> {
-        if self.inner.stopping.load(Ordering::SeqCst) {
+        if self.is_stopping() {
             return Err(EngineError::ShuttingDown);
         }
         let sched = self.inner.sched.lock().await;
@@ -300,7 +455,8 @@ impl Engine {
         Ok(next)
     }
 
-    /// Forgets a terminal job and its output.
+    /// Forgets a terminal job and its output; its idempotency key is free
+    /// again.
     pub async fn remove(&self, id: &JobId) -> Result<(), EngineError> {
         let sched = self.inner.sched.lock().await;
         let job = self.get(id)?;
@@ -319,51 +475,267 @@ impl Engine {
         Ok(())
     }
 
+    /// Every known queue: its limit, pause flag and counts by state.
+    pub async fn queues(&self) -> Vec<QueueView> {
+        let sched = self.inner.sched.lock().await;
+        sched.queues.views(&self.inner.store.counts())
+    }
+
+    /// Changes a queue's limit or pause flag, durably.
+    pub async fn patch_queue(
+        &self,
+        name: &str,
+        patch: QueuePatch,
+    ) -> Result<QueueView, EngineError> {
+        if !crate::api::is_valid_queue_name(name) {
+            return Err(FieldError::new(
+                "name",
+                format!("{name:?} is not a queue name: use 1 to 64 of a-z 0-9 _ . -"),
+            )
+            .into());
+        }
+        let mut sched = self.inner.sched.lock().await;
+        let settings = sched.queues.patch(name, patch);
+        self.inner.store.put_queue_settings(name, &settings)?;
+        drop(sched);
+        self.inner.store.sync().await?;
+        // A resumed queue or a raised limit may let jobs start.
+        self.inner.wake.notify(usize::MAX);
+        let sched = self.inner.sched.lock().await;
+        Ok(sched.queues.view(name, &self.inner.store.counts()))
+    }
+
     /// Makes a durable change visible: a queued job goes in line and wakes
-    /// the dispatcher; waiters re-check.
+    /// the dispatcher; a scheduled one goes on the timers; waiters re-check.
     async fn announce(&self, job: &Job) {
-        if job.state == State::Queued {
-            let mut sched = self.inner.sched.lock().await;
-            sched
-                .ready
-                .push(&job.spec.queue, job.spec.priority, job.seq, job.id);
-            drop(sched);
-            self.inner.wake.notify(1);
+        match job.state {
+            State::Queued => {
+                let mut sched = self.inner.sched.lock().await;
+                sched
+                    .ready
+                    .push(&job.spec.queue, job.spec.priority, job.seq, job.id);
+                drop(sched);
+                self.inner.wake.notify(1);
+            }
+            State::Scheduled { at } => {
+                let mut sched = self.inner.sched.lock().await;
+                sched.timers.insert((at, job.id));
+                drop(sched);
+                self.inner.timer_wake.notify(1);
+            }
+            ref s if s.is_terminal() => {
+                self.inner.prune_wake.notify(1);
+            }
+            _ => {}
         }
         tracing::debug!(job = %job.id, state = %job.state.name(), attempt = job.attempt, "job changed");
         self.inner.changed.notify(usize::MAX);
     }
 
+    /// The transitions a job's end causes in the jobs waiting for it:
+    /// success releases them (once all they wait for succeeded); failure or
+    /// cancellation fails them with reason `dependency`, and theirs in turn.
+    /// O(dependents), through the store's edge index. Called under the lock.
+    fn cascade(&self, done: &Job, now: Timestamp) -> Result<Vec<(Job, Job)>, EngineError> {
+        let store = &self.inner.store;
+        let mut changes = Vec::new();
+        let mut ended = vec![done.clone()];
+        while let Some(parent) = ended.pop() {
+            let parent_state = parent.state.name();
+            if !parent_state.is_terminal() {
+                continue;
+            }
+            for id in store.dependents(&parent.id)? {
+                // A job changed earlier in this cascade is taken as changed.
+                let current = match changes
+                    .iter()
+                    .rev()
+                    .find(|(_, new): &&(Job, Job)| new.id == id)
+                {
+                    Some((_, new)) => new.clone(),
+                    None => match store.get(&id)? {
+                        Some(job) => job,
+                        None => continue,
+                    },
+                };
+                if !matches!(current.state, State::Waiting { .. }) {
+                    continue;
+                }
+                let mut next = current.clone();
+                if parent_state == StateName::Succeeded {
+                    next.dependency_succeeded(&parent.id, now)?;
+                } else {
+                    next.dependency_failed(&parent.id, parent_state, now)?;
+                    ended.push(next.clone());
+                }
+                changes.push((current, next));
+            }
+        }
+        Ok(changes)
+    }
+
     /// Starts queued jobs as workers free up, until shutdown. Event-driven:
-    /// it sleeps until a job is put in line or a run ends.
+    /// it sleeps until a job is put in line, a run ends or a queue changes.
     pub async fn run_dispatcher(&self) {
         let inner = &self.inner;
         loop {
             let permit = inner.workers.acquire_arc().await;
-            let next = loop {
+            let (id, stop) = loop {
                 let listener = inner.wake.listen();
-                if inner.stopping.load(Ordering::SeqCst) {
+                if self.is_stopping() {
                     return;
                 }
                 let mut sched = inner.sched.lock().await;
-                if let Some((_queue, id)) = sched.ready.pop(|_| true) {
+                let Sched {
+                    ready,
+                    queues,
+                    running,
+                    ..
+                } = &mut *sched;
+                if let Some((queue, id)) = ready.pop(|q| queues.has_room(q)) {
+                    queues.started(&queue);
                     let (tx, rx) = async_channel::bounded(1);
-                    sched.running.insert(id, Running { stop: tx });
-                    break Some((id, rx));
+                    running.insert(id, Running { stop: tx, queue });
+                    break (id, rx);
                 }
                 drop(sched);
                 listener.await;
             };
-            let Some((id, stop)) = next else { return };
             inner.in_flight.fetch_add(1, Ordering::SeqCst);
             let engine = self.clone();
             crate::rt::spawn(async move {
                 engine.run(id, stop, permit).await;
-                engine.inner.sched.lock().await.running.remove(&id);
                 engine.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
                 engine.inner.idle.notify(usize::MAX);
                 engine.inner.wake.notify(1);
             });
+        }
+    }
+
+    /// Makes scheduled jobs `queued` when they are due. One timer, for the
+    /// earliest job; re-armed when an earlier one arrives.
+    pub async fn run_timers(&self) {
+        loop {
+            let listener = self.inner.timer_wake.listen();
+            if self.is_stopping() {
+                return;
+            }
+            let next = self.inner.sched.lock().await.timers.first().copied();
+            let now = Timestamp::now();
+            match next {
+                None => {
+                    listener.await;
+                    continue;
+                }
+                Some((at, _)) if at > now => {
+                    let wait = at.duration_since(now).unsigned_abs();
+                    future::or(listener, async {
+                        Timer::after(wait).await;
+                    })
+                    .await;
+                    continue;
+                }
+                Some(_) => {}
+            }
+            if let Err(e) = self.make_due(now).await {
+                tracing::error!(error = %e, "cannot start due jobs; retrying in 1s");
+                Timer::after(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    async fn make_due(&self, now: Timestamp) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let mut sched = self.inner.sched.lock().await;
+        let mut changes = Vec::new();
+        while let Some(&(at, id)) = sched.timers.first() {
+            if at > now {
+                break;
+            }
+            sched.timers.pop_first();
+            let Some(job) = store.get(&id)? else { continue };
+            if !matches!(job.state, State::Scheduled { .. }) {
+                continue;
+            }
+            let mut next = job.clone();
+            next.make_due()?;
+            changes.push((job, next));
+        }
+        apply(store, &changes)?;
+        drop(sched);
+        store.sync().await?;
+        for (_, new) in &changes {
+            self.announce(new).await;
+        }
+        Ok(())
+    }
+
+    /// Prunes terminal jobs older than `retention` or beyond
+    /// `keep_finished`, oldest first. Sleeps until the oldest expires or a
+    /// finish pushes the count over the limit.
+    pub async fn run_retention(&self) {
+        loop {
+            let listener = self.inner.prune_wake.listen();
+            if self.is_stopping() {
+                return;
+            }
+            let next = match self.prune().await {
+                Ok(next) => next,
+                Err(e) => {
+                    tracing::error!(error = %e, "pruning old jobs failed; retrying in 1m");
+                    Some(Duration::from_secs(60))
+                }
+            };
+            match next {
+                Some(wait) => {
+                    future::or(listener, async {
+                        Timer::after(wait).await;
+                    })
+                    .await
+                }
+                None => listener.await,
+            }
+        }
+    }
+
+    /// Prunes what is due; returns how long until the oldest remaining
+    /// terminal job expires.
+    async fn prune(&self) -> Result<Option<Duration>, EngineError> {
+        let store = &self.inner.store;
+        let config = &self.inner.config;
+        loop {
+            let now = Timestamp::now();
+            let retention = jiff::SignedDuration::try_from(config.retention)
+                .unwrap_or(jiff::SignedDuration::MAX);
+            let cutoff = now.checked_sub(retention).unwrap_or(Timestamp::MIN);
+            let excess = terminal_count(store).saturating_sub(config.keep_finished);
+            let oldest = store.oldest_finished(PRUNE_BATCH)?;
+            let doomed: Vec<JobId> = oldest
+                .iter()
+                .enumerate()
+                .take_while(|(i, (at, _))| (*i as u64) < excess || *at <= cutoff)
+                .map(|(_, (_, id))| *id)
+                .collect();
+            if doomed.is_empty() {
+                return Ok(oldest.first().map(|(at, _)| {
+                    let expires = at.checked_add(retention).unwrap_or(Timestamp::MAX);
+                    expires.duration_since(now).unsigned_abs() + Duration::from_millis(10)
+                }));
+            }
+            let sched = self.inner.sched.lock().await;
+            let jobs: Vec<Job> = doomed
+                .iter()
+                .filter_map(|id| store.get(id).transpose())
+                .collect::<Result<_, _>>()?;
+            let jobs: Vec<Job> = jobs.into_iter().filter(|j| j.state.is_terminal()).collect();
+            let changes: Vec<Change<'_>> = jobs.iter().map(Change::remove).collect();
+            store.apply(&changes)?;
+            drop(sched);
+            for job in &jobs {
+                store.clear_output(&job.id)?;
+            }
+            store.sync().await?;
+            tracing::debug!(pruned = jobs.len(), "pruned finished jobs");
         }
     }
 
@@ -372,17 +744,21 @@ impl Engine {
     async fn run(&self, id: JobId, stop: Receiver<StopReason>, _permit: SemaphoreGuardArc) {
         if let Err(e) = self.try_run(id, stop).await {
             tracing::error!(job = %id, error = %e, "job run failed in the daemon");
+            // Free its queue slot all the same.
+            let mut sched = self.inner.sched.lock().await;
+            if let Some(r) = sched.running.remove(&id) {
+                sched.queues.finished(&r.queue);
+            }
         }
     }
 
     async fn try_run(&self, id: JobId, stop: Receiver<StopReason>) -> Result<(), EngineError> {
         let store = &self.inner.store;
-        let Some(job) = store.get(&id)? else {
-            return Ok(()); // removed while in line
+        let job = match store.get(&id)? {
+            Some(job) if job.state == State::Queued => job,
+            // Removed or cancelled between its flush and its turn.
+            _ => return self.conclude(id, None).await,
         };
-        if job.state != State::Queued {
-            return Ok(()); // cancelled between its flush and its turn
-        }
         let out = OutputWriter::new(store.clone(), id, self.inner.config.max_output)?;
         let stdin = match job.spec.stdin_bytes {
             Some(_) => store.stdin(&id)?,
@@ -394,10 +770,7 @@ impl Engine {
             Err(e) => {
                 let mut failed = job.clone();
                 failed.fail_to_spawn(e.0, Timestamp::now())?;
-                store.update(&job, &failed)?;
-                store.sync().await?;
-                self.announce(&failed).await;
-                return Ok(());
+                return self.conclude(id, Some((job, failed))).await;
             }
         };
         let mut running = job.clone();
@@ -408,11 +781,14 @@ impl Engine {
         // waiting for the flush before pumping would only stall the pipes.
         let (ended, synced) = future::zip(
             child.supervise(stdin, &out, stop, timeout, launch.kill_grace),
-            store.sync(),
+            async {
+                store.sync().await?;
+                self.announce(&running).await;
+                Ok::<_, StoreError>(())
+            },
         )
         .await;
         synced?;
-        self.announce(&running).await;
 
         let now = Timestamp::now();
         let mut done = running.clone();
@@ -429,18 +805,48 @@ impl Engine {
                 )?
             }
             Some(StopReason::Shutdown) => match self.inner.config.on_interrupted {
-                OnInterrupted::Requeue => done.requeue_interrupted()?,
+                OnInterrupted::Requeue => done.requeue_interrupted(now)?,
                 OnInterrupted::Fail => done.fail_interrupted(now)?,
             },
         }
-        store.update(&running, &done)?;
+        self.conclude(id, Some((running, done))).await
+    }
+
+    /// Records the end of a run (`old` → `new`, if there was a transition):
+    /// schedules an automatic retry when one is due, applies what the end
+    /// causes in dependents, frees the queue slot, then flushes and
+    /// announces.
+    async fn conclude(&self, id: JobId, transition: Option<(Job, Job)>) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let now = Timestamp::now();
+        let mut sched = self.inner.sched.lock().await;
+        if let Some(r) = sched.running.remove(&id) {
+            sched.queues.finished(&r.queue);
+        }
+        let Some((old, mut new)) = transition else {
+            return Ok(());
+        };
+        if new.may_retry() {
+            let at = now
+                .checked_add(retry_delay(&new, self.inner.config.max_backoff))
+                .unwrap_or(Timestamp::MAX);
+            new.retry_at(at)?;
+        }
+        let interrupted = new.state == State::Queued;
+        let mut changes = vec![(old, new.clone())];
+        changes.append(&mut self.cascade(&new, now)?);
+        apply(store, &changes)?;
+        drop(sched);
         store.sync().await?;
-        if done.state == State::Queued {
-            // Re-queued by shutdown: it goes back in line at the next start,
-            // from the store; announcing it now would start it again.
-            self.inner.changed.notify(usize::MAX);
-        } else {
-            self.announce(&done).await;
+        for (_, job) in &changes {
+            if interrupted && job.id == id {
+                // Re-queued by shutdown: it goes back in line at the next
+                // start, from the store; putting it in line now would start
+                // it again during the drain.
+                self.inner.changed.notify(usize::MAX);
+            } else {
+                self.announce(job).await;
+            }
         }
         Ok(())
     }
@@ -450,6 +856,8 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.wake.notify(usize::MAX);
+        self.inner.timer_wake.notify(usize::MAX);
+        self.inner.prune_wake.notify(usize::MAX);
         {
             let sched = self.inner.sched.lock().await;
             for running in sched.running.values() {
@@ -474,28 +882,52 @@ impl Engine {
     }
 }
 
-/// Refuses spec fields whose scheduling is not built yet, rather than
-/// accepting a job and silently ignoring what was asked.
-fn refuse_unsupported(spec: &JobSpec) -> Result<(), FieldError> {
-    let not_yet = |field: &str| {
-        Err(FieldError::new(
-            field,
-            "is not supported by this jobq version yet",
-        ))
-    };
-    if spec.run_at.is_some() {
-        return not_yet("run_at");
+/// Writes (old, new) pairs as one atomic batch.
+fn apply(store: &Store, changes: &[(Job, Job)]) -> Result<(), StoreError> {
+    if changes.is_empty() {
+        return Ok(());
     }
-    if spec.retries > 0 {
-        return not_yet("retries");
-    }
-    if !spec.after.is_empty() {
-        return not_yet("after");
-    }
-    if spec.idempotency_key.is_some() {
-        return not_yet("idempotency_key");
-    }
-    Ok(())
+    let batch: Vec<Change<'_>> = changes
+        .iter()
+        .map(|(old, new)| Change::update(old, new))
+        .collect();
+    store.apply(&batch)
+}
+
+/// Jobs not started yet (waiting, scheduled, queued), for `max_queued`.
+fn not_started(store: &Store) -> u64 {
+    store
+        .counts()
+        .iter()
+        .filter(|((_, state), _)| {
+            matches!(
+                state,
+                StateName::Waiting | StateName::Scheduled | StateName::Queued
+            )
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// Terminal jobs, for `keep_finished`.
+fn terminal_count(store: &Store) -> u64 {
+    store
+        .counts()
+        .iter()
+        .filter(|((_, state), _)| state.is_terminal())
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The delay before the retry of a job whose attempt `job.attempt` just
+/// failed: `backoff × 2^(attempt−1)`, ±25% jitter (so jobs failing together
+/// do not retry together), capped by `max_backoff`.
+fn retry_delay(job: &Job, max_backoff: Duration) -> jiff::SignedDuration {
+    let doublings = job.attempt.saturating_sub(1).min(62);
+    let base = job.spec.backoff.as_secs_f64() * (1u64 << doublings) as f64;
+    let jittered = base * (0.75 + fastrand::f64() * 0.5);
+    let capped = jittered.min(max_backoff.as_secs_f64());
+    jiff::SignedDuration::try_from_secs_f64(capped).unwrap_or(jiff::SignedDuration::MAX)
 }
 
 /// Kills what is left of a job's process group after a crash of the daemon.

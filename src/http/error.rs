@@ -96,6 +96,11 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::Conflict, ErrorCode::Conflict, c.to_string())
             }
             EngineError::Invalid(f) => f.into(),
+            EngineError::QueueFull { .. } => ApiError::new(
+                StatusCode::TooManyRequests,
+                ErrorCode::QueueFull,
+                e.to_string(),
+            ),
             EngineError::ShuttingDown => ApiError::new(
                 StatusCode::ServiceUnavailable,
                 ErrorCode::Unavailable,

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use tide::{Body, Request, Response, StatusCode};
 
 use super::{json, parse_json, read_body, ApiError, AppState, Reply};
-use crate::api::{parse_duration, JobList, JobRequest, JobView};
+use crate::api::{parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView};
 use crate::engine::ListQuery;
 use crate::job::{JobId, StateName};
 use crate::store::StreamFilter;
@@ -19,6 +19,9 @@ const MAX_LIMIT: usize = 1000;
 /// Longest long-poll (`GET /v1/jobs/{id}?wait=`): long enough to be cheap,
 /// short enough that proxies and clients do not time the request out.
 const MAX_WAIT: Duration = Duration::from_secs(300);
+/// Most jobs in one batch: bounded like the body itself, so one request
+/// cannot hold the engine lock for long.
+const MAX_BATCH: usize = 10_000;
 /// Most output bytes one plain read returns; read on with `offset`.
 const MAX_OUTPUT_READ: usize = 256 * 1024 * 1024;
 
@@ -48,16 +51,58 @@ fn job_json(status: StatusCode, job: &crate::job::Job) -> Response {
     json(status, &JobView::from(job))
 }
 
-/// `POST /v1/jobs`.
+/// `POST /v1/jobs`: 201 with a new job, or 200 with the job that holds
+/// the idempotency key.
 pub async fn submit(mut req: Request<AppState>) -> Reply {
     query(&req, &[])?;
     let body = read_body(&mut req).await?;
     let request: JobRequest = parse_json(&body)?;
-    let (spec, stdin) = request.validate(Timestamp::now(), req.state().engine.default_backoff())?;
-    let job = req.state().engine.submit(spec, stdin).await?;
-    let mut res = job_json(StatusCode::Created, &job);
-    res.insert_header("Location", format!("/v1/jobs/{}", job.id));
+    let engine = &req.state().engine;
+    let (spec, stdin) = request.validate(Timestamp::now(), engine.default_backoff())?;
+    let submitted = engine.submit(spec, stdin).await?;
+    let status = if submitted.created {
+        StatusCode::Created
+    } else {
+        StatusCode::Ok
+    };
+    let mut res = job_json(status, &submitted.job);
+    res.insert_header("Location", format!("/v1/jobs/{}", submitted.job.id));
     Ok(res)
+}
+
+/// `POST /v1/jobs/batch`: `{"jobs": [spec…]}`, all or nothing, one flush.
+pub async fn submit_batch(mut req: Request<AppState>) -> Reply {
+    query(&req, &[])?;
+    let body = read_body(&mut req).await?;
+    let batch: BatchRequest = parse_json(&body)?;
+    if batch.jobs.is_empty() {
+        return Err(ApiError::field("jobs", "must hold at least one job spec"));
+    }
+    if batch.jobs.len() > MAX_BATCH {
+        return Err(ApiError::field(
+            "jobs",
+            format!("at most {MAX_BATCH} jobs per batch"),
+        ));
+    }
+    let engine = &req.state().engine;
+    let now = Timestamp::now();
+    let specs = batch
+        .jobs
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            r.validate(now, engine.default_backoff()).map_err(|e| {
+                ApiError::field(format!("jobs[{i}].{}", e.field), format!("jobs[{i}].{}", e))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let submitted = engine.submit_all(specs).await?;
+    Ok(json(
+        StatusCode::Created,
+        &BatchResponse {
+            jobs: submitted.iter().map(|s| JobView::from(&s.job)).collect(),
+        },
+    ))
 }
 
 /// `GET /v1/jobs`.

@@ -4,6 +4,7 @@
 
 mod error;
 mod jobs;
+mod queues;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +52,9 @@ pub fn app(state: AppState) -> tide::Server<AppState> {
     app.at("/v1/jobs/:id")
         .get(handle(jobs::get))
         .delete(handle(jobs::remove));
+    app.at("/v1/jobs/batch").post(handle(jobs::submit_batch));
+    app.at("/v1/queues").get(handle(queues::list));
+    app.at("/v1/queues/:name").patch(handle(queues::patch));
     app.at("/v1/jobs/:id/cancel").post(handle(jobs::cancel));
     app.at("/v1/jobs/:id/retry").post(handle(jobs::retry));
     app.at("/v1/jobs/:id/output").get(handle(jobs::output));

@@ -13,6 +13,81 @@ pub const RUNNING: u8 = b'n';
 pub const STDIN: u8 = b'i';
 /// Prefix of store metadata: `m` + name.
 pub const META: u8 = b'm';
+/// Prefix of the timer index: `s` + time + id (scheduled jobs).
+pub const SCHEDULED: u8 = b's';
+/// Prefix of the retention index: `f` + finished time + id (terminal jobs).
+pub const FINISHED: u8 = b'f';
+/// Prefix of dependency edges: `w` + awaited job + waiting job.
+pub const DEPENDENT: u8 = b'w';
+/// Prefix of idempotency keys: `k` + key → id.
+pub const IDEMPOTENCY: u8 = b'k';
+/// Prefix of per-queue, per-state job counts: `c` + queue + 0 + state.
+pub const COUNT: u8 = b'c';
+/// Prefix of queue settings: `q` + queue name → JSON.
+pub const QUEUE: u8 = b'q';
+
+/// A time as 8 bytes whose order is time order (milliseconds since the
+/// epoch, sign bit flipped).
+pub fn time_bytes(at: jiff::Timestamp) -> [u8; 8] {
+    ((at.as_millisecond() as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+/// Inverse of [`time_bytes`].
+pub fn time_from(bytes: [u8; 8]) -> Option<jiff::Timestamp> {
+    jiff::Timestamp::from_millisecond((u64::from_be_bytes(bytes) ^ (1 << 63)) as i64).ok()
+}
+
+/// `prefix` + time + id: the timer and retention indexes.
+pub fn by_time(prefix: u8, at: jiff::Timestamp, id: &JobId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(25);
+    key.push(prefix);
+    key.extend_from_slice(&time_bytes(at));
+    key.extend_from_slice(id.as_bytes());
+    key
+}
+
+/// Splits a [`by_time`] key.
+pub fn parse_by_time(key: &[u8]) -> Option<(jiff::Timestamp, JobId)> {
+    let at = time_from(key.get(1..9)?.try_into().ok()?)?;
+    let id = JobId::from_bytes(key.get(9..25)?.try_into().ok()?);
+    Some((at, id))
+}
+
+/// `w` + awaited + waiting: one dependency edge.
+pub fn dependent(awaited: &JobId, waiting: &JobId) -> Vec<u8> {
+    let mut key = Vec::with_capacity(33);
+    key.push(DEPENDENT);
+    key.extend_from_slice(awaited.as_bytes());
+    key.extend_from_slice(waiting.as_bytes());
+    key
+}
+
+/// `prefix` + a name (idempotency key, queue, metadata).
+pub fn named(prefix: u8, name: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + name.len());
+    key.push(prefix);
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// The count key of (queue, state).
+pub fn count(queue: &str, state: crate::job::StateName) -> Vec<u8> {
+    let mut key = named(COUNT, queue);
+    key.push(0);
+    key.push(state as u8);
+    key
+}
+
+/// Splits a [`count`] key.
+pub fn parse_count(key: &[u8]) -> Option<(String, crate::job::StateName)> {
+    let rest = key.strip_prefix(&[COUNT])?;
+    let (&state, rest) = rest.split_last()?;
+    let queue = std::str::from_utf8(rest.strip_suffix(&[0])?)
+        .ok()?
+        .to_owned();
+    let state = *crate::job::StateName::ALL.get(state as usize)?;
+    Some((queue, state))
+}
 
 /// `prefix` + id.
 pub fn by_id(prefix: u8, id: &JobId) -> [u8; 17] {

@@ -11,6 +11,12 @@
 //! | `j` id | the job, JSON |
 //! | `r` queue 0 priority seq | id: the ready index (queued jobs only) |
 //! | `n` id | process group id: the running index, read by recovery |
+//! | `s` time id | (empty): the timer index (scheduled jobs) |
+//! | `w` awaited waiting | (empty): dependency edges of waiting jobs |
+//! | `f` time id | (empty): the retention index (terminal jobs) |
+//! | `k` key | id: idempotency keys |
+//! | `c` queue 0 state | count of jobs in that queue and state |
+//! | `q` queue | queue settings, JSON |
 //! | `i` id | stdin bytes |
 //! | `m` name | metadata (`format`) |
 //! | output: id chunk# | stream byte + data |
@@ -22,10 +28,13 @@
 mod commit;
 pub mod keys;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use crate::job::{Job, JobId, State};
+use jiff::Timestamp;
+
+use crate::job::{Job, JobId, State, StateName};
 
 /// The on-disk format this build writes. Bump it with a migration in
 /// [`Store::migrate`] when the layout or the record encoding changes.
@@ -79,6 +88,63 @@ impl StreamFilter {
             StreamFilter::Stderr => stream == Stream::Stderr,
         }
     }
+}
+
+/// One job's change, for [`Store::apply`]: insert (no `old`), update, or
+/// removal (no `new`).
+#[derive(Clone, Copy, Debug)]
+pub struct Change<'a> {
+    /// The record as stored before, if any.
+    pub old: Option<&'a Job>,
+    /// The record to store, if any.
+    pub new: Option<&'a Job>,
+    /// Stdin bytes of a new job.
+    pub stdin: Option<&'a [u8]>,
+}
+
+impl<'a> Change<'a> {
+    /// A new job.
+    pub fn insert(job: &'a Job, stdin: Option<&'a [u8]>) -> Change<'a> {
+        Change {
+            old: None,
+            new: Some(job),
+            stdin,
+        }
+    }
+
+    /// A job that moved from `old` to `new`.
+    pub fn update(old: &'a Job, new: &'a Job) -> Change<'a> {
+        Change {
+            old: Some(old),
+            new: Some(new),
+            stdin: None,
+        }
+    }
+
+    /// A job forgotten.
+    pub fn remove(old: &'a Job) -> Change<'a> {
+        Change {
+            old: Some(old),
+            new: None,
+            stdin: None,
+        }
+    }
+
+    fn id(&self) -> JobId {
+        self.new.or(self.old).map(|j| j.id).unwrap_or_default()
+    }
+}
+
+/// A queue's settings that outlive a restart: changed with
+/// `PATCH /v1/queues/{name}`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct QueueSettings {
+    /// Most jobs of this queue running at once; `None` uses the config.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+    /// True while no new job of this queue may start.
+    #[serde(default)]
+    pub paused: bool,
 }
 
 /// A ready-index entry, as loaded at start.
@@ -159,6 +225,10 @@ pub struct Store {
     output: sled::Tree,
     /// The flusher shared by all writers.
     commit: commit::GroupCommit,
+    /// Mirror of the stored per-queue, per-state counts; its lock also
+    /// orders batches that touch counts. A std mutex: never held across an
+    /// await.
+    counts: Arc<Mutex<BTreeMap<(String, StateName), u64>>>,
 }
 
 impl Store {
@@ -201,8 +271,10 @@ impl Store {
             main,
             output,
             commit,
+            counts: Arc::default(),
         };
         store.check_format(dir)?;
+        store.load_counts()?;
         Ok(store)
     }
 
@@ -242,6 +314,21 @@ impl Store {
         }
     }
 
+    fn load_counts(&self) -> Result<()> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        for item in self.main.scan_prefix([keys::COUNT]) {
+            let (key, value) = item.map_err(io("read job counts"))?;
+            let bad = || StoreError::Corrupt {
+                key: format!("{key:?}"),
+                reason: "malformed count".into(),
+            };
+            let slot = keys::parse_count(&key).ok_or_else(bad)?;
+            let n = <[u8; 8]>::try_from(value.as_ref()).map_err(|_| bad())?;
+            counts.insert(slot, u64::from_be_bytes(n));
+        }
+        Ok(())
+    }
+
     /// Upgrades a store written in format `from` to [`FORMAT_VERSION`].
     /// There is one format so far; this is where a second one hooks in.
     fn migrate(&self, from: u32) -> Result<()> {
@@ -264,63 +351,181 @@ impl Store {
 
     /// Stores a new job (and its stdin) with its index entries, atomically.
     pub fn insert(&self, job: &Job, stdin: Option<&[u8]>) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        if let Some(bytes) = stdin {
-            batch.insert(&keys::by_id(keys::STDIN, &job.id), bytes);
-        }
-        self.stage(&mut batch, None, job)?;
-        self.main
-            .apply_batch(batch)
-            .map_err(io(format!("write job {}", job.id)))
+        self.apply(&[Change::insert(job, stdin)])
     }
 
     /// Stores `job`, which was `old` before, moving its index entries with
     /// its state, atomically.
     pub fn update(&self, old: &Job, job: &Job) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        self.stage(&mut batch, Some(old), job)?;
-        self.main
-            .apply_batch(batch)
-            .map_err(io(format!("write job {}", job.id)))
-    }
-
-    /// Puts the record and the index changes implied by `old` → `new` into
-    /// `batch`. The one place that knows which state has which index entry.
-    fn stage(&self, batch: &mut sled::Batch, old: Option<&Job>, new: &Job) -> Result<()> {
-        let record = serde_json::to_vec(new).map_err(|e| StoreError::Corrupt {
-            key: new.id.to_string(),
-            reason: format!("cannot encode: {e}"),
-        })?;
-        batch.insert(&keys::by_id(keys::JOB, &new.id), record);
-        if let Some(old) = old {
-            for key in index_keys(old) {
-                if !index_keys(new).contains(&key) {
-                    batch.remove(key);
-                }
-            }
-        }
-        for key in index_keys(new) {
-            let value: Vec<u8> = match &new.state {
-                State::Running { pid, .. } if key[0] == keys::RUNNING => pid.to_be_bytes().to_vec(),
-                _ => new.id.as_bytes().to_vec(),
-            };
-            batch.insert(key, value);
-        }
-        Ok(())
+        self.apply(&[Change::update(old, job)])
     }
 
     /// Forgets a job, its stdin and its output.
     pub fn remove(&self, job: &Job) -> Result<()> {
-        let mut batch = sled::Batch::default();
-        batch.remove(&keys::by_id(keys::JOB, &job.id));
-        batch.remove(&keys::by_id(keys::STDIN, &job.id));
-        for key in index_keys(job) {
-            batch.remove(key);
-        }
-        self.main
-            .apply_batch(batch)
-            .map_err(io(format!("remove job {}", job.id)))?;
+        self.apply(&[Change::remove(job)])?;
         self.clear_output(&job.id)
+    }
+
+    /// Writes several changes as one atomic batch: records, index entries
+    /// and per-queue counts move together, so a crash never leaves a job
+    /// without its index entry or a count that disagrees with the records.
+    pub fn apply(&self, changes: &[Change<'_>]) -> Result<()> {
+        let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut batch = sled::Batch::default();
+        let mut touched: BTreeMap<(String, StateName), u64> = BTreeMap::new();
+        for change in changes {
+            let old_entries = change.old.map(index_entries).unwrap_or_default();
+            let new_entries = change.new.map(index_entries).unwrap_or_default();
+            for (key, _) in &old_entries {
+                if !new_entries.iter().any(|(k, _)| k == key) {
+                    batch.remove(key.as_slice());
+                }
+            }
+            for (key, value) in new_entries {
+                batch.insert(key, value);
+            }
+            match change.new {
+                Some(job) => {
+                    let record = serde_json::to_vec(job).map_err(|e| StoreError::Corrupt {
+                        key: job.id.to_string(),
+                        reason: format!("cannot encode: {e}"),
+                    })?;
+                    batch.insert(&keys::by_id(keys::JOB, &job.id), record);
+                }
+                None => {
+                    if let Some(old) = change.old {
+                        batch.remove(&keys::by_id(keys::JOB, &old.id));
+                        batch.remove(&keys::by_id(keys::STDIN, &old.id));
+                    }
+                }
+            }
+            if let (Some(job), Some(bytes)) = (change.new, change.stdin) {
+                batch.insert(&keys::by_id(keys::STDIN, &job.id), bytes);
+            }
+            let mut bump = |job: &Job, up: bool| {
+                let slot = (job.spec.queue.clone(), job.state.name());
+                let now = touched
+                    .get(&slot)
+                    .copied()
+                    .unwrap_or_else(|| counts.get(&slot).copied().unwrap_or(0));
+                touched.insert(slot, if up { now + 1 } else { now.saturating_sub(1) });
+            };
+            if let Some(old) = change.old {
+                bump(old, false);
+            }
+            if let Some(new) = change.new {
+                bump(new, true);
+            }
+        }
+        for ((queue, state), n) in &touched {
+            let key = keys::count(queue, *state);
+            if *n == 0 {
+                batch.remove(key);
+            } else {
+                batch.insert(key, &n.to_be_bytes());
+            }
+        }
+        self.main.apply_batch(batch).map_err(io(match changes {
+            [one] => format!("write job {}", one.id()),
+            _ => format!("write {} jobs", changes.len()),
+        }))?;
+        for (slot, n) in touched {
+            if n == 0 {
+                counts.remove(&slot);
+            } else {
+                counts.insert(slot, n);
+            }
+        }
+        Ok(())
+    }
+
+    /// Jobs per queue and state, as the records say.
+    pub fn counts(&self) -> BTreeMap<(String, StateName), u64> {
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The job holding idempotency key `key`, if any.
+    pub fn job_with_key(&self, key: &str) -> Result<Option<JobId>> {
+        let found = self
+            .main
+            .get(keys::named(keys::IDEMPOTENCY, key))
+            .map_err(io("read an idempotency key"))?;
+        Ok(found.and_then(|v| <[u8; 16]>::try_from(v.as_ref()).ok().map(JobId::from_bytes)))
+    }
+
+    /// The jobs waiting for `id`.
+    pub fn dependents(&self, id: &JobId) -> Result<Vec<JobId>> {
+        let mut prefix = vec![keys::DEPENDENT];
+        prefix.extend_from_slice(id.as_bytes());
+        let mut out = Vec::new();
+        for item in self.main.scan_prefix(&prefix).keys() {
+            let key = item.map_err(io(format!("read dependents of job {id}")))?;
+            if let Ok(bytes) = <[u8; 16]>::try_from(&key[17..]) {
+                out.push(JobId::from_bytes(bytes));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every scheduled job with its due time, earliest first.
+    pub fn scheduled(&self) -> Result<Vec<(Timestamp, JobId)>> {
+        self.main
+            .scan_prefix([keys::SCHEDULED])
+            .keys()
+            .map(|item| {
+                let key = item.map_err(io("read the timer index"))?;
+                keys::parse_by_time(&key).ok_or_else(|| StoreError::Corrupt {
+                    key: format!("{key:?}"),
+                    reason: "malformed timer-index entry".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// Up to `limit` terminal jobs, the longest finished first.
+    pub fn oldest_finished(&self, limit: usize) -> Result<Vec<(Timestamp, JobId)>> {
+        self.main
+            .scan_prefix([keys::FINISHED])
+            .keys()
+            .take(limit)
+            .map(|item| {
+                let key = item.map_err(io("read the retention index"))?;
+                keys::parse_by_time(&key).ok_or_else(|| StoreError::Corrupt {
+                    key: format!("{key:?}"),
+                    reason: "malformed retention-index entry".into(),
+                })
+            })
+            .collect()
+    }
+
+    /// Stored settings of every queue that has any.
+    pub fn queue_settings(&self) -> Result<Vec<(String, QueueSettings)>> {
+        let mut out = Vec::new();
+        for item in self.main.scan_prefix([keys::QUEUE]) {
+            let (key, value) = item.map_err(io("read queue settings"))?;
+            let name = String::from_utf8_lossy(&key[1..]).into_owned();
+            let settings = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                key: format!("queue {name}"),
+                reason: e.to_string(),
+            })?;
+            out.push((name, settings));
+        }
+        Ok(out)
+    }
+
+    /// Stores a queue's settings (durable at the next [`Store::sync`]).
+    pub fn put_queue_settings(&self, name: &str, settings: &QueueSettings) -> Result<()> {
+        let value = serde_json::to_vec(settings).map_err(|e| StoreError::Corrupt {
+            key: format!("queue {name}"),
+            reason: e.to_string(),
+        })?;
+        self.main
+            .insert(keys::named(keys::QUEUE, name), value)
+            .map(drop)
+            .map_err(io(format!("write settings of queue {name}")))
     }
 
     /// One job, if it exists.
@@ -476,19 +681,43 @@ impl Store {
     }
 }
 
-/// The index entries a job in this state has.
-fn index_keys(job: &Job) -> Vec<Vec<u8>> {
-    match job.state {
-        State::Queued => vec![keys::ready(&job.spec.queue, job.spec.priority, job.seq)],
-        State::Running { .. } => vec![keys::by_id(keys::RUNNING, &job.id).to_vec()],
-        _ => vec![],
+/// The index entries a job has in its state: (key, value) pairs. The one
+/// place that knows which state has which entries.
+fn index_entries(job: &Job) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let id = job.id.as_bytes().to_vec();
+    let mut out = Vec::new();
+    match &job.state {
+        State::Queued => out.push((
+            keys::ready(&job.spec.queue, job.spec.priority, job.seq),
+            id.clone(),
+        )),
+        State::Running { pid, .. } => out.push((
+            keys::by_id(keys::RUNNING, &job.id).to_vec(),
+            pid.to_be_bytes().to_vec(),
+        )),
+        State::Scheduled { at } => {
+            out.push((keys::by_time(keys::SCHEDULED, *at, &job.id), Vec::new()))
+        }
+        State::Waiting { pending } => {
+            for dep in pending {
+                out.push((keys::dependent(dep, &job.id), Vec::new()));
+            }
+        }
+        State::Succeeded { finished_at, .. }
+        | State::Failed { finished_at, .. }
+        | State::Cancelled { finished_at, .. } => out.push((
+            keys::by_time(keys::FINISHED, *finished_at, &job.id),
+            Vec::new(),
+        )),
     }
+    if let Some(key) = &job.spec.idempotency_key {
+        out.push((keys::named(keys::IDEMPOTENCY, key), id));
+    }
+    out
 }
 
 fn meta_key(name: &str) -> Vec<u8> {
-    let mut key = vec![keys::META];
-    key.extend_from_slice(name.as_bytes());
-    key
+    keys::named(keys::META, name)
 }
 
 fn decode(id: &JobId, bytes: &[u8]) -> Result<Job> {

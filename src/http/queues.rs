@@ -1,0 +1,34 @@
+//! Handlers of `/v1/queues…`.
+
+use tide::{Request, StatusCode};
+
+use super::{json, parse_json, read_body, ApiError, AppState, Reply};
+use crate::api::QueueList;
+use crate::engine::QueuePatch;
+
+/// `GET /v1/queues`.
+pub async fn list(req: Request<AppState>) -> Reply {
+    let queues = req.state().engine.queues().await;
+    Ok(json(StatusCode::Ok, &QueueList { queues }))
+}
+
+/// `PATCH /v1/queues/{name}`: `{"concurrency": N}` and/or `{"paused": bool}`.
+pub async fn patch(mut req: Request<AppState>) -> Reply {
+    let name = req.param("name").unwrap_or_default().to_owned();
+    let body = read_body(&mut req).await?;
+    let patch: QueuePatch = parse_json(&body)?;
+    if patch.concurrency.is_none() && patch.paused.is_none() {
+        return Err(ApiError::field(
+            "concurrency",
+            "give `concurrency` and/or `paused`",
+        ));
+    }
+    if patch.concurrency == Some(Some(0)) {
+        return Err(ApiError::field(
+            "concurrency",
+            "must be at least 1 (pause the queue to stop it, or null for the configured limit)",
+        ));
+    }
+    let view = req.state().engine.patch_queue(&name, patch).await?;
+    Ok(json(StatusCode::Ok, &view))
+}
