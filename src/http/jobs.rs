@@ -6,7 +6,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tide::{Body, Request, Response, StatusCode};
 
-use super::{json, parse_json, read_body, ApiError, AppState, Reply};
+use super::{body, json, parse_json, ApiError, AppState, Reply};
 use crate::api::{parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView};
 use crate::engine::ListQuery;
 use crate::job::{JobId, StateName};
@@ -53,10 +53,9 @@ fn job_json(status: StatusCode, job: &crate::job::Job) -> Response {
 
 /// `POST /v1/jobs`: 201 with a new job, or 200 with the job that holds
 /// the idempotency key.
-pub async fn submit(mut req: Request<AppState>) -> Reply {
+pub async fn submit(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
-    let body = read_body(&mut req).await?;
-    let request: JobRequest = parse_json(&body)?;
+    let request: JobRequest = parse_json(body(&req))?;
     let engine = &req.state().engine;
     let (spec, stdin) = request.validate(Timestamp::now(), engine.default_backoff())?;
     let submitted = engine.submit(spec, stdin).await?;
@@ -71,10 +70,9 @@ pub async fn submit(mut req: Request<AppState>) -> Reply {
 }
 
 /// `POST /v1/jobs/batch`: `{"jobs": [spec…]}`, all or nothing, one flush.
-pub async fn submit_batch(mut req: Request<AppState>) -> Reply {
+pub async fn submit_batch(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
-    let body = read_body(&mut req).await?;
-    let batch: BatchRequest = parse_json(&body)?;
+    let batch: BatchRequest = parse_json(body(&req))?;
     if batch.jobs.is_empty() {
         return Err(ApiError::field("jobs", "must hold at least one job spec"));
     }

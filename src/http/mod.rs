@@ -103,17 +103,44 @@ pub fn bound_addr(listener: &std::net::TcpListener) -> std::io::Result<SocketAdd
     listener.local_addr()
 }
 
+/// A request's body, read in full by [`handle`] before the handler runs.
+#[derive(Clone, Debug, Default)]
+struct RequestBody(Vec<u8>);
+
 /// Adapts a handler returning [`Reply`] to tide, so errors always become the
 /// JSON error body.
+///
+/// The body is read here, in full and before any answer, for every route.
+/// async-h1 discards an unread body after the response through a buffered
+/// reader that can swallow the next request on a kept-alive connection; a
+/// body we read ourselves never reaches that path. A body over the limit is
+/// answered 413 with `Connection: close`, since its bytes are still coming.
 fn handle<F, Fut>(f: F) -> impl tide::Endpoint<AppState>
 where
     F: Fn(Request<AppState>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply> + Send + 'static,
 {
-    move |req: Request<AppState>| {
+    move |mut req: Request<AppState>| {
         let f = f.clone();
-        async move { Ok(f(req).await.unwrap_or_else(ApiError::into_response)) }
+        async move {
+            match read_body(&mut req).await {
+                Ok(body) => {
+                    req.set_ext(RequestBody(body));
+                    Ok(f(req).await.unwrap_or_else(ApiError::into_response))
+                }
+                Err(e) => {
+                    let mut res = e.into_response();
+                    res.insert_header("Connection", "close");
+                    Ok(res)
+                }
+            }
+        }
     }
+}
+
+/// The body [`handle`] read.
+fn body(req: &Request<AppState>) -> &[u8] {
+    req.ext::<RequestBody>().map_or(&[], |b| b.0.as_slice())
 }
 
 async fn readyz(req: Request<AppState>) -> tide::Result {
@@ -147,7 +174,7 @@ async fn readyz(req: Request<AppState>) -> tide::Result {
 async fn json_for_bare_errors(res: Response) -> tide::Result {
     let bare =
         res.is_empty().unwrap_or(false) || res.len().is_none() && res.status().is_client_error();
-    Ok(match res.status() {
+    let mut res = match res.status() {
         StatusCode::NotFound if bare => ApiError::not_found("no such route").into_response(),
         StatusCode::MethodNotAllowed if bare => ApiError::new(
             StatusCode::MethodNotAllowed,
@@ -155,8 +182,12 @@ async fn json_for_bare_errors(res: Response) -> tide::Result {
             "method not allowed on this route",
         )
         .into_response(),
-        _ => res,
-    })
+        _ => return Ok(res),
+    };
+    // These routes never read a body; closing spares the next request the
+    // discard path described at [`handle`].
+    res.insert_header("Connection", "close");
+    Ok(res)
 }
 
 /// A JSON response.

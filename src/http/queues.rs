@@ -2,7 +2,7 @@
 
 use tide::{Request, StatusCode};
 
-use super::{json, parse_json, read_body, ApiError, AppState, Reply};
+use super::{body, json, parse_json, ApiError, AppState, Reply};
 use crate::api::QueueList;
 use crate::engine::QueuePatch;
 
@@ -13,10 +13,9 @@ pub async fn list(req: Request<AppState>) -> Reply {
 }
 
 /// `PATCH /v1/queues/{name}`: `{"concurrency": N}` and/or `{"paused": bool}`.
-pub async fn patch(mut req: Request<AppState>) -> Reply {
+pub async fn patch(req: Request<AppState>) -> Reply {
     let name = req.param("name").unwrap_or_default().to_owned();
-    let body = read_body(&mut req).await?;
-    let patch: QueuePatch = parse_json(&body)?;
+    let patch: QueuePatch = parse_json(body(&req))?;
     if patch.concurrency.is_none() && patch.paused.is_none() {
         return Err(ApiError::field(
             "concurrency",

@@ -1,0 +1,238 @@
+//! The `jobq` client commands against a real daemon: what they print and
+//! how they exit (API.md's CLI section).
+
+use std::process::Output;
+
+use jobq::api::JobView;
+
+use crate::support::{exit_code, jobq_command, run_bounded, TestDaemon};
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_ok(out: &Output) {
+    assert_eq!(
+        exit_code(out),
+        0,
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(out)
+    );
+}
+
+/// `jobq submit ARGS` → the new job's id, checking stdout holds only it.
+fn submit_id(d: &TestDaemon, args: &[&str]) -> String {
+    let mut all = vec!["submit"];
+    all.extend_from_slice(args);
+    let out = d.cli(&all);
+    assert_ok(&out);
+    let text = stdout(&out);
+    let id = text.strip_suffix('\n').unwrap_or(&text);
+    assert!(
+        uuid::Uuid::parse_str(id).is_ok(),
+        "submit prints the new job's id alone on stdout, printed {text:?}"
+    );
+    id.to_owned()
+}
+
+#[test]
+fn submit_prints_only_the_id() {
+    let d = TestDaemon::start();
+    let id = submit_id(&d, &["--", "echo", "hi"]);
+    let job = d.wait_terminal(&id);
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+    assert_eq!(job.command, Some(vec!["echo".into(), "hi".into()]));
+    assert_eq!(d.output(&id, "stdout"), b"hi\n");
+}
+
+#[test]
+fn submit_passes_options_through() {
+    let d = TestDaemon::start();
+    let id = submit_id(
+        &d,
+        &[
+            "--queue",
+            "batch",
+            "--priority",
+            "7",
+            "--env",
+            "FOO=bar",
+            "--name",
+            "tagged",
+            "--label",
+            "k=v",
+            "--shell",
+            "printf %s \"$FOO\"",
+        ],
+    );
+    let job = d.wait_terminal(&id);
+    assert_eq!(job.queue, "batch");
+    assert_eq!(job.priority, 7);
+    assert_eq!(job.name.as_deref(), Some("tagged"));
+    assert_eq!(job.labels.get("k").map(String::as_str), Some("v"));
+    assert_eq!(job.shell.as_deref(), Some("printf %s \"$FOO\""));
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+    assert_eq!(d.output(&id, "stdout"), b"bar");
+}
+
+#[test]
+fn submit_json_prints_the_job() {
+    let d = TestDaemon::start();
+    let out = d.cli(&["submit", "--json", "--", "echo", "hi"]);
+    assert_ok(&out);
+    let job: JobView = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("submit --json prints a job ({e}): {}", stdout(&out)));
+    assert_eq!(job.command, Some(vec!["echo".into(), "hi".into()]));
+    assert_eq!(d.job(&job.id).id, job.id);
+}
+
+#[test]
+fn submit_wait_exits_with_the_jobs_code() {
+    let d = TestDaemon::start();
+    let out = d.cli(&["submit", "--wait", "--", "sh", "-c", "exit 7"]);
+    assert_eq!(exit_code(&out), 7, "stderr: {}", stderr(&out));
+    let out = d.cli(&["submit", "--wait", "--", "true"]);
+    assert_eq!(exit_code(&out), 0, "stderr: {}", stderr(&out));
+    let out = d.cli(&["submit", "--wait", "--", "sh", "-c", "kill -9 $$"]);
+    assert_eq!(exit_code(&out), 128 + 9, "stderr: {}", stderr(&out));
+}
+
+#[test]
+fn list_show_and_logs() {
+    let d = TestDaemon::start();
+    let id = submit_id(
+        &d,
+        &[
+            "--name",
+            "cli-show",
+            "--",
+            "sh",
+            "-c",
+            "printf 'out\\n\\tbytes'; printf 'err\\n' >&2",
+        ],
+    );
+    d.wait_terminal(&id);
+
+    let out = d.cli(&["list"]);
+    assert_ok(&out);
+    assert!(!stdout(&out).trim().is_empty(), "list printed nothing");
+    let out = d.cli(&["list", "--json"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).contains(&id),
+        "list --json lacks {id}: {}",
+        stdout(&out)
+    );
+
+    let out = d.cli(&["show", &id]);
+    assert_ok(&out);
+    let text = stdout(&out);
+    assert!(
+        text.contains(&id) && text.contains("succeeded"),
+        "show: {text}"
+    );
+
+    let out = d.cli(&["show", &id, "--json"]);
+    assert_ok(&out);
+    let job: JobView = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("show --json prints a job ({e}): {}", stdout(&out)));
+    assert_eq!(job, d.job(&id));
+
+    let out = d.cli(&["logs", &id, "--stdout"]);
+    assert_ok(&out);
+    assert_eq!(out.stdout, b"out\n\tbytes", "logs prints the exact bytes");
+    let out = d.cli(&["logs", &id, "--stderr"]);
+    assert_ok(&out);
+    assert_eq!(out.stdout, b"err\n");
+    let out = d.cli(&["logs", &id]);
+    assert_ok(&out);
+    assert_eq!(
+        out.stdout.len(),
+        b"out\n\tbyteserr\n".len(),
+        "logs prints both streams"
+    );
+}
+
+#[test]
+fn wait_exits_with_the_jobs_code() {
+    let d = TestDaemon::start();
+    let gate = d.gate();
+    let id = submit_id(&d, &["--shell", &format!("{}; exit 5", gate.shell())]);
+    let out = std::thread::scope(|s| {
+        let waiter = s.spawn(|| d.cli(&["wait", &id]));
+        gate.open();
+        waiter.join().expect("wait thread")
+    });
+    assert_eq!(exit_code(&out), 5, "stderr: {}", stderr(&out));
+    let out = d.cli(&["wait", &id]);
+    assert_eq!(
+        exit_code(&out),
+        5,
+        "waiting for a finished job, stderr: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn cancel_retry_and_rm() {
+    let d = TestDaemon::start();
+    let gate = d.gate();
+    let id = submit_id(&d, &["--shell", &gate.shell()]);
+    d.wait_running(&id);
+    let out = d.cli(&["cancel", &id]);
+    assert_ok(&out);
+    let job = d.wait_terminal(&id);
+    assert_eq!(job.state.as_str(), "cancelled", "{job:?}");
+
+    gate.open();
+    let out = d.cli(&["retry", &id]);
+    assert_ok(&out);
+    let job = d.wait_terminal(&id);
+    assert_eq!(job.attempt, 2, "{job:?}");
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+
+    let out = d.cli(&["rm", &id]);
+    assert_ok(&out);
+    assert_eq!(d.get(&format!("/v1/jobs/{id}")).status, 404);
+}
+
+#[test]
+fn a_bad_flag_exits_2() {
+    let d = TestDaemon::start();
+    let out = d.cli(&["submit", "--no-such-flag", "--", "true"]);
+    assert_eq!(exit_code(&out), 2, "stderr: {}", stderr(&out));
+    assert_eq!(d.job_count(), 0, "a refused command line submitted a job");
+}
+
+#[test]
+fn showing_an_unknown_job_exits_2_with_one_line() {
+    let d = TestDaemon::start();
+    let out = d.cli(&["show", "0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e"]);
+    assert_eq!(exit_code(&out), 2, "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(err.lines().count(), 1, "one line on stderr: {err:?}");
+    assert!(err.starts_with("jobq:"), "stderr: {err:?}");
+    assert!(out.stdout.is_empty(), "stdout: {}", stdout(&out));
+}
+
+#[test]
+fn an_unreachable_server_exits_3_with_one_line() {
+    let out = run_bounded(
+        jobq_command(&["list", "--server", "http://127.0.0.1:1"]),
+        "jobq list against a closed port",
+    );
+    assert_eq!(exit_code(&out), 3, "stderr: {}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "exactly one line on stderr: {err:?}"
+    );
+    assert!(err.starts_with("jobq: cannot reach"), "stderr: {err:?}");
+}

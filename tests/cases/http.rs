@@ -1,0 +1,85 @@
+//! HTTP/1.1 behaviour below the API: a kept-alive connection must stay
+//! usable whatever the previous request on it was.
+//!
+//! These speak raw HTTP over a `TcpStream`, because the point is the bytes
+//! on one connection, which a pooling client hides.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+
+use std::time::Duration;
+
+use crate::support::TestDaemon;
+
+/// How long to wait for the answer to a `GET /healthz` on loopback, which
+/// takes milliseconds: five seconds is plenty even on a loaded runner, and a
+/// daemon that swallows the request fails the test in a few seconds
+/// instead of holding a test thread for the whole HTTP timeout.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Reads one response (status line, headers, `Content-Length` body) and
+/// returns its status, or `None` when none came before [`ANSWER_TIMEOUT`] or
+/// the server closed the connection.
+fn read_response(reader: &mut BufReader<TcpStream>) -> Option<u16> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let status = line.split_whitespace().nth(1)?.parse().ok()?;
+    let mut length = 0usize;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).ok()?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = value.trim().parse().ok()?;
+            }
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(status)
+}
+
+/// Sends `head` alone; once the daemon has answered it (without waiting for
+/// the body), sends the `body` together with a `GET /healthz` on the same
+/// connection, as a client still sending its body and then reusing the
+/// connection does. The second request must be answered (or the connection
+/// closed, which tells the client to reconnect), not silently swallowed.
+fn second_request_after_unread_body(d: &TestDaemon, head: &str, body: &[u8], want_first: u16) {
+    let stream = TcpStream::connect(d.addr()).expect("connect");
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    writer.write_all(head.as_bytes()).unwrap();
+    assert_eq!(read_response(&mut reader), Some(want_first), "first answer");
+
+    let mut rest = body.to_vec();
+    rest.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: jobq\r\n\r\n");
+    if writer.write_all(&rest).is_err() {
+        return; // Closed after the first answer: the client reconnects.
+    }
+    let mut line = String::new();
+    match reader.read_line(&mut line) {
+        Ok(0) => {} // Closed: fine.
+        Ok(_) => assert!(line.starts_with("HTTP/1.1 200"), "second answer: {line:?}"),
+        Err(e) => panic!(
+            "the request after an unread body got no answer within {ANSWER_TIMEOUT:?} ({e}): \
+             the daemon neither answered it nor closed the connection"
+        ),
+    }
+}
+
+#[test]
+fn keep_alive_survives_a_body_refused_as_too_large() {
+    let d = TestDaemon::builder()
+        .config_toml("max_body = \"2KiB\"\n")
+        .start();
+    let body = vec![b'x'; 4096];
+    let head = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: jobq\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    second_request_after_unread_body(&d, &head, &body, 413);
+}

@@ -1,0 +1,160 @@
+//! Stopping and starting again: a SIGTERMed daemon drains and exits 0; a
+//! SIGKILLed daemon restarted on its data dir has every job it accepted, and
+//! handles the job that was running by policy (`on_interrupted`).
+
+use std::collections::BTreeSet;
+
+use jobq::api::JobView;
+use jobq::job::FailReason;
+use serde_json::json;
+
+use crate::support::{wait_for, TestDaemon};
+
+/// Jobs accepted before the crash: enough that a daemon acknowledging
+/// before its writes are durable would likely lose some of the last ones.
+const ACCEPTED: usize = 200;
+
+/// Waits until every job in `ids` is terminal and returns them all.
+fn wait_all_terminal(d: &TestDaemon, ids: &BTreeSet<String>) -> Vec<JobView> {
+    let mut jobs = Vec::new();
+    wait_for(&format!("all {} jobs to end", ids.len()), || {
+        jobs = d
+            .list_all("")
+            .into_iter()
+            .filter(|j| ids.contains(&j.id))
+            .collect();
+        jobs.len() == ids.len() && jobs.iter().all(JobView::is_terminal)
+    });
+    jobs
+}
+
+#[test]
+fn after_a_crash_every_accepted_job_runs_and_the_interrupted_one_is_requeued() {
+    let mut d = TestDaemon::builder().workers(1).start();
+    let gate = d.gate();
+    let starts = d.path("blocker-starts");
+    let blocker = d.submit_shell(&format!(
+        "echo started >> '{}'; {}",
+        starts.display(),
+        gate.shell()
+    ));
+    d.wait_running(&blocker.id);
+
+    let mut accepted = BTreeSet::from([blocker.id.clone()]);
+    for i in 1..ACCEPTED {
+        let (status, body) = d.post_json(
+            "/v1/jobs",
+            &json!({ "command": ["true"], "name": format!("job-{i}") }),
+        );
+        assert!(
+            (200..300).contains(&status),
+            "submission {i}: {status} {body}"
+        );
+        accepted.insert(body["id"].as_str().expect("an id").to_owned());
+    }
+    assert_eq!(accepted.len(), ACCEPTED);
+    d.kill9();
+
+    d.restart();
+    let after: BTreeSet<String> = d.all_job_ids();
+    let lost: Vec<&String> = accepted.difference(&after).collect();
+    assert!(
+        lost.is_empty(),
+        "{} accepted job(s) lost in the crash: {lost:?}",
+        lost.len()
+    );
+
+    gate.open();
+    let jobs = wait_all_terminal(&d, &accepted);
+    for job in &jobs {
+        assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+        let want_attempt = if job.id == blocker.id { 2 } else { 1 };
+        assert_eq!(job.attempt, want_attempt, "{job:?}");
+    }
+    let starts = std::fs::read_to_string(&starts).unwrap();
+    assert_eq!(
+        starts.lines().count(),
+        2,
+        "the interrupted job ran again: {starts:?}"
+    );
+}
+
+#[test]
+fn with_on_interrupted_fail_the_interrupted_job_fails() {
+    let mut d = TestDaemon::builder()
+        .workers(1)
+        .config_toml("on_interrupted = \"fail\"\n")
+        .start();
+    let gate = d.gate();
+    let blocker = d.submit_shell(&gate.shell());
+    d.wait_running(&blocker.id);
+    let rest: BTreeSet<String> = (0..5).map(|_| d.submit_shell("true").id).collect();
+    d.kill9();
+    gate.open();
+
+    d.restart();
+    let job = d.wait_terminal(&blocker.id);
+    assert_eq!(job.state.as_str(), "failed", "{job:?}");
+    assert_eq!(job.reason, Some(FailReason::Interrupted), "{job:?}");
+    assert_eq!(job.attempt, 1, "{job:?}");
+    assert!(
+        job.error.as_deref().is_some_and(|e| !e.is_empty()),
+        "{job:?}"
+    );
+    for job in wait_all_terminal(&d, &rest) {
+        assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+    }
+}
+
+#[test]
+fn finished_jobs_and_their_output_survive_a_crash() {
+    let mut d = TestDaemon::start();
+    let ok = d.submit_shell("echo kept; echo also >&2");
+    let bad = d.submit_shell("exit 9");
+    let ok = d.wait_terminal(&ok.id);
+    let bad = d.wait_terminal(&bad.id);
+    d.kill9();
+    d.restart();
+    assert_eq!(d.job(&ok.id), ok);
+    assert_eq!(d.job(&bad.id), bad);
+    assert_eq!(d.output(&ok.id, "stdout"), b"kept\n");
+    assert_eq!(d.output(&ok.id, "stderr"), b"also\n");
+}
+
+#[test]
+fn sigterm_stops_running_jobs_and_exits_0_and_nothing_is_lost() {
+    let mut d = TestDaemon::builder().workers(1).start();
+    // Runs for long on its first attempt only, so a re-run after the
+    // restart (if that is the policy) ends at once.
+    let ran = d.path("ran");
+    let running = d.submit_shell(&format!(
+        "if [ -e '{0}' ]; then exit 0; fi; touch '{0}'; sleep 100 & sleep 100",
+        ran.display()
+    ));
+    let pgid = d
+        .wait_running(&running.id)
+        .pid
+        .expect("a running job has a pid");
+    wait_for(&format!("two processes in group {pgid}"), || {
+        TestDaemon::group_members(pgid).len() >= 2
+    });
+    let queued = d.submit_shell("echo after restart");
+
+    let status = d.terminate();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a drained daemon exits 0, got {status}"
+    );
+    wait_for(
+        &format!("the stopped job's process group {pgid} to be empty"),
+        || TestDaemon::group_members(pgid).is_empty(),
+    );
+
+    d.restart();
+    let queued = d.wait_terminal(&queued.id);
+    assert_eq!(queued.state.as_str(), "succeeded", "{queued:?}");
+    assert_eq!(d.output(&queued.id, "stdout"), b"after restart\n");
+    // How a job stopped by a shutdown ends is policy; that it ends is not.
+    d.wait_terminal(&running.id);
+}

@@ -1,0 +1,765 @@
+//! What every black-box test needs: a real `jobq serve` on its own temp dir
+//! and a free port ([`TestDaemon`]), HTTP and CLI helpers that talk to it,
+//! and the one way to wait for something ([`wait_for`]).
+//!
+//! Tests talk to jobq only through the binary and HTTP, as users do; the
+//! only crate types they borrow are the wire types of `jobq::api`, so a test
+//! reads like a request and the answer API.md promises for it.
+
+#![allow(dead_code)] // Not every test module uses every helper.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use jobq::api::JobView;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// How long any wait in the suite may take before the test fails. Every
+/// wait is for something that takes milliseconds on a quiet machine; 30s
+/// leaves room for a loaded CI runner with the whole suite in parallel,
+/// while a hang still fails well inside the suite's budget.
+pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest one HTTP request may take (connect plus answer). Requests are
+/// local and answered at once; a daemon that hangs on one fails the test
+/// instead of hanging it.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Lines of the daemon's stderr shown when a test fails: enough to see the
+/// last requests and the error, not a whole 200-job log.
+const STDERR_TAIL_LINES: usize = 80;
+
+/// The environment variable that marks every process a test daemon starts.
+/// Jobs inherit the daemon's environment (API.md: `env` is *added* to it), so
+/// `Drop` can find and kill jobs orphaned by a SIGKILLed daemon.
+const TAG_VAR: &str = "JOBQ_TEST_DAEMON_TAG";
+
+/// Polls `f` until it returns true; panics after [`WAIT_TIMEOUT`] naming
+/// `what`. Polls often at first (most waits end within milliseconds), then
+/// back off to 50ms so a slow wait does not steal CPU from the daemon.
+pub fn wait_for(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if f() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            panic!("timed out after {WAIT_TIMEOUT:?} (WAIT_TIMEOUT) waiting for {what}");
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// The path of the `jobq` binary cargo built for this test run.
+pub fn jobq_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_jobq")
+}
+
+/// A `jobq` command with no inherited server or token settings, so the
+/// developer's own environment cannot steer a test.
+pub fn jobq_command(args: &[&str]) -> Command {
+    let mut cmd = Command::new(jobq_bin());
+    cmd.args(args)
+        .env_remove("JOBQ_SERVER")
+        .env_remove("JOBQ_TOKEN")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// Runs `cmd` to completion with output captured, failing the test if it
+/// runs longer than [`WAIT_TIMEOUT`] (and killing it then).
+pub fn run_bounded(mut cmd: Command, what: &str) -> Output {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+    let mut guard = KillOnDrop(child);
+    let mut stdout = guard.0.stdout.take().expect("stdout is piped");
+    let mut stderr = guard.0.stderr.take().expect("stderr is piped");
+    // Both pipes drain at once, so a chatty child cannot block on a full pipe.
+    let out = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stdout.read_to_end(&mut buf);
+        buf
+    });
+    let err = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let _ = stderr.read_to_end(&mut buf);
+        buf
+    });
+    let mut status = None;
+    wait_for(&format!("{what} to exit"), || {
+        status = guard.0.try_wait().expect("try_wait");
+        status.is_some()
+    });
+    Output {
+        status: status.expect("exited"),
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Kills a child process when a test panics before it was waited for.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// A request's answer: the status and the raw body, whatever the status.
+#[derive(Debug)]
+pub struct Reply {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Location` header, if any.
+    pub location: Option<String>,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    /// The body as JSON: `null` for an empty body, and a string saying what
+    /// came instead for a body that is not JSON, so an assertion on a field
+    /// fails showing the body.
+    pub fn json(&self) -> Value {
+        if self.body.is_empty() {
+            return Value::Null;
+        }
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            Value::String(format!(
+                "<not JSON ({e}): {}>",
+                String::from_utf8_lossy(&self.body)
+            ))
+        })
+    }
+}
+
+/// Parses a job from JSON, failing the test with the JSON when it is not one.
+pub fn job_from(value: &Value) -> JobView {
+    serde_json::from_value(value.clone())
+        .unwrap_or_else(|e| panic!("not a job as API.md describes it ({e}): {value}"))
+}
+
+/// A file a job waits for before it exits: the way tests hold a worker busy
+/// without guessing how long to sleep. Dropping the gate opens it, so a
+/// panicking test does not leave its blocker running.
+pub struct Gate {
+    /// The file whose existence opens the gate.
+    path: PathBuf,
+}
+
+impl Gate {
+    /// A closed gate at `path` (which must not exist yet).
+    pub fn new(path: PathBuf) -> Gate {
+        assert!(!path.exists(), "gate {} already open", path.display());
+        Gate { path }
+    }
+
+    /// A shell line that waits until the gate opens, then exits 0; it gives
+    /// up with exit 1 after about [`WAIT_TIMEOUT`], so a job whose daemon was
+    /// killed (and whose test forgot the gate) cannot outlive the suite.
+    pub fn shell(&self) -> String {
+        let polls = WAIT_TIMEOUT.as_millis() / 20;
+        format!(
+            "i=0; while [ ! -e '{}' ]; do i=$((i+1)); if [ $i -gt {polls} ]; then exit 1; fi; sleep 0.02; done",
+            self.path.display()
+        )
+    }
+
+    /// Lets every job waiting on the gate go on.
+    pub fn open(&self) {
+        fs::write(&self.path, b"open").expect("open gate");
+    }
+}
+
+impl Drop for Gate {
+    fn drop(&mut self) {
+        let _ = fs::write(&self.path, b"open");
+    }
+}
+
+/// Builds a [`TestDaemon`] with settings.
+#[derive(Default)]
+pub struct Builder {
+    /// `--workers N`, when given.
+    workers: Option<usize>,
+    /// The config file's text, written to the temp dir and passed as
+    /// `--config`, when given.
+    config_toml: Option<String>,
+}
+
+impl Builder {
+    /// Runs at most `n` jobs at once.
+    pub fn workers(mut self, n: usize) -> Builder {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Starts the daemon with this config file.
+    pub fn config_toml(mut self, toml: &str) -> Builder {
+        self.config_toml = Some(toml.to_owned());
+        self
+    }
+
+    /// Starts the daemon and waits until it is ready.
+    pub fn start(self) -> TestDaemon {
+        let root = tempfile::Builder::new()
+            .prefix("jobq-test-")
+            .tempdir()
+            .expect("create temp dir");
+        let data_dir = root.path().join("data");
+        fs::create_dir(&data_dir).expect("create data dir");
+        let config_file = self.config_toml.map(|text| {
+            let path = root.path().join("jobq.toml");
+            fs::write(&path, text).expect("write config file");
+            path
+        });
+        let stderr_path = root.path().join("daemon.stderr");
+        let tag = format!("{}", root.path().display());
+        let mut daemon = TestDaemon {
+            data_dir,
+            config_file,
+            workers: self.workers,
+            stderr_path,
+            tag,
+            child: None,
+            addr: None,
+            agent: ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT).build(),
+            started: 0,
+            root,
+        };
+        daemon.spawn();
+        daemon
+    }
+}
+
+/// A running `jobq serve` on its own temp data dir and a free loopback port.
+/// Dropping it SIGKILLs the daemon (and any job it left behind) and removes
+/// the temp dir; when the test is failing, the daemon's stderr is printed.
+pub struct TestDaemon {
+    /// Holds the data dir, the config file and the daemon's stderr; removed
+    /// on drop.
+    root: TempDir,
+    /// `--data-dir`: kept across [`TestDaemon::restart`].
+    data_dir: PathBuf,
+    /// `--config`, when the test gave one.
+    config_file: Option<PathBuf>,
+    /// `--workers`, when the test gave one.
+    workers: Option<usize>,
+    /// Every daemon process of this test appends its stderr here.
+    stderr_path: PathBuf,
+    /// The value of [`TAG_VAR`] for this daemon's processes.
+    tag: String,
+    /// The daemon process, `None` after [`TestDaemon::kill9`].
+    child: Option<Child>,
+    /// Where the current daemon listens.
+    addr: Option<SocketAddr>,
+    /// One HTTP client, reusing connections.
+    agent: ureq::Agent,
+    /// How many daemon processes were started (for the stderr log).
+    started: u32,
+}
+
+/// Unique-enough counter for files a test asks for under the temp dir.
+static NEXT_FILE: AtomicU64 = AtomicU64::new(0);
+
+impl TestDaemon {
+    /// A daemon with default settings.
+    pub fn start() -> TestDaemon {
+        Builder::default().start()
+    }
+
+    /// A daemon with settings.
+    pub fn builder() -> Builder {
+        Builder::default()
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.child.is_none(), "a daemon is already running");
+        let addr_file = self.data_dir.join("jobq.addr");
+        // A stale file from a killed daemon would name a port another test's
+        // daemon may have taken since.
+        let _ = fs::remove_file(&addr_file);
+        self.started += 1;
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.stderr_path)
+            .expect("open daemon stderr file");
+        use std::io::Write;
+        let _ = writeln!(log, "=== daemon start #{} ===", self.started);
+        let mut cmd = jobq_command(&["serve", "--listen", "127.0.0.1:0", "--data-dir"]);
+        cmd.arg(&self.data_dir);
+        if let Some(n) = self.workers {
+            cmd.arg("--workers").arg(n.to_string());
+        }
+        if let Some(path) = &self.config_file {
+            cmd.arg("--config").arg(path);
+        }
+        cmd.env(TAG_VAR, &self.tag)
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log.try_clone().expect("clone log")))
+            .stderr(Stdio::from(log));
+        let child = cmd.spawn().expect("spawn jobq serve");
+        self.child = Some(child);
+        self.addr = None;
+
+        let mut exited = None;
+        wait_for(
+            "the daemon to write jobq.addr and answer GET /readyz with 200",
+            || {
+                if let Some(status) = self
+                    .child
+                    .as_mut()
+                    .and_then(|c| c.try_wait().ok().flatten())
+                {
+                    exited = Some(status);
+                    return true;
+                }
+                let Ok(text) = fs::read_to_string(&addr_file) else {
+                    return false;
+                };
+                let Ok(addr) = text.trim().parse::<SocketAddr>() else {
+                    return false;
+                };
+                self.addr = Some(addr);
+                self.try_call(self.agent.get(&self.at("/readyz")), None)
+                    .is_ok_and(|reply| reply.status == 200)
+            },
+        );
+        if let Some(status) = exited {
+            self.child = None;
+            // Drop prints the daemon's stderr.
+            panic!("jobq serve exited ({status}) before it was ready");
+        }
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:43117`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr.expect("daemon is running"))
+    }
+
+    /// The address the daemon wrote to `jobq.addr`.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr.expect("daemon is running")
+    }
+
+    /// `--data-dir`.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// A fresh path under the test's temp dir (outside the data dir) for
+    /// files that jobs write and tests read.
+    pub fn path(&self, name: &str) -> PathBuf {
+        let n = NEXT_FILE.fetch_add(1, Ordering::Relaxed);
+        self.root.path().join(format!("{name}.{n}"))
+    }
+
+    /// A new closed [`Gate`] under the temp dir.
+    pub fn gate(&self) -> Gate {
+        Gate::new(self.path("gate"))
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("daemon is running").id()
+    }
+
+    /// SIGKILLs the daemon and reaps it; jobs it ran keep running, as after
+    /// a real crash.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.addr = None;
+    }
+
+    /// Asks the daemon to stop (SIGTERM), waits until it has exited and
+    /// returns how it exited.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon is running");
+        self.addr = None;
+        let pid = i32::try_from(child.id()).expect("pid fits");
+        // SAFETY: kill(2) has no memory effects; the pid is our own child,
+        // not yet reaped, so it cannot have been reused.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let mut status = None;
+        wait_for("the daemon to exit after SIGTERM", || {
+            status = child.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        status.expect("exited")
+    }
+
+    /// Starts a new daemon on the same data dir and config (killing the
+    /// current one first, if it runs) and waits until it is ready.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    /// The last lines the daemon wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        let text = fs::read_to_string(&self.stderr_path).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        let from = lines.len().saturating_sub(STDERR_TAIL_LINES);
+        lines[from..].join("\n")
+    }
+
+    // ---- HTTP ----
+
+    fn call(&self, req: ureq::Request, body: Option<(&str, &[u8])>) -> Reply {
+        let what = format!("{} {}", req.method(), req.url());
+        self.try_call(req, body)
+            .unwrap_or_else(|e| panic!("{what}: no HTTP answer: {e}"))
+    }
+
+    /// Sends a request; `Err` only when no HTTP answer came at all.
+    fn try_call(&self, req: ureq::Request, body: Option<(&str, &[u8])>) -> Result<Reply, String> {
+        let what = format!("{} {}", req.method(), req.url());
+        let result = match body {
+            Some((content_type, bytes)) => req.set("Content-Type", content_type).send_bytes(bytes),
+            None => req.call(),
+        };
+        let resp = match result {
+            Ok(resp) => resp,
+            Err(ureq::Error::Status(_, resp)) => resp,
+            Err(e) => return Err(e.to_string()),
+        };
+        let status = resp.status();
+        let location = resp.header("Location").map(str::to_owned);
+        let content_type = resp.header("Content-Type").map(str::to_owned);
+        let mut body = Vec::new();
+        resp.into_reader()
+            .read_to_end(&mut body)
+            .map_err(|e| format!("{what}: reading the body: {e}"))?;
+        Ok(Reply {
+            status,
+            location,
+            content_type,
+            body,
+        })
+    }
+
+    fn at(&self, path: &str) -> String {
+        format!("{}{path}", self.url())
+    }
+
+    /// `GET path`, any status.
+    pub fn get(&self, path: &str) -> Reply {
+        self.call(self.agent.get(&self.at(path)), None)
+    }
+
+    /// `GET path` → (status, JSON body).
+    pub fn get_json(&self, path: &str) -> (u16, Value) {
+        let reply = self.get(path);
+        (reply.status, reply.json())
+    }
+
+    /// `GET path` → (status, body bytes).
+    pub fn get_bytes(&self, path: &str) -> (u16, Vec<u8>) {
+        let reply = self.get(path);
+        (reply.status, reply.body)
+    }
+
+    /// `POST path` with a JSON body, any status.
+    pub fn post(&self, path: &str, body: &Value) -> Reply {
+        let bytes = serde_json::to_vec(body).expect("serialize");
+        self.post_raw(path, "application/json", &bytes)
+    }
+
+    /// `POST path` with a JSON body → (status, JSON body).
+    pub fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let reply = self.post(path, body);
+        (reply.status, reply.json())
+    }
+
+    /// `POST path` without a body, as the actions (`cancel`, `retry`) take.
+    pub fn post_empty(&self, path: &str) -> (u16, Value) {
+        let reply = self.call(self.agent.post(&self.at(path)), None);
+        (reply.status, reply.json())
+    }
+
+    /// `POST path` with any bytes on a connection of its own, closed after
+    /// the answer: for requests the daemon may answer before reading the
+    /// body (413), after which the connection's state is not this test's
+    /// concern (see `http::keep_alive_*` for that).
+    pub fn post_raw_alone(&self, path: &str, content_type: &str, bytes: &[u8]) -> Reply {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(HTTP_TIMEOUT)
+            .max_idle_connections(0)
+            .build();
+        self.call(agent.post(&self.at(path)), Some((content_type, bytes)))
+    }
+
+    /// `POST path` with any bytes, for bodies that are not valid requests.
+    pub fn post_raw(&self, path: &str, content_type: &str, bytes: &[u8]) -> Reply {
+        self.call(self.agent.post(&self.at(path)), Some((content_type, bytes)))
+    }
+
+    /// `DELETE path` → (status, JSON body, `null` when empty).
+    pub fn delete(&self, path: &str) -> (u16, Value) {
+        let reply = self.call(self.agent.delete(&self.at(path)), None);
+        (reply.status, reply.json())
+    }
+
+    // ---- jobs ----
+
+    /// Submits `spec` and returns the job, failing unless the answer is 201.
+    pub fn submit(&self, spec: Value) -> JobView {
+        let (status, body) = self.post_json("/v1/jobs", &spec);
+        assert_eq!(status, 201, "POST /v1/jobs {spec} answered {body}");
+        job_from(&body)
+    }
+
+    /// Submits `sh -c line`.
+    pub fn submit_shell(&self, line: &str) -> JobView {
+        self.submit(json!({ "shell": line }))
+    }
+
+    /// `GET /v1/jobs/{id}`, failing unless it is 200.
+    pub fn job(&self, id: &str) -> JobView {
+        let (status, body) = self.get_json(&format!("/v1/jobs/{id}"));
+        assert_eq!(status, 200, "GET /v1/jobs/{id} answered {body}");
+        job_from(&body)
+    }
+
+    /// Waits until the job is terminal and returns it.
+    pub fn wait_terminal(&self, id: &str) -> JobView {
+        let mut job = None;
+        wait_for(&format!("job {id} to end"), || {
+            let j = self.job(id);
+            let done = j.is_terminal();
+            job = Some(j);
+            done
+        });
+        job.expect("polled")
+    }
+
+    /// Waits until the job is running (it then has a pid) and returns it.
+    pub fn wait_running(&self, id: &str) -> JobView {
+        let mut job = None;
+        wait_for(&format!("job {id} to run"), || {
+            let j = self.job(id);
+            assert!(
+                !j.is_terminal(),
+                "job {id} ended while a test waited for it to run: {j:?}\nstderr:\n{}",
+                String::from_utf8_lossy(&self.output(id, "stderr"))
+            );
+            let running = j.state.as_str() == "running";
+            job = Some(j);
+            running
+        });
+        job.expect("polled")
+    }
+
+    /// The job's output bytes of `stream` (`stdout`, `stderr`, `all`).
+    pub fn output(&self, id: &str, stream: &str) -> Vec<u8> {
+        let (status, body) = self.get_bytes(&format!("/v1/jobs/{id}/output?stream={stream}"));
+        assert_eq!(
+            status,
+            200,
+            "GET /v1/jobs/{id}/output answered {}",
+            String::from_utf8_lossy(&body)
+        );
+        body
+    }
+
+    /// The ids of every job the daemon lists (all pages).
+    pub fn all_job_ids(&self) -> BTreeSet<String> {
+        self.list_all("").into_iter().map(|j| j.id).collect()
+    }
+
+    /// Every job of a listing with `query` (e.g. `state=failed&`), walking
+    /// all pages, in the order the daemon gave them.
+    pub fn list_all(&self, query: &str) -> Vec<JobView> {
+        let mut jobs = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                None => format!("/v1/jobs?{query}limit=1000"),
+                Some(c) => format!("/v1/jobs?{query}limit=1000&cursor={}", encode(c)),
+            };
+            let (status, body) = self.get_json(&path);
+            assert_eq!(status, 200, "GET {path} answered {body}");
+            let page: jobq::api::JobList = serde_json::from_value(body.clone())
+                .unwrap_or_else(|e| panic!("GET {path}: not a job list ({e}): {body}"));
+            jobs.extend(page.jobs);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return jobs,
+            }
+        }
+    }
+
+    /// How many jobs the daemon knows.
+    pub fn job_count(&self) -> usize {
+        self.all_job_ids().len()
+    }
+
+    // ---- CLI ----
+
+    /// Runs `jobq <args>` against this daemon: `--server <url>` goes right
+    /// after the subcommand, where it is accepted whether the flag is global
+    /// or the subcommand's own.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        let url = self.url();
+        let mut all: Vec<&str> = Vec::with_capacity(args.len() + 2);
+        let mut rest = args.iter();
+        if let Some(sub) = rest.next() {
+            all.push(sub);
+        }
+        all.push("--server");
+        all.push(&url);
+        all.extend(rest);
+        run_bounded(jobq_command(&all), &format!("jobq {}", args.join(" ")))
+    }
+
+    /// Every live (not zombie) process in process group `pgid`.
+    pub fn group_members(pgid: u32) -> Vec<u32> {
+        let mut members = Vec::new();
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return members;
+        };
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // Fields after the command name, which is in parentheses and may
+            // itself contain spaces: state, ppid, pgrp, …
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
+                members.push(pid);
+            }
+        }
+        members
+    }
+
+    /// SIGKILLs every process still carrying this daemon's tag: jobs a
+    /// killed daemon left behind.
+    fn kill_tagged_processes(&self) {
+        let Ok(entries) = fs::read_dir("/proc") else {
+            return;
+        };
+        let needle = format!("{TAG_VAR}={}", self.tag);
+        for entry in entries.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            let mut environ = Vec::new();
+            if File::open(entry.path().join("environ"))
+                .and_then(|mut f| f.read_to_end(&mut environ))
+                .is_err()
+            {
+                continue;
+            }
+            if environ
+                .split(|b| *b == 0)
+                .any(|var| var == needle.as_bytes())
+            {
+                // SAFETY: kill(2) has no memory effects; the pid is one we
+                // just saw carrying our tag.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDaemon {
+    fn drop(&mut self) {
+        self.kill9();
+        self.kill_tagged_processes();
+        if std::thread::panicking() {
+            eprintln!(
+                "---- jobq serve stderr (last {STDERR_TAIL_LINES} lines) ----\n{}\n---- end of stderr ----",
+                self.stderr_tail()
+            );
+        }
+    }
+}
+
+/// Percent-encodes a query value (cursors are opaque and may hold any byte).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Asserts that a reply is an API.md error: `status`, `error.code` and, when
+/// given, `error.field`; also that `error.message` is a non-empty sentence.
+#[track_caller]
+pub fn assert_error(
+    status: u16,
+    body: &Value,
+    want_status: u16,
+    want_code: &str,
+    want_field: Option<&str>,
+) {
+    assert_eq!(status, want_status, "status; body: {body}");
+    assert_eq!(body["error"]["code"], want_code, "error.code; body: {body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "error.message should be a sentence; body: {body}"
+    );
+    if let Some(field) = want_field {
+        assert_eq!(body["error"]["field"], field, "error.field; body: {body}");
+    }
+}
+
+/// The process's exit code, failing the test when a signal ended it.
+#[track_caller]
+pub fn exit_code(out: &Output) -> i32 {
+    out.status.code().unwrap_or_else(|| {
+        panic!(
+            "jobq was killed by a signal: {:?}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}

@@ -1,0 +1,36 @@
+//! The black-box suite: every test starts the real `jobq` binary on its own
+//! temp dir and a free loopback port, and checks what API.md promises over
+//! HTTP and through the CLI.
+//!
+//! One test binary with modules, so cargo links the suite once; the modules
+//! live in `cases/`, which cargo does not take for test targets of their own.
+//! Run it with `cargo test --test tests`.
+
+mod support;
+
+#[path = "cases/cancel.rs"]
+mod cancel;
+#[path = "cases/cli.rs"]
+mod cli;
+#[path = "cases/config.rs"]
+mod config;
+#[path = "cases/health.rs"]
+mod health;
+#[path = "cases/http.rs"]
+mod http;
+#[path = "cases/lifecycle.rs"]
+mod lifecycle;
+#[path = "cases/listing.rs"]
+mod listing;
+#[path = "cases/output.rs"]
+mod output;
+#[path = "cases/recovery.rs"]
+mod recovery;
+#[path = "cases/scheduling.rs"]
+mod scheduling;
+#[path = "cases/spawn.rs"]
+mod spawn;
+#[path = "cases/submit.rs"]
+mod submit;
+#[path = "cases/validation.rs"]
+mod validation;
