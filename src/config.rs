@@ -40,6 +40,9 @@ pub struct Config {
     pub workers: usize,
     /// Time between SIGTERM and SIGKILL when a job is stopped.
     pub kill_grace: Duration,
+    /// On shutdown, how long running jobs may go on to finish before they
+    /// are stopped and recorded as interrupted.
+    pub shutdown_grace: Duration,
     /// Largest request body accepted (413 beyond).
     pub max_body: u64,
     /// Most output bytes kept per job attempt; later output is dropped and
@@ -86,6 +89,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             kill_grace: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
             max_body: ByteSize::mib(1).as_u64(),
             max_output: ByteSize::mib(64).as_u64(),
             on_interrupted: OnInterrupted::Requeue,
@@ -169,6 +173,8 @@ struct FileConfig {
     workers: Option<usize>,
     #[serde(default, deserialize_with = "de_duration")]
     kill_grace: Option<Duration>,
+    #[serde(default, deserialize_with = "de_duration")]
+    shutdown_grace: Option<Duration>,
     max_body: Option<ByteSize>,
     max_output: Option<ByteSize>,
     on_interrupted: Option<OnInterrupted>,
@@ -214,6 +220,9 @@ impl Config {
             }
             if let Some(v) = f.kill_grace {
                 config.kill_grace = v;
+            }
+            if let Some(v) = f.shutdown_grace {
+                config.shutdown_grace = v;
             }
             if let Some(v) = f.max_body {
                 config.max_body = v.as_u64();
@@ -277,6 +286,9 @@ impl Config {
         }
         if self.kill_grace > Duration::from_secs(3600) {
             return invalid("kill_grace", "must be at most 1h");
+        }
+        if self.shutdown_grace > Duration::from_secs(24 * 3600) {
+            return invalid("shutdown_grace", "must be at most 24h");
         }
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");

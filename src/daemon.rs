@@ -107,7 +107,7 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, DaemonError> {
     let mut signals = Signals::new([Signal::Term, Signal::Int]).map_err(DaemonError::Signals)?;
     Ok(async move {
         if let Some(Ok(sig)) = signals.next().await {
-            tracing::info!(signal = ?sig, "shutting down: no new jobs; stopping running ones");
+            tracing::info!(signal = ?sig, "shutting down: no new jobs; running ones may finish within shutdown_grace");
         }
         crate::rt::spawn(async move {
             if let Some(Ok(sig)) = signals.next().await {
@@ -119,8 +119,8 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, DaemonError> {
 }
 
 /// Runs the daemon until `shutdown` resolves, then drains: no new jobs start,
-/// running ones are stopped and recorded as interrupted, the store is
-/// flushed. Returns when all of that is done.
+/// running ones may finish within `shutdown_grace`, the rest are stopped and
+/// recorded as interrupted, the store is flushed. Returns when all of that is done.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let config = Arc::new(config);
     for dir in [&config.data_dir, &config.work_dir()] {

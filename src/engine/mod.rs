@@ -851,28 +851,52 @@ impl Engine {
         Ok(())
     }
 
-    /// Stops taking work and stops running jobs (recorded as interrupted,
-    /// per `on_interrupted`), then waits until every run has been recorded.
+    /// The drain: takes no new work, lets running jobs go on for up to
+    /// `shutdown_grace`, then stops the rest (recorded as interrupted, per
+    /// `on_interrupted`), and returns once every run has been recorded and
+    /// flushed.
     pub async fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
         self.inner.wake.notify(usize::MAX);
         self.inner.timer_wake.notify(usize::MAX);
         self.inner.prune_wake.notify(usize::MAX);
-        {
+        let grace = self.inner.config.shutdown_grace;
+        let finished = future::or(
+            async {
+                self.runs_ended().await;
+                true
+            },
+            async {
+                Timer::after(grace).await;
+                false
+            },
+        )
+        .await;
+        if !finished {
             let sched = self.inner.sched.lock().await;
+            tracing::info!(
+                running = sched.running.len(),
+                "shutdown grace over: stopping running jobs"
+            );
             for running in sched.running.values() {
                 let _ = running.stop.try_send(StopReason::Shutdown);
             }
-        }
-        loop {
-            let listener = self.inner.idle.listen();
-            if self.inner.in_flight.load(Ordering::SeqCst) == 0 {
-                break;
-            }
-            listener.await;
+            drop(sched);
+            self.runs_ended().await;
         }
         if let Err(e) = self.inner.store.sync().await {
             tracing::error!(error = %e, "final flush failed");
+        }
+    }
+
+    /// Waits until no run is in progress.
+    async fn runs_ended(&self) {
+        loop {
+            let listener = self.inner.idle.listen();
+            if self.inner.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            listener.await;
         }
     }
 

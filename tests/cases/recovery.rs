@@ -123,7 +123,10 @@ fn finished_jobs_and_their_output_survive_a_crash() {
 
 #[test]
 fn sigterm_stops_running_jobs_and_exits_0_and_nothing_is_lost() {
-    let mut d = TestDaemon::builder().workers(1).start();
+    let mut d = TestDaemon::builder()
+        .workers(1)
+        .config_toml("shutdown_grace = \"300ms\"\nkill_grace = \"1s\"\n")
+        .start();
     // Runs for long on its first attempt only, so a re-run after the
     // restart (if that is the policy) ends at once.
     let ran = d.path("ran");
@@ -157,4 +160,49 @@ fn sigterm_stops_running_jobs_and_exits_0_and_nothing_is_lost() {
     assert_eq!(d.output(&queued.id, "stdout"), b"after restart\n");
     // How a job stopped by a shutdown ends is policy; that it ends is not.
     d.wait_terminal(&running.id);
+}
+
+#[test]
+fn sigterm_lets_running_jobs_finish_within_the_shutdown_grace() {
+    let mut d = TestDaemon::builder()
+        .workers(2)
+        .config_toml("shutdown_grace = \"30s\"\n")
+        .start();
+    let gate = d.gate();
+    let running = d.submit_shell(&format!("{}; echo finished", gate.shell()));
+    d.wait_running(&running.id);
+    // A second, queued job must not start during the drain.
+    let blocker = d.submit_shell(&format!("{}; echo also", gate.shell()));
+    d.wait_running(&blocker.id);
+    let never = d.path("started-during-drain");
+    let queued = d.submit_shell(&format!("touch '{}'", never.display()));
+
+    d.send_sigterm();
+    wait_for("the daemon to refuse submissions while draining", || {
+        d.post_json("/v1/jobs", &serde_json::json!({"shell": "true"}))
+            .0
+            == 503
+    });
+    gate.open();
+    let status = d.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "a drained daemon exits 0, got {status}"
+    );
+    assert!(!never.exists(), "a queued job started during the drain");
+
+    d.restart();
+    for id in [&running.id, &blocker.id] {
+        let done = d.job(id);
+        assert_eq!(
+            done.state.as_str(),
+            "succeeded",
+            "finished within the grace: {done:?}"
+        );
+        assert_eq!(done.attempt, 1, "not interrupted, so not re-run: {done:?}");
+    }
+    assert_eq!(d.output(&running.id, "stdout"), b"finished\n");
+    let queued = d.wait_terminal(&queued.id);
+    assert_eq!(queued.attempt, 1, "{queued:?}");
 }

@@ -394,23 +394,34 @@ impl TestDaemon {
         self.addr = None;
     }
 
-    /// Asks the daemon to stop (SIGTERM), waits until it has exited and
-    /// returns how it exited.
-    pub fn terminate(&mut self) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("daemon is running");
-        self.addr = None;
+    /// Sends the daemon SIGTERM without waiting for it to exit.
+    pub fn send_sigterm(&self) {
+        let child = self.child.as_ref().expect("daemon is running");
         let pid = i32::try_from(child.id()).expect("pid fits");
         // SAFETY: kill(2) has no memory effects; the pid is our own child,
         // not yet reaped, so it cannot have been reused.
         unsafe {
             libc::kill(pid, libc::SIGTERM);
         }
+    }
+
+    /// Waits until the daemon has exited by itself and returns how.
+    pub fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("daemon is running");
+        self.addr = None;
         let mut status = None;
-        wait_for("the daemon to exit after SIGTERM", || {
+        wait_for("the daemon to exit", || {
             status = child.try_wait().expect("try_wait");
             status.is_some()
         });
         status.expect("exited")
+    }
+
+    /// Asks the daemon to stop (SIGTERM), waits until it has exited and
+    /// returns how it exited.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.send_sigterm();
+        self.wait_exit()
     }
 
     /// Starts a new daemon on the same data dir and config (killing the
