@@ -78,7 +78,7 @@ pub struct Child {
 }
 
 /// Starts `spec` as the leader of a new process group.
-pub fn spawn(
+pub async fn spawn(
     spec: &JobSpec,
     launch: &Launch,
     job_id: &str,
@@ -107,21 +107,101 @@ pub fn spawn(
         .envs(&spec.env)
         .env("JOBQ_JOB_ID", job_id)
         .process_group(0);
-    // Converting resets the stdio settings, so they are set afterwards.
-    let mut cmd = async_process::Command::from(cmd);
-    cmd.stdin(if has_stdin {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    })
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .kill_on_drop(false);
-    let child = cmd
-        .spawn()
+    die_with_daemon(&mut cmd);
+    let child = spawner()
+        .spawn(cmd, has_stdin)
+        .await
         .map_err(|e| SpawnError(format!("cannot start {program:?}: {e}")))?;
     let pid = child.id();
     Ok(Child { child, pid })
+}
+
+/// Makes the job's leader get SIGKILL when the daemon dies, so a crashed
+/// daemon does not leave jobs running unsupervised. (What the leader
+/// started lives on in its group until recovery kills the group.)
+///
+/// The kernel ties this to the *thread* that forked, not the process:
+/// every job is therefore forked by one thread that lives as long as the
+/// daemon ([`Spawner`]). Using `pre_exec` makes std fork+exec instead of
+/// posix_spawn; see docs/benchmarks.md for what that costs.
+fn die_with_daemon(cmd: &mut std::process::Command) {
+    let daemon = rustix::process::getpid();
+    // SAFETY: the closure runs in the child between fork and exec; it calls
+    // only prctl and getppid, both async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
+            // The daemon may have died before prctl took effect.
+            if rustix::process::getppid() != Some(daemon) {
+                return Err(std::io::Error::other("jobq died while starting the job"));
+            }
+            Ok(())
+        });
+    }
+}
+
+/// A spawn request: the command, whether stdin is piped, where the answer
+/// goes.
+type SpawnRequest = (
+    std::process::Command,
+    bool,
+    async_channel::Sender<std::io::Result<async_process::Child>>,
+);
+
+/// The one long-lived thread that forks every job (see [`die_with_daemon`]).
+struct Spawner {
+    /// Requests to the thread.
+    requests: std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>,
+}
+
+fn spawner() -> &'static Spawner {
+    static SPAWNER: std::sync::OnceLock<Spawner> = std::sync::OnceLock::new();
+    SPAWNER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
+        std::thread::Builder::new()
+            .name("jobq-spawner".into())
+            .spawn(move || {
+                for (cmd, has_stdin, reply) in rx {
+                    // Converting resets the stdio settings, so they are set
+                    // afterwards.
+                    let mut cmd = async_process::Command::from(cmd);
+                    cmd.stdin(if has_stdin {
+                        Stdio::piped()
+                    } else {
+                        Stdio::null()
+                    })
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .kill_on_drop(false);
+                    let _ = reply.try_send(cmd.spawn());
+                }
+            })
+            .expect("cannot start the jobq-spawner thread");
+        Spawner {
+            requests: std::sync::Mutex::new(tx),
+        }
+    })
+}
+
+impl Spawner {
+    async fn spawn(
+        &self,
+        cmd: std::process::Command,
+        has_stdin: bool,
+    ) -> std::io::Result<async_process::Child> {
+        let (tx, rx) = async_channel::bounded(1);
+        let sent = self
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send((cmd, has_stdin, tx));
+        if sent.is_err() {
+            return Err(std::io::Error::other("the jobq-spawner thread is gone"));
+        }
+        rx.recv()
+            .await
+            .unwrap_or_else(|_| Err(std::io::Error::other("the jobq-spawner thread is gone")))
+    }
 }
 
 impl Child {

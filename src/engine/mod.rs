@@ -765,7 +765,7 @@ impl Engine {
             None => None,
         };
         let launch = &self.inner.launch;
-        let child = match runner::spawn(&job.spec, launch, &id.to_string(), stdin.is_some()) {
+        let child = match runner::spawn(&job.spec, launch, &id.to_string(), stdin.is_some()).await {
             Ok(child) => child,
             Err(e) => {
                 let mut failed = job.clone();

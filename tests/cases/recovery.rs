@@ -206,3 +206,38 @@ fn sigterm_lets_running_jobs_finish_within_the_shutdown_grace() {
     let queued = d.wait_terminal(&queued.id);
     assert_eq!(queued.attempt, 1, "{queued:?}");
 }
+
+#[test]
+fn a_crashed_daemon_leaves_no_job_process_running_after_restart() {
+    let mut d = TestDaemon::builder()
+        .workers(1)
+        .config_toml("on_interrupted = \"fail\"\n")
+        .start();
+    let job = d.submit_shell("sleep 300 & sleep 300");
+    let pgid = d
+        .wait_running(&job.id)
+        .pid
+        .expect("a running job has a pid");
+    wait_for(&format!("three processes in group {pgid}"), || {
+        TestDaemon::group_members(pgid).len() >= 3
+    });
+
+    d.kill9();
+    // The leader dies with the daemon (PR_SET_PDEATHSIG)...
+    wait_for(
+        &format!("the job's leader {pgid} to die with the daemon"),
+        || !TestDaemon::group_members(pgid).contains(&pgid),
+    );
+    // ...and what it started is killed by recovery before anything else.
+    d.restart();
+    wait_for(
+        &format!("process group {pgid} to be empty after recovery"),
+        || TestDaemon::group_members(pgid).is_empty(),
+    );
+    let failed = d.job(&job.id);
+    assert_eq!(failed.state.as_str(), "failed", "{failed:?}");
+    assert_eq!(
+        failed.reason.map(|r| format!("{r:?}")).as_deref(),
+        Some("Interrupted")
+    );
+}
