@@ -13,7 +13,11 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::api::{ErrorBody, ErrorCode, ErrorDetail, JobList, JobRequest, JobView};
+use crate::api::{
+    BatchRequest, BatchResponse, ErrorBody, ErrorCode, ErrorDetail, JobList, JobRequest, JobView,
+    QueueList,
+};
+use crate::engine::{QueuePatch, QueueView};
 
 /// API.md's default address, as a URL.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7711";
@@ -109,11 +113,23 @@ fn api_message(status: u16, body: &ErrorBody) -> String {
         _ => message.clone(),
     };
     match code {
-        ErrorCode::QueueFull => line = format!("the queue is full: {line}; try again later"),
-        ErrorCode::Unauthorized => line.push_str(" (pass --token or set JOBQ_TOKEN)"),
-        ErrorCode::Internal | ErrorCode::Unavailable => {
-            line = format!("daemon error ({status}): {line}")
+        ErrorCode::QueueFull => {
+            // The daemon's own message may already say both halves.
+            if !line.contains("queue is full") {
+                line = format!("the queue is full: {line}");
+            }
+            if !line.contains("retry") && !line.contains("try again") {
+                line.push_str("; try again later");
+            }
         }
+        ErrorCode::Unavailable => {
+            line = format!("the daemon is unavailable (shutting down or disk trouble): {line}");
+            if !line.contains("retry") && !line.contains("try again") {
+                line.push_str("; try again later");
+            }
+        }
+        ErrorCode::Unauthorized => line.push_str(" (pass --token or set JOBQ_TOKEN)"),
+        ErrorCode::Internal => line = format!("daemon error ({status}): {line}"),
         _ => {}
     }
     line
@@ -218,6 +234,38 @@ impl Client {
         let req = self.request("POST", "/v1/jobs");
         let resp = self.send(req, Some(request))?;
         self.expect_json(resp, &[200, 201])
+    }
+
+    /// `POST /v1/jobs/batch`: every job of `request`, created all or none,
+    /// in request order (a repeated idempotency key gives the existing job).
+    pub fn submit_batch(
+        &self,
+        request: &BatchRequest,
+    ) -> Result<Reply<BatchResponse>, ClientError> {
+        let req = self.request("POST", "/v1/jobs/batch");
+        let resp = self.send(req, Some(request))?;
+        self.expect_json(resp, &[200, 201])
+    }
+
+    /// `GET /v1/queues`: every queue with its limit, pause flag and counts.
+    pub fn queues(&self) -> Result<Reply<QueueList>, ClientError> {
+        let req = self.request("GET", "/v1/queues");
+        let resp = self.send(req, None::<&()>)?;
+        self.expect_json(resp, &[200])
+    }
+
+    /// `PATCH /v1/queues/{name}`: the queue as it is after the change.
+    /// Only the fields `patch` sets are sent: an absent `concurrency` must
+    /// not become `null`, which would reset the limit.
+    pub fn patch_queue(
+        &self,
+        name: &str,
+        patch: &QueuePatch,
+    ) -> Result<Reply<QueueView>, ClientError> {
+        let path = format!("/v1/queues/{}", path_segment(name));
+        let req = self.request("PATCH", &path);
+        let resp = self.send(req, Some(&patch_body(patch)))?;
+        self.expect_json(resp, &[200])
     }
 
     /// `GET /v1/jobs`: one page of jobs, newest first.
@@ -428,15 +476,36 @@ impl Client {
 /// `/v1/jobs/{id}{rest}`. Ids are UUIDs (the CLI checks them), so they need
 /// no escaping; anything else is escaped so it cannot change the path.
 fn job_path(id: &str, rest: &str) -> String {
-    let mut escaped = String::with_capacity(id.len());
-    for b in id.bytes() {
+    format!("/v1/jobs/{}{rest}", path_segment(id))
+}
+
+/// `s` percent-encoded so it stays one path segment: everything but
+/// unreserved characters is escaped.
+fn path_segment(s: &str) -> String {
+    let mut escaped = String::with_capacity(s.len());
+    for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
             escaped.push(b as char);
         } else {
             escaped.push_str(&format!("%{b:02X}"));
         }
     }
-    format!("/v1/jobs/{escaped}{rest}")
+    escaped
+}
+
+/// The JSON of a queue patch with only the fields it sets. `QueuePatch`'s
+/// own serialization writes an absent `concurrency` as `null`, which the
+/// daemon reads as "back to the configured limit"; pausing a queue must not
+/// do that.
+fn patch_body(patch: &QueuePatch) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    if let Some(concurrency) = patch.concurrency {
+        body.insert("concurrency".into(), serde_json::json!(concurrency));
+    }
+    if let Some(paused) = patch.paused {
+        body.insert("paused".into(), serde_json::json!(paused));
+    }
+    serde_json::Value::Object(body)
 }
 
 /// Checks `--server` and strips the trailing slash.
@@ -619,6 +688,69 @@ mod tests {
         let err = client.submit(&JobRequest::default()).unwrap_err();
         server.join().unwrap();
         assert!(err.to_string().starts_with("the queue is full: "), "{err}");
+    }
+
+    #[test]
+    fn queue_full_is_not_said_twice() {
+        let (url, server) = one_shot(
+            "429 Too Many Requests",
+            r#"{"error":{"code":"queue_full","message":"the queue is full: 5 jobs wait to start (config max_queued = 5); retry later"}}"#,
+        );
+        let client = Client::new(&url, None).unwrap();
+        let err = client.submit(&JobRequest::default()).unwrap_err();
+        server.join().unwrap();
+        assert_eq!(
+            err.to_string(),
+            "the queue is full: 5 jobs wait to start (config max_queued = 5); retry later"
+        );
+    }
+
+    #[test]
+    fn unavailable_says_why_and_keeps_the_message() {
+        let (url, server) = one_shot(
+            "503 Service Unavailable",
+            r#"{"error":{"code":"unavailable","message":"jobq is shutting down and accepts no new work"}}"#,
+        );
+        let client = Client::new(&url, None).unwrap();
+        let err = client.queues().unwrap_err();
+        server.join().unwrap();
+        assert_eq!(err.exit_code(), 2);
+        assert_eq!(
+            err.to_string(),
+            "the daemon is unavailable (shutting down or disk trouble): \
+             jobq is shutting down and accepts no new work; try again later"
+        );
+    }
+
+    #[test]
+    fn a_queue_patch_sends_only_what_it_sets() {
+        let pause = QueuePatch {
+            paused: Some(true),
+            ..QueuePatch::default()
+        };
+        assert_eq!(patch_body(&pause), serde_json::json!({"paused": true}));
+        let reset = QueuePatch {
+            concurrency: Some(None),
+            ..QueuePatch::default()
+        };
+        assert_eq!(patch_body(&reset), serde_json::json!({"concurrency": null}));
+        let set = QueuePatch {
+            concurrency: Some(Some(4)),
+            ..QueuePatch::default()
+        };
+        assert_eq!(patch_body(&set), serde_json::json!({"concurrency": 4}));
+    }
+
+    #[test]
+    fn queue_names_are_one_path_segment() {
+        let (url, server) = one_shot("400 Bad Request", "");
+        let client = Client::new(&url, None).unwrap();
+        let _ = client.patch_queue("a/b c", &QueuePatch::default());
+        let request = server.join().unwrap();
+        assert!(
+            request.starts_with("PATCH /v1/queues/a%2Fb%20c HTTP/1.1"),
+            "{request}"
+        );
     }
 
     #[test]

@@ -58,7 +58,9 @@ impl DaemonError {
     pub fn exit_code(&self) -> i32 {
         match self {
             DaemonError::Config(_)
-            | DaemonError::Store(StoreError::Foreign { .. } | StoreError::Locked { .. })
+            | DaemonError::Store(
+                StoreError::Foreign { .. } | StoreError::Locked { .. } | StoreError::Open { .. },
+            )
             | DaemonError::Bind { .. } => 2,
             _ => 1,
         }
@@ -123,15 +125,19 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, DaemonError> {
 /// recorded as interrupted, the store is flushed. Returns when all of that is done.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
     let config = Arc::new(config);
-    for dir in [&config.data_dir, &config.work_dir()] {
+    let make_dir = |dir: &Path| {
         std::fs::create_dir_all(dir).map_err(|source| DaemonError::DataDir {
-            path: dir.clone(),
+            path: dir.to_owned(),
             source,
-        })?;
-    }
+        })
+    };
+    make_dir(&config.data_dir)?;
+    // The store is checked before anything else in the data dir is touched:
+    // a foreign or newer store, or one in use, leaves everything as it was.
+    let store = Store::open(&config.store_dir())?;
+    make_dir(&config.work_dir())?;
     // A stale address from an earlier run must not send clients astray.
     let _ = std::fs::remove_file(config.addr_file());
-    let store = Store::open(&config.store_dir())?;
     let listener =
         std::net::TcpListener::bind(config.listen).map_err(|source| DaemonError::Bind {
             addr: config.listen,

@@ -8,29 +8,47 @@
 
 mod support;
 
+#[path = "cases/backpressure.rs"]
+mod backpressure;
+#[path = "cases/batch.rs"]
+mod batch;
 #[path = "cases/cancel.rs"]
 mod cancel;
 #[path = "cases/cli.rs"]
 mod cli;
 #[path = "cases/config.rs"]
 mod config;
+#[path = "cases/delays.rs"]
+mod delays;
+#[path = "cases/dependencies.rs"]
+mod dependencies;
 #[path = "cases/health.rs"]
 mod health;
 #[path = "cases/http.rs"]
 mod http;
+#[path = "cases/idempotency.rs"]
+mod idempotency;
 #[path = "cases/lifecycle.rs"]
 mod lifecycle;
 #[path = "cases/listing.rs"]
 mod listing;
 #[path = "cases/output.rs"]
 mod output;
+#[path = "cases/queues.rs"]
+mod queues;
 #[path = "cases/recovery.rs"]
 mod recovery;
+#[path = "cases/retention.rs"]
+mod retention;
+#[path = "cases/retries.rs"]
+mod retries;
 #[path = "cases/scheduling.rs"]
 mod scheduling;
 #[path = "cases/spawn.rs"]
 mod spawn;
 #[path = "cases/submit.rs"]
 mod submit;
+#[path = "cases/timeouts.rs"]
+mod timeouts;
 #[path = "cases/validation.rs"]
 mod validation;

@@ -5,6 +5,7 @@
 //! Each client subcommand lives in its own file with its arguments and one
 //! small `run` function, mirroring the API's endpoints; they talk to the
 //! daemon only through [`crate::client`] and print through [`render`].
+//! `submit --batch` has its own file, [`batch`].
 //! `jobq serve` is parsed here but run by [`crate::daemon`] (see
 //! `src/main.rs`).
 //!
@@ -13,9 +14,12 @@
 //! request the daemon refused); 3 when the daemon cannot be reached. A
 //! closed stdout (`jobq list | head -1`) ends the command quietly with 0.
 
+pub mod batch;
 pub mod cancel;
 pub mod list;
 pub mod logs;
+pub mod queue;
+pub mod queues;
 pub mod render;
 pub mod retry;
 pub mod rm;
@@ -121,6 +125,10 @@ pub enum ClientCommand {
     Retry(retry::RetryArgs),
     /// Forget ended jobs and their output
     Rm(rm::RmArgs),
+    /// List queues with their limits and job counts
+    Queues(queues::QueuesArgs),
+    /// Pause, resume or limit a queue
+    Queue(queue::QueueArgs),
 }
 
 /// Why a client command did not complete; each kind has its exit code.
@@ -139,13 +147,22 @@ pub enum CliError {
     /// `wait --timeout` expired before the jobs ended.
     #[error("{0}")]
     TimedOut(String),
+    /// One batch of `submit --batch` failed after others may have been
+    /// submitted; the context says which lines were.
+    #[error("{error} ({context})")]
+    Batch {
+        /// Why the batch failed.
+        error: ClientError,
+        /// Which batch, and what was and was not submitted.
+        context: String,
+    },
 }
 
 impl CliError {
     /// The process exit code for this failure (see the module doc).
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Client(e) => e.exit_code(),
+            CliError::Client(e) | CliError::Batch { error: e, .. } => e.exit_code(),
             CliError::Usage(_) => 2,
             CliError::Stdout(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
             CliError::Stdout(_) => 2,
@@ -176,6 +193,8 @@ fn dispatch(opts: &ClientOpts, command: ClientCommand) -> Result<i32, CliError> 
         ClientCommand::Cancel(args) => cancel::run(&client, args, &mut out)?,
         ClientCommand::Retry(args) => retry::run(&client, args, &mut out)?,
         ClientCommand::Rm(args) => rm::run(&client, args, &mut out)?,
+        ClientCommand::Queues(args) => queues::run(&client, args, &mut out)?,
+        ClientCommand::Queue(args) => queue::run(&client, args, &mut out)?,
     };
     out.flush()?;
     Ok(code)

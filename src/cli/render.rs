@@ -11,13 +11,25 @@ use std::io::{self, Write};
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use jiff::Timestamp;
 
-use crate::api::{JobList, JobView};
+use crate::api::{AttemptView, JobList, JobView, QueueList};
+use crate::engine::QueueView;
 use crate::job::StateName;
 
 /// Widest the command column of `jobq list` gets, in characters: enough to
 /// recognise a command, short enough that a row fits a terminal next to a
 /// 36-character id.
 pub const COMMAND_WIDTH: usize = 40;
+
+/// The count columns of `jobq queues`, in life-cycle order; `running` has
+/// its own column from the queue's live count.
+const QUEUE_COUNTS: [StateName; 6] = [
+    StateName::Waiting,
+    StateName::Scheduled,
+    StateName::Queued,
+    StateName::Succeeded,
+    StateName::Failed,
+    StateName::Cancelled,
+];
 
 /// Writes `json` pretty-printed, then a newline.
 pub fn json(out: &mut dyn Write, json: &serde_json::Value) -> io::Result<()> {
@@ -27,19 +39,16 @@ pub fn json(out: &mut dyn Write, json: &serde_json::Value) -> io::Result<()> {
 
 /// The table of `jobq list`.
 pub fn job_table(out: &mut dyn Write, list: &JobList, now: Timestamp) -> io::Result<()> {
-    let mut table = Table::new();
-    table
-        .load_preset(presets::NOTHING)
-        .set_content_arrangement(ContentArrangement::Disabled)
-        .set_header([
-            "ID",
-            "STATE",
-            "QUEUE",
-            "ATTEMPT",
-            "EXIT",
-            "NAME/COMMAND",
-            "CREATED",
-        ]);
+    let header = [
+        "ID",
+        "STATE",
+        "QUEUE",
+        "ATTEMPT",
+        "EXIT",
+        "NAME/COMMAND",
+        "CREATED",
+    ];
+    let mut table = plain_table(header.map(str::to_owned).into());
     for job in &list.jobs {
         table.add_row([
             job.id.clone(),
@@ -51,16 +60,81 @@ pub fn job_table(out: &mut dyn Write, list: &JobList, now: Timestamp) -> io::Res
             age(job.created_at, now),
         ]);
     }
-    for column in [3, 4] {
+    writeln!(out, "{}", finish(table, &[3, 4]).trim_fmt())
+}
+
+/// The table of `jobq queues`: limits, pause flags and job counts.
+pub fn queue_table(out: &mut dyn Write, list: &QueueList) -> io::Result<()> {
+    let mut header: Vec<String> = ["NAME", "CONCURRENCY", "PAUSED", "RUNNING"]
+        .map(str::to_owned)
+        .into();
+    header.extend(QUEUE_COUNTS.iter().map(|s| s.as_str().to_ascii_uppercase()));
+    let mut table = plain_table(header);
+    for queue in &list.queues {
+        let mut row = vec![
+            queue.name.clone(),
+            limit(queue.concurrency),
+            if queue.paused { "yes" } else { "no" }.to_owned(),
+            queue.running.to_string(),
+        ];
+        row.extend(QUEUE_COUNTS.iter().map(|s| count(queue, *s).to_string()));
+        table.add_row(row);
+    }
+    let numbers: Vec<usize> = [1].into_iter().chain(3..4 + QUEUE_COUNTS.len()).collect();
+    writeln!(out, "{}", finish(table, &numbers).trim_fmt())
+}
+
+/// One queue in one line, as `jobq queue pause|resume|set` print it:
+/// `batch: paused, concurrency 4, 2 running, 10 queued, 0 scheduled, 1 waiting`.
+pub fn queue_line(out: &mut dyn Write, queue: &QueueView) -> io::Result<()> {
+    let state = if queue.paused { "paused" } else { "active" };
+    let concurrency = match queue.concurrency {
+        Some(n) => format!("concurrency {n}"),
+        None => "concurrency - (only the daemon's workers limit it)".to_owned(),
+    };
+    writeln!(
+        out,
+        "{}: {state}, {concurrency}, {} running, {} queued, {} scheduled, {} waiting",
+        queue.name,
+        queue.running,
+        count(queue, StateName::Queued),
+        count(queue, StateName::Scheduled),
+        count(queue, StateName::Waiting),
+    )
+}
+
+/// A queue's count of jobs in `state`; 0 when the daemon left it out.
+fn count(queue: &QueueView, state: StateName) -> u64 {
+    queue.counts.get(&state).copied().unwrap_or(0)
+}
+
+/// A concurrency limit, `-` for none of the queue's own.
+fn limit(concurrency: Option<usize>) -> String {
+    concurrency.map_or_else(|| "-".to_owned(), |n| n.to_string())
+}
+
+/// A borderless table with `header`; rows go in before [`finish`].
+fn plain_table(header: Vec<String>) -> Table {
+    let mut table = Table::new();
+    table
+        .load_preset(presets::NOTHING)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
+    table
+}
+
+/// Right-aligns the `numbers` columns and sets two spaces between columns
+/// and none outside (the preset's padding would indent every line).
+fn finish(mut table: Table, numbers: &[usize]) -> Table {
+    for &column in numbers {
         if let Some(c) = table.column_mut(column) {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    // The preset's outer padding would indent every line by one space.
     for column in table.column_iter_mut() {
         column.set_padding((0, 2));
     }
-    writeln!(out, "{}", table.trim_fmt())
+    table
 }
 
 /// The `key: value` lines of `jobq show`; absent fields are left out.
@@ -74,6 +148,13 @@ pub fn job_details(out: &mut dyn Write, job: &JobView, now: Timestamp) -> io::Re
         (state, _) => state.to_string(),
     };
     lines.push(("state", state));
+    // What a job that has not started waits for, next to its state.
+    if let Some(at) = job.run_at {
+        lines.push(("run at", time(at, now)));
+    }
+    if !job.after.is_empty() {
+        lines.push(("after", job.after.join(" ")));
+    }
     if let Some(argv) = &job.command {
         lines.push(("command", shell_words(argv)));
     }
@@ -97,9 +178,6 @@ pub fn job_details(out: &mut dyn Write, job: &JobView, now: Timestamp) -> io::Re
     if let Some(n) = job.stdin_bytes {
         lines.push(("stdin", format!("{n} bytes")));
     }
-    if let Some(at) = job.run_at {
-        lines.push(("run at", time(at, now)));
-    }
     if let Some(t) = job.timeout {
         lines.push(("timeout", humantime::format_duration(t.0).to_string()));
     }
@@ -109,9 +187,6 @@ pub fn job_details(out: &mut dyn Write, job: &JobView, now: Timestamp) -> io::Re
             "backoff",
             humantime::format_duration(job.backoff.0).to_string(),
         ));
-    }
-    if !job.after.is_empty() {
-        lines.push(("after", job.after.join(" ")));
     }
     if let Some(key) = &job.idempotency_key {
         lines.push(("key", key.clone()));
@@ -149,7 +224,45 @@ pub fn job_details(out: &mut dyn Write, job: &JobView, now: Timestamp) -> io::Re
     for (key, value) in lines {
         writeln!(out, "{:<width$} {}", format!("{key}:"), one_line(&value))?;
     }
+    if !job.attempts.is_empty() {
+        writeln!(out, "attempts:")?;
+        attempt_table(out, &job.attempts)?;
+    }
     Ok(())
+}
+
+/// The ended attempts under `attempts:` in `jobq show`, one line each,
+/// indented by two spaces.
+fn attempt_table(out: &mut dyn Write, attempts: &[AttemptView]) -> io::Result<()> {
+    let header = ["#", "STARTED", "ENDED", "EXIT", "RESULT", "ERROR"];
+    let mut table = plain_table(header.map(str::to_owned).into());
+    for a in attempts {
+        table.add_row([
+            a.attempt.to_string(),
+            a.started_at.map_or_else(|| "-".to_owned(), utc),
+            utc(a.finished_at),
+            match (a.exit_code, &a.signal) {
+                (Some(code), _) => code.to_string(),
+                (None, Some(signal)) => signal.clone(),
+                (None, None) => "-".to_owned(),
+            },
+            attempt_result(a),
+            a.error.as_deref().map(one_line).unwrap_or_default(),
+        ]);
+    }
+    for line in finish(table, &[0, 3]).trim_fmt().lines() {
+        writeln!(out, "  {line}")?;
+    }
+    Ok(())
+}
+
+/// How one attempt ended: `succeeded`, `cancelled` or `failed (REASON)`.
+fn attempt_result(a: &AttemptView) -> String {
+    match (a.cancelled, a.reason) {
+        (true, _) => "cancelled".to_owned(),
+        (false, Some(reason)) => format!("failed ({})", snake(&reason)),
+        (false, None) => "succeeded".to_owned(),
+    }
 }
 
 /// How a job ended, in one short word for the EXIT column: the exit code,
@@ -227,7 +340,12 @@ fn time(t: Timestamp, now: Timestamp) -> String {
     } else {
         format!("{} ago", span(now.duration_since(t)))
     };
-    format!("{} ({ago})", t.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    format!("{} ({ago})", utc(t))
+}
+
+/// `2025-01-02T15:04:05Z`: whole seconds, UTC as the API gives it.
+fn utc(t: Timestamp) -> String {
+    t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 /// `3m ago`, for a table column.

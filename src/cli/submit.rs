@@ -1,5 +1,6 @@
 //! `jobq submit`: turns flags into an [`api::JobRequest`](crate::api::JobRequest)
-//! and posts it (`POST /v1/jobs`).
+//! and posts it (`POST /v1/jobs`); with `--batch FILE`, posts the specs of
+//! a JSON Lines file instead (see [`super::batch`]).
 //!
 //! Only what the daemon cannot do is done here: relative `--cwd` paths are
 //! made absolute against the client's directory, and `--stdin` is read from
@@ -14,22 +15,46 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 use jiff::Timestamp;
 
-use super::{duration, job_id, render, wait, CliError};
+use super::{batch, duration, job_id, render, wait, CliError};
 use crate::api::{DurationArg, JobRequest};
 use crate::client::{io_reason, Client};
+
+/// The end of `jobq submit --help`: where options go, and `--batch`.
+const BATCH_HELP: &str = "\
+Options go before CMD: everything from CMD on is the job's argv.
+Prints the new job's id, or the job as JSON with --json.
+
+--batch FILE reads JSON Lines: each non-blank line one job spec object, with
+the fields of the API (POST /v1/jobs), e.g.
+  {\"command\": [\"make\", \"test\"], \"queue\": \"ci\", \"timeout\": \"10m\"}
+  {\"shell\": \"gzip -9 big.log\", \"priority\": 5}
+Every line is checked before anything is sent: a malformed line or a bad
+field is an error naming its line number, and nothing is submitted (`cwd`
+and `after` are left to the daemon). The jobs go in batches of at most
+10,000 jobs and 1 MiB (the daemon's limits); each batch is all or nothing,
+the file is not: if a later batch is refused, the earlier ones stay
+submitted (their ids are printed) and the error says which lines were not.
+Prints one id per line in the order of the lines, or {\"jobs\": [...]} with
+--json. The per-job options (--queue, --env, --wait...) cannot be combined
+with --batch: put the fields in each line, and wait with
+`jobq submit --batch FILE | xargs jobq wait`.";
 
 /// Options of `jobq submit`.
 #[derive(Debug, Args)]
 #[command(
-    override_usage = "jobq submit [OPTIONS] [--] CMD [ARG]...\n       jobq submit [OPTIONS] --shell LINE",
-    group(ArgGroup::new("program").required(true).args(["shell", "command"])),
-    after_help = "Options go before CMD: everything from CMD on is the job's argv.\n\
-        Prints the new job's id, or the job as JSON with --json."
+    override_usage = "jobq submit [OPTIONS] [--] CMD [ARG]...\n       \
+        jobq submit [OPTIONS] --shell LINE\n       \
+        jobq submit --batch FILE [--json]",
+    group(ArgGroup::new("program").required(true).args(["shell", "command", "batch"])),
+    after_help = BATCH_HELP
 )]
 pub struct SubmitArgs {
     /// Run LINE with the daemon's shell (`sh -c LINE`) instead of CMD
     #[arg(long, value_name = "LINE")]
     pub shell: Option<String>,
+    /// Submit every job spec of FILE (`-`: stdin), one JSON object per line (see below)
+    #[arg(long, value_name = "FILE", conflicts_with_all = PER_JOB)]
+    pub batch: Option<PathBuf>,
     /// Queue to run in [default: default]
     #[arg(long, short, value_name = "Q")]
     pub queue: Option<String>,
@@ -83,9 +108,19 @@ pub struct SubmitArgs {
     pub command: Vec<String>,
 }
 
+/// The options that describe one job, which `--batch` files carry in each
+/// line instead.
+const PER_JOB: [&str; 15] = [
+    "queue", "priority", "delay", "at", "timeout", "retries", "backoff", "after", "env", "cwd",
+    "stdin", "name", "label", "key", "wait",
+];
+
 /// Submits the job; prints its id (or JSON). With `--wait`, returns the
-/// job's exit code once it ends.
+/// job's exit code once it ends. With `--batch`, submits the file's jobs.
 pub fn run(client: &Client, args: SubmitArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    if let Some(path) = &args.batch {
+        return batch::run(client, path, args.json, out);
+    }
     let (wait, json) = (args.wait, args.json);
     let request = request(args)?;
     let job = client.submit(&request)?;
@@ -268,6 +303,30 @@ mod tests {
         assert!(parse(&["--at", "tomorrow", "true"]).is_err());
         assert!(parse(&["--after", "nope", "true"]).is_err());
         assert!(parse(&["--env", "novalue", "true"]).is_err());
+    }
+
+    #[test]
+    fn batch_replaces_the_program_and_the_per_job_options() {
+        let a = parse(&["--batch", "jobs.jsonl", "--json"]).unwrap();
+        assert_eq!(a.batch.as_deref(), Some(Path::new("jobs.jsonl")));
+        assert!(parse(&["--batch", "-"]).is_ok());
+        assert!(parse(&["--batch", "f", "echo", "hi"]).is_err());
+        assert!(parse(&["--batch", "f", "--shell", "echo hi"]).is_err());
+        for flag in PER_JOB {
+            let value = match flag {
+                "wait" => None,
+                "env" | "label" => Some("k=v"),
+                "priority" | "retries" => Some("1"),
+                "delay" | "timeout" | "backoff" => Some("1s"),
+                "at" => Some("2030-01-02T15:04:05Z"),
+                "after" => Some("0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e"),
+                _ => Some("x"),
+            };
+            let flag = format!("--{flag}");
+            let mut args = vec!["--batch", "f", flag.as_str()];
+            args.extend(value);
+            assert!(parse(&args).is_err(), "{args:?} should conflict");
+        }
     }
 
     #[test]

@@ -36,10 +36,14 @@ pub struct QueueView {
 #[serde(deny_unknown_fields)]
 pub struct QueuePatch {
     /// A new limit; `null` returns to the configured one.
-    #[serde(default, with = "double_option")]
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub concurrency: Option<Option<usize>>,
     /// Pause or resume.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
 }
 

@@ -48,7 +48,7 @@ impl ApiError {
 
     /// The response carrying this error.
     pub fn into_response(self) -> Response {
-        if self.status.is_server_error() {
+        if self.status == StatusCode::InternalServerError {
             tracing::error!(status = %self.status, message = %self.message, "request failed");
         }
         let body = ErrorBody {

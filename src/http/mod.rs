@@ -257,8 +257,10 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();
-        let unknown = message
-            .strip_prefix("unknown field `")
+        // serde names an unknown or missing field only in its message.
+        let unknown = ["unknown field `", "missing field `"]
+            .iter()
+            .find_map(|prefix| message.strip_prefix(prefix))
             .and_then(|rest| rest.split('`').next())
             .map(str::to_owned);
         // serde_path_to_error already ends the path with an unknown field's

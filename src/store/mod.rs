@@ -163,9 +163,8 @@ pub struct ReadyEntry {
 /// Why the store could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled could not open the directory (permissions, corruption, locked by
-    /// another daemon).
-    #[error("cannot open the store at {path}: {source}")]
+    /// sled could not open the directory (permissions, damage).
+    #[error("cannot open the store at {path}: {source}; if it is damaged, restore it from a backup or move it aside to start afresh")]
     Open {
         /// The store directory.
         path: PathBuf,
@@ -235,7 +234,7 @@ impl Store {
     /// Opens (or creates) the store in `dir`, checking it is ours and of a
     /// format this build reads.
     pub fn open(dir: &Path) -> Result<Store> {
-        let fresh = !dir.join("db").exists() && !dir.join("conf").exists();
+        let fresh = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
         if !fresh && !dir.join("db").exists() {
             return Err(StoreError::Foreign {
                 path: dir.to_owned(),

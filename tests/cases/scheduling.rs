@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use crate::support::{wait_for, TestDaemon};
+use crate::support::{marked_sleep, max_overlap, read_marks, wait_for, TestDaemon};
 
 #[test]
 fn higher_priority_runs_first_and_ties_run_in_submission_order() {
@@ -65,55 +65,18 @@ fn higher_priority_runs_first_and_ties_run_in_submission_order() {
     );
 }
 
-/// One line a job wrote: when it started or ended, in nanoseconds.
-#[derive(Debug, Clone, Copy)]
-enum Mark {
-    Start(u128),
-    End(u128),
-}
-
-/// The most jobs running at once according to their own start/end marks.
-/// At equal times an end counts before a start, so jobs that merely touch
-/// do not count as overlapping.
-fn max_overlap(marks: &[Mark]) -> usize {
-    let mut events: Vec<(u128, i32)> = marks
-        .iter()
-        .map(|m| match *m {
-            Mark::Start(t) => (t, 1),
-            Mark::End(t) => (t, -1),
-        })
-        .collect();
-    events.sort();
-    let (mut now, mut max) = (0i32, 0i32);
-    for (_, delta) in events {
-        now += delta;
-        max = max.max(now);
-    }
-    max as usize
-}
-
 #[test]
 fn running_jobs_never_exceed_the_worker_limit() {
     let d = TestDaemon::builder().workers(2).start();
     let log = d.path("marks");
-    let line = format!(
-        "echo \"start $(date +%s%N)\" >> '{0}'; sleep 0.15; echo \"end $(date +%s%N)\" >> '{0}'",
-        log.display()
-    );
+    let line = marked_sleep(&log, "job", "0.15");
     let ids: Vec<String> = (0..10).map(|_| d.submit_shell(&line).id).collect();
     for id in &ids {
         let job = d.wait_terminal(id);
         assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
     }
+    let marks = read_marks(&log);
     let text = std::fs::read_to_string(&log).unwrap();
-    let marks: Vec<Mark> = text
-        .lines()
-        .map(|l| match l.split_once(' ') {
-            Some(("start", t)) => Mark::Start(t.parse().unwrap()),
-            Some(("end", t)) => Mark::End(t.parse().unwrap()),
-            _ => panic!("unexpected line {l:?} in {text}"),
-        })
-        .collect();
     assert_eq!(marks.len(), 20, "{text}");
     let max = max_overlap(&marks);
     assert!(max <= 2, "{max} jobs ran at once with workers = 2:\n{text}");

@@ -41,6 +41,31 @@ const STDERR_TAIL_LINES: usize = 80;
 /// `Drop` can find and kill jobs orphaned by a SIGKILLed daemon.
 const TAG_VAR: &str = "JOBQ_TEST_DAEMON_TAG";
 
+/// How long a test watches for something that must *not* happen (a paused
+/// queue starting a job, a cancelled job being retried). A negative cannot
+/// be waited for, only watched for a while: 1s is many dispatcher turns (a
+/// start takes milliseconds) yet keeps the suite fast. Used only where a
+/// negative is the point of the test.
+pub const HOLD_WINDOW: Duration = Duration::from_secs(1);
+
+/// Checks `f` again and again for `window`, failing the test (naming `what`)
+/// the first time it returns false: the bounded observation of a negative.
+#[track_caller]
+pub fn assert_holds(what: &str, window: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    loop {
+        assert!(
+            f(),
+            "{what}: stopped holding after {:?} of the {window:?} watched",
+            start.elapsed()
+        );
+        if start.elapsed() >= window {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Polls `f` until it returns true; panics after [`WAIT_TIMEOUT`] naming
 /// `what`. Polls often at first (most waits end within milliseconds), then
 /// back off to 50ms so a slow wait does not steal CPU from the daemon.
@@ -530,6 +555,14 @@ impl TestDaemon {
         self.call(self.agent.post(&self.at(path)), Some((content_type, bytes)))
     }
 
+    /// `PATCH path` with a JSON body → (status, JSON body).
+    pub fn patch_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let bytes = serde_json::to_vec(body).expect("serialize");
+        let req = self.agent.request("PATCH", &self.at(path));
+        let reply = self.call(req, Some(("application/json", &bytes)));
+        (reply.status, reply.json())
+    }
+
     /// `DELETE path` → (status, JSON body, `null` when empty).
     pub fn delete(&self, path: &str) -> (u16, Value) {
         let reply = self.call(self.agent.delete(&self.at(path)), None);
@@ -586,6 +619,29 @@ impl TestDaemon {
         job.expect("polled")
     }
 
+    /// Polls the job until `done` holds for it (failing after
+    /// [`WAIT_TIMEOUT`], naming `what`) and returns it as it then was.
+    pub fn wait_job(
+        &self,
+        id: &str,
+        what: &str,
+        mut done: impl FnMut(&JobView) -> bool,
+    ) -> JobView {
+        let mut job = None;
+        wait_for(&format!("job {id}: {what}"), || {
+            let j = self.job(id);
+            let ok = done(&j);
+            job = Some(j);
+            ok
+        });
+        job.expect("polled")
+    }
+
+    /// The job's state name now.
+    pub fn state(&self, id: &str) -> String {
+        self.job(id).state.as_str().to_owned()
+    }
+
     /// The job's output bytes of `stream` (`stdout`, `stderr`, `all`).
     pub fn output(&self, id: &str, stream: &str) -> Vec<u8> {
         let (status, body) = self.get_bytes(&format!("/v1/jobs/{id}/output?stream={stream}"));
@@ -628,6 +684,44 @@ impl TestDaemon {
     /// How many jobs the daemon knows.
     pub fn job_count(&self) -> usize {
         self.all_job_ids().len()
+    }
+
+    // ---- queues ----
+
+    /// Every queue of `GET /v1/queues`, as JSON objects.
+    pub fn queues(&self) -> Vec<Value> {
+        let (status, body) = self.get_json("/v1/queues");
+        assert_eq!(status, 200, "GET /v1/queues answered {body}");
+        body["queues"]
+            .as_array()
+            .unwrap_or_else(|| panic!("GET /v1/queues: no `queues` array in {body}"))
+            .clone()
+    }
+
+    /// The queue named `name` in `GET /v1/queues`, if listed.
+    pub fn find_queue(&self, name: &str) -> Option<Value> {
+        self.queues().into_iter().find(|q| q["name"] == name)
+    }
+
+    /// The queue named `name`, failing the test when it is not listed.
+    pub fn queue(&self, name: &str) -> Value {
+        self.find_queue(name).unwrap_or_else(|| {
+            panic!(
+                "queue {name:?} is not in GET /v1/queues: {:?}",
+                self.queues()
+            )
+        })
+    }
+
+    /// `PATCH /v1/queues/{name}` with `body`, failing unless it is 200;
+    /// returns the queue it answered.
+    pub fn patch_queue(&self, name: &str, body: Value) -> Value {
+        let (status, reply) = self.patch_json(&format!("/v1/queues/{name}"), &body);
+        assert_eq!(
+            status, 200,
+            "PATCH /v1/queues/{name} {body} answered {reply}"
+        );
+        reply
     }
 
     // ---- CLI ----
@@ -773,4 +867,63 @@ pub fn exit_code(out: &Output) -> i32 {
             String::from_utf8_lossy(&out.stderr)
         )
     })
+}
+
+/// One line a job wrote into a shared mark log: which group it belongs to
+/// (e.g. its queue) and when it started or ended, in nanoseconds.
+#[derive(Debug, Clone)]
+pub struct Mark {
+    /// The tag the job was given.
+    pub tag: String,
+    /// True for the start line, false for the end line.
+    pub start: bool,
+    /// `date +%s%N` when it was written.
+    pub nanos: u128,
+}
+
+/// A shell line that appends `TAG start NANOS` to `log`, sleeps `secs`,
+/// then appends `TAG end NANOS`: a job that says itself when it ran, so a
+/// test can count overlaps without trusting the daemon's own times.
+pub fn marked_sleep(log: &Path, tag: &str, secs: &str) -> String {
+    format!(
+        "echo \"{tag} start $(date +%s%N)\" >> '{0}'; sleep {secs}; echo \"{tag} end $(date +%s%N)\" >> '{0}'",
+        log.display()
+    )
+}
+
+/// Every mark in `log`, failing the test on a line that is not one.
+pub fn read_marks(log: &Path) -> Vec<Mark> {
+    let text = fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .map(|l| {
+            let parts: Vec<&str> = l.split(' ').collect();
+            match parts.as_slice() {
+                [tag, kind @ ("start" | "end"), nanos] => Mark {
+                    tag: (*tag).to_owned(),
+                    start: *kind == "start",
+                    nanos: nanos
+                        .parse()
+                        .unwrap_or_else(|e| panic!("bad time in {l:?} ({e}):\n{text}")),
+                },
+                _ => panic!("unexpected line {l:?} in {}:\n{text}", log.display()),
+            }
+        })
+        .collect()
+}
+
+/// The most jobs running at once among `marks` (of any tag: filter first).
+/// At equal times an end counts before a start, so jobs that merely touch
+/// do not count as overlapping.
+pub fn max_overlap<'a>(marks: impl IntoIterator<Item = &'a Mark>) -> usize {
+    let mut events: Vec<(u128, i32)> = marks
+        .into_iter()
+        .map(|m| (m.nanos, if m.start { 1 } else { -1 }))
+        .collect();
+    events.sort();
+    let (mut now, mut max) = (0i32, 0i32);
+    for (_, delta) in events {
+        now += delta;
+        max = max.max(now);
+    }
+    usize::try_from(max).expect("never negative")
 }

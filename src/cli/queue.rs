@@ -1,0 +1,148 @@
+//! `jobq queue pause|resume|set`: changes one queue
+//! (`PATCH /v1/queues/{name}`) and prints its new state in one line.
+//!
+//! Queue names are the daemon's to check, like everything else the CLI
+//! sends: a bad one comes back as its 400 and exits 2.
+
+use std::io::Write;
+
+use clap::builder::NonEmptyStringValueParser;
+use clap::{Args, Subcommand};
+
+use super::{render, CliError};
+use crate::client::Client;
+use crate::engine::QueuePatch;
+
+/// Options of `jobq queue`.
+#[derive(Debug, Args)]
+pub struct QueueArgs {
+    /// What to change.
+    #[command(subcommand)]
+    pub action: QueueAction,
+}
+
+/// The changes `jobq queue` makes.
+#[derive(Debug, Subcommand)]
+pub enum QueueAction {
+    /// Start none of the queue's jobs until resumed (running ones go on)
+    Pause {
+        /// The queue
+        #[arg(value_name = "Q", value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+    /// Let the queue's jobs start again
+    Resume {
+        /// The queue
+        #[arg(value_name = "Q", value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+    /// Change the queue's limit
+    #[command(
+        after_help = "The limit is stored by the daemon and survives restarts; `default` drops\n\
+            it, so the queue's limit is the configured one again."
+    )]
+    Set {
+        /// The queue
+        #[arg(value_name = "Q", value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+        /// Most of its jobs running at once (N ≥ 1), or `default` for the configured limit
+        #[arg(long, value_name = "N|default", value_parser = concurrency)]
+        concurrency: Limit,
+    },
+}
+
+/// The value of `--concurrency`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Limit {
+    /// At most this many at once.
+    Jobs(usize),
+    /// Whatever the configuration says (JSON `null`).
+    Default,
+}
+
+/// Sends the change; prints the queue as it is now.
+pub fn run(client: &Client, args: QueueArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    let (name, patch) = patch(args.action);
+    let queue = client.patch_queue(&name, &patch)?;
+    render::queue_line(out, &queue.value)?;
+    Ok(0)
+}
+
+/// The queue and the patch an action means.
+fn patch(action: QueueAction) -> (String, QueuePatch) {
+    match action {
+        QueueAction::Pause { name } => (name, paused(true)),
+        QueueAction::Resume { name } => (name, paused(false)),
+        QueueAction::Set { name, concurrency } => {
+            let concurrency = match concurrency {
+                Limit::Jobs(n) => Some(n),
+                Limit::Default => None,
+            };
+            (
+                name,
+                QueuePatch {
+                    concurrency: Some(concurrency),
+                    paused: None,
+                },
+            )
+        }
+    }
+}
+
+/// A patch that only pauses or resumes.
+fn paused(paused: bool) -> QueuePatch {
+    QueuePatch {
+        concurrency: None,
+        paused: Some(paused),
+    }
+}
+
+/// clap value parser for `--concurrency`: a number, or `default`. Zero is
+/// passed on for the daemon to refuse with its advice (pause instead).
+fn concurrency(s: &str) -> Result<Limit, String> {
+    let s = s.trim();
+    if s.eq_ignore_ascii_case("default") {
+        return Ok(Limit::Default);
+    }
+    s.parse()
+        .map(Limit::Jobs)
+        .map_err(|_| format!("{s:?} is not a number of jobs or `default`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    use crate::cli::{Cli, ClientCommand, Command};
+
+    fn parse(args: &[&str]) -> Result<QueueAction, clap::Error> {
+        let cli = Cli::try_parse_from(["jobq", "queue"].iter().chain(args))?;
+        match cli.command {
+            Command::Client(ClientCommand::Queue(a)) => Ok(a.action),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn actions_map_to_patches() {
+        let (name, p) = patch(parse(&["pause", "batch"]).unwrap());
+        assert_eq!(name, "batch");
+        assert_eq!((p.paused, p.concurrency), (Some(true), None));
+        let (_, p) = patch(parse(&["resume", "batch"]).unwrap());
+        assert_eq!((p.paused, p.concurrency), (Some(false), None));
+        let (_, p) = patch(parse(&["set", "batch", "--concurrency", "4"]).unwrap());
+        assert_eq!((p.paused, p.concurrency), (None, Some(Some(4))));
+        let (_, p) = patch(parse(&["set", "batch", "--concurrency", "default"]).unwrap());
+        assert_eq!((p.paused, p.concurrency), (None, Some(None)));
+    }
+
+    #[test]
+    fn set_needs_a_valid_concurrency() {
+        assert!(parse(&["set", "batch"]).is_err());
+        assert!(parse(&["set", "batch", "--concurrency", "many"]).is_err());
+        assert!(parse(&["set", "batch", "--concurrency", "-1"]).is_err());
+        assert!(parse(&["pause"]).is_err());
+        assert!(parse(&["pause", ""]).is_err());
+    }
+}
