@@ -84,7 +84,7 @@ pub fn main(overrides: Overrides) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            tracing::error!("{e}");
+            // One line, the same under a terminal and in the journal.
             eprintln!("jobq: {e}");
             e.exit_code()
         }

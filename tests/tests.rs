@@ -18,6 +18,8 @@ mod cancel;
 mod cli;
 #[path = "cases/config.rs"]
 mod config;
+#[path = "cases/datadir.rs"]
+mod datadir;
 #[path = "cases/delays.rs"]
 mod delays;
 #[path = "cases/dependencies.rs"]

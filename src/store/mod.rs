@@ -235,11 +235,24 @@ impl Store {
     /// format this build reads.
     pub fn open(dir: &Path) -> Result<Store> {
         let fresh = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
+        let foreign = |problem: String| StoreError::Foreign {
+            path: dir.to_owned(),
+            problem,
+        };
         if !fresh && !dir.join("db").exists() {
-            return Err(StoreError::Foreign {
-                path: dir.to_owned(),
-                problem: "is not a jobq store (no sled database in it); point --data-dir at a jobq data directory or an empty one".into(),
-            });
+            return Err(foreign(
+                "is not a jobq store (no sled database in it); point --data-dir at a jobq data directory or an empty one".into(),
+            ));
+        }
+        // Read before sled opens anything: a newer store is refused without
+        // a byte of it changed.
+        let marked = read_marker(dir).map_err(foreign)?;
+        if let Some(found) = marked {
+            if found > FORMAT_VERSION {
+                return Err(foreign(format!(
+                    "holds store format {found}, newer than this jobq reads ({FORMAT_VERSION}); run a newer jobq"
+                )));
+            }
         }
         let db = sled::Config::new()
             .path(dir)
@@ -272,44 +285,57 @@ impl Store {
             commit,
             counts: Arc::default(),
         };
-        store.check_format(dir)?;
+        store.check_format(dir, fresh, marked)?;
         store.load_counts()?;
         Ok(store)
     }
 
-    fn check_format(&self, dir: &Path) -> Result<()> {
+    /// Checks the format version inside sled against the marker file beside
+    /// it. sled recovers from a damaged log by dropping what follows the
+    /// damage, which can make a store look empty; the marker tells such a
+    /// store from a new one.
+    fn check_format(&self, dir: &Path, fresh: bool, marked: Option<u32>) -> Result<()> {
         let key = meta_key("format");
-        match self.main.get(&key).map_err(io("read the format version"))? {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_ref())
+        let stored = self.main.get(&key).map_err(io("read the format version"))?;
+        let found = match stored {
+            Some(v) => Some(
+                <[u8; 4]>::try_from(v.as_ref())
                     .map(u32::from_be_bytes)
                     .map_err(|_| StoreError::Foreign {
                         path: dir.to_owned(),
                         problem: "has an unreadable format version; it is not a jobq store".into(),
-                    })?;
-                if found > FORMAT_VERSION {
-                    return Err(StoreError::Foreign {
-                        path: dir.to_owned(),
-                        problem: format!(
-                            "holds store format {found}, newer than this jobq reads ({FORMAT_VERSION}); run a newer jobq"
-                        ),
-                    });
+                    })?,
+            ),
+            None => None,
+        };
+        match (found, marked) {
+            (Some(found), _) if found > FORMAT_VERSION => Err(StoreError::Foreign {
+                path: dir.to_owned(),
+                problem: format!(
+                    "holds store format {found}, newer than this jobq reads ({FORMAT_VERSION}); run a newer jobq"
+                ),
+            }),
+            (Some(found), _) => {
+                if marked.is_none() {
+                    write_marker(dir, found)?;
                 }
                 self.migrate(found)
             }
-            None => {
-                if !self.main.is_empty() || !self.output.is_empty() {
-                    return Err(StoreError::Foreign {
-                        path: dir.to_owned(),
-                        problem: "holds a sled database without a jobq format version; it is not a jobq store".into(),
-                    });
-                }
+            (None, Some(_)) => Err(StoreError::Foreign {
+                path: dir.to_owned(),
+                problem: "is damaged: it was a jobq store, but sled recovered no jobq data from it; restore it from a backup, or move it aside to start afresh".into(),
+            }),
+            (None, None) if fresh => {
                 self.main
                     .insert(key, &FORMAT_VERSION.to_be_bytes())
                     .map_err(io("write the format version"))?;
                 self.db.flush().map_err(io("flush the new store"))?;
-                Ok(())
+                write_marker(dir, FORMAT_VERSION)
             }
+            (None, None) => Err(StoreError::Foreign {
+                path: dir.to_owned(),
+                problem: "holds a sled database without a jobq format version; it is not a jobq store (or it is damaged); point --data-dir elsewhere".into(),
+            }),
         }
     }
 
@@ -713,6 +739,39 @@ fn index_entries(job: &Job) -> Vec<(Vec<u8>, Vec<u8>)> {
         out.push((keys::named(keys::IDEMPOTENCY, key), id));
     }
     out
+}
+
+/// The marker file beside sled's files: `jobq-store <version>`.
+const MARKER: &str = "JOBQ_FORMAT";
+
+fn read_marker(dir: &Path) -> Result<Option<u32>, String> {
+    let text = match std::fs::read_to_string(dir.join(MARKER)) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("has an unreadable {MARKER} file: {e}")),
+    };
+    text.trim()
+        .strip_prefix("jobq-store ")
+        .and_then(|v| v.parse().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            format!("has a {MARKER} file that jobq did not write; it is not a jobq store")
+        })
+}
+
+fn write_marker(dir: &Path, version: u32) -> Result<()> {
+    let write = || -> std::io::Result<()> {
+        let tmp = dir.join(format!("{MARKER}.tmp"));
+        let mut f = std::fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut f, format!("jobq-store {version}\n").as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dir.join(MARKER))?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| StoreError::Io {
+        action: format!("write {}", dir.join(MARKER).display()),
+        source: sled::Error::Io(e),
+    })
 }
 
 fn meta_key(name: &str) -> Vec<u8> {

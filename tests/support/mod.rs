@@ -229,6 +229,8 @@ pub struct Builder {
     /// The config file's text, written to the temp dir and passed as
     /// `--config`, when given.
     config_toml: Option<String>,
+    /// A store to copy into the data dir before the start (a fixture).
+    store_from: Option<PathBuf>,
 }
 
 impl Builder {
@@ -244,6 +246,12 @@ impl Builder {
         self
     }
 
+    /// Starts the daemon on a copy of the store in `dir`.
+    pub fn store_from(mut self, dir: &Path) -> Builder {
+        self.store_from = Some(dir.to_owned());
+        self
+    }
+
     /// Starts the daemon and waits until it is ready.
     pub fn start(self) -> TestDaemon {
         let root = tempfile::Builder::new()
@@ -252,6 +260,9 @@ impl Builder {
             .expect("create temp dir");
         let data_dir = root.path().join("data");
         fs::create_dir(&data_dir).expect("create data dir");
+        if let Some(from) = &self.store_from {
+            copy_dir(from, &data_dir.join("store"));
+        }
         let config_file = self.config_toml.map(|text| {
             let path = root.path().join("jobq.toml");
             fs::write(&path, text).expect("write config file");
@@ -926,4 +937,18 @@ pub fn max_overlap<'a>(marks: impl IntoIterator<Item = &'a Mark>) -> usize {
         max = max.max(now);
     }
     usize::try_from(max).expect("never negative")
+}
+
+/// Copies a directory tree (a store fixture).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).expect("create dir");
+    for entry in fs::read_dir(from).expect("read fixture dir") {
+        let entry = entry.expect("read fixture entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            fs::copy(entry.path(), &target).expect("copy fixture file");
+        }
+    }
 }
