@@ -29,6 +29,18 @@ pub enum OnInterrupted {
     Fail,
 }
 
+/// When a write counts as done.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// A 2xx answer waits for the fsync that covers the change (group
+    /// commit). Nothing acknowledged is lost.
+    Fsync,
+    /// Answers without waiting; the store is flushed every
+    /// `flush_interval`. A crash loses up to that much acknowledged work.
+    Relaxed,
+}
+
 /// Every setting of the daemon, after defaults and overrides.
 #[derive(Clone, Debug)]
 pub struct Config {
@@ -56,6 +68,10 @@ pub struct Config {
     pub backoff: Duration,
     /// Tracing filter (`info`, `jobq=debug`…); `RUST_LOG` wins when set.
     pub log: String,
+    /// Whether answers wait for an fsync.
+    pub durability: Durability,
+    /// With `relaxed` durability, how often the store is flushed.
+    pub flush_interval: Duration,
     /// Concurrency of a queue with no `[queues.NAME]` entry; `None` means
     /// only the global `workers` limit applies.
     pub default_concurrency: Option<usize>,
@@ -96,6 +112,8 @@ impl Default for Config {
             shell: PathBuf::from("/bin/sh"),
             backoff: Duration::from_secs(1),
             log: "info".to_owned(),
+            durability: Durability::Fsync,
+            flush_interval: Duration::from_millis(10),
             default_concurrency: None,
             queues: BTreeMap::new(),
             max_backoff: Duration::from_secs(3600),
@@ -182,6 +200,9 @@ struct FileConfig {
     #[serde(default, deserialize_with = "de_duration")]
     backoff: Option<Duration>,
     log: Option<String>,
+    durability: Option<Durability>,
+    #[serde(default, deserialize_with = "de_duration")]
+    flush_interval: Option<Duration>,
     default_concurrency: Option<usize>,
     #[serde(default)]
     queues: BTreeMap<String, QueueConfig>,
@@ -241,6 +262,12 @@ impl Config {
             }
             if let Some(v) = f.log {
                 config.log = v;
+            }
+            if let Some(v) = f.durability {
+                config.durability = v;
+            }
+            if let Some(v) = f.flush_interval {
+                config.flush_interval = v;
             }
             config.default_concurrency = f.default_concurrency.or(config.default_concurrency);
             config.queues = f.queues;
@@ -317,6 +344,11 @@ impl Config {
                     ),
                 });
             }
+        }
+        if self.flush_interval < Duration::from_millis(1)
+            || self.flush_interval > Duration::from_secs(60)
+        {
+            return invalid("flush_interval", "must be between 1ms and 60s");
         }
         if self.max_queued == 0 {
             return invalid("max_queued", "must be at least 1");

@@ -134,7 +134,11 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     make_dir(&config.data_dir)?;
     // The store is checked before anything else in the data dir is touched:
     // a foreign or newer store, or one in use, leaves everything as it was.
-    let store = Store::open(&config.store_dir())?;
+    let store = Store::open(
+        &config.store_dir(),
+        config.durability,
+        config.flush_interval,
+    )?;
     make_dir(&config.work_dir())?;
     // A stale address from an earlier run must not send clients astray.
     let _ = std::fs::remove_file(config.addr_file());

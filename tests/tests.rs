@@ -18,6 +18,8 @@ mod cancel;
 mod cli;
 #[path = "cases/config.rs"]
 mod config;
+#[path = "cases/crash_loop.rs"]
+mod crash_loop;
 #[path = "cases/datadir.rs"]
 mod datadir;
 #[path = "cases/delays.rs"]

@@ -23,7 +23,7 @@
 //!
 //! Writes land in memory and reach disk at the next flush; callers that
 //! promise durability await [`Store::sync`], which shares one fsync among
-//! all concurrent callers (see [`commit`]).
+//! all concurrent callers (see `commit.rs`).
 
 mod commit;
 pub mod keys;
@@ -31,13 +31,15 @@ pub mod keys;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use jiff::Timestamp;
 
+use crate::config::Durability;
 use crate::job::{Job, JobId, State, StateName};
 
 /// The on-disk format this build writes. Bump it with a migration in
-/// [`Store::migrate`] when the layout or the record encoding changes.
+/// `Store::migrate` when the layout or the record encoding changes.
 pub const FORMAT_VERSION: u32 = 1;
 /// sled's page cache: bounds the daemon's memory for the store. 256 MiB
 /// keeps a million queued jobs' hot pages while leaving RSS well under 1 GiB.
@@ -224,6 +226,8 @@ pub struct Store {
     output: sled::Tree,
     /// The flusher shared by all writers.
     commit: commit::GroupCommit,
+    /// Whether [`Store::sync`] waits for an fsync.
+    durability: Durability,
     /// Mirror of the stored per-queue, per-state counts; its lock also
     /// orders batches that touch counts. A std mutex: never held across an
     /// await.
@@ -233,7 +237,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store in `dir`, checking it is ours and of a
     /// format this build reads.
-    pub fn open(dir: &Path) -> Result<Store> {
+    pub fn open(dir: &Path, durability: Durability, flush_interval: Duration) -> Result<Store> {
         let fresh = std::fs::read_dir(dir).map_or(true, |mut entries| entries.next().is_none());
         let foreign = |problem: String| StoreError::Foreign {
             path: dir.to_owned(),
@@ -254,9 +258,16 @@ impl Store {
                 )));
             }
         }
+        // With fsync durability, sled's own periodic flush stays at its
+        // default as a backstop; with relaxed, it is the only flush.
+        let every_ms = match durability {
+            Durability::Fsync => 500,
+            Durability::Relaxed => flush_interval.as_millis().max(1) as u64,
+        };
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(CACHE_BYTES)
+            .flush_every_ms(Some(every_ms))
             .open()
             .map_err(|source| match &source {
                 sled::Error::Io(e)
@@ -283,6 +294,7 @@ impl Store {
             main,
             output,
             commit,
+            durability,
             counts: Arc::default(),
         };
         store.check_format(dir, fresh, marked)?;
@@ -363,8 +375,13 @@ impl Store {
 
     /// Waits until every write made before this call is on disk. Concurrent
     /// callers share one fsync.
+    /// With relaxed durability it returns at once: sled's periodic flush
+    /// makes the write durable within `flush_interval`.
     pub async fn sync(&self) -> Result<()> {
-        self.commit.wait().await.map_err(StoreError::Flush)
+        match self.durability {
+            Durability::Fsync => self.commit.wait().await.map_err(StoreError::Flush),
+            Durability::Relaxed => Ok(()),
+        }
     }
 
     /// A number that grows with every job submitted, across restarts.

@@ -72,3 +72,44 @@ fn a_missing_config_file_is_refused() {
     );
     assert!(!data.exists());
 }
+
+#[test]
+fn every_setting_refuses_its_bad_values_by_name() {
+    for (toml, key) in [
+        ("durability = \"maybe\"\n", "durability"),
+        ("flush_interval = \"0ms\"\n", "flush_interval"),
+        ("shutdown_grace = \"later\"\n", "shutdown_grace"),
+        ("max_backoff = -1\n", "max_backoff"),
+        ("max_queued = 0\n", "max_queued"),
+        ("retention = \"0s\"\n", "retention"),
+        ("keep_finished = -5\n", "keep_finished"),
+        ("default_concurrency = 0\n", "default_concurrency"),
+        ("[queues.BAD]\nconcurrency = 1\n", "BAD"),
+        ("[queues.a]\nconcurrency = 0\n", "queues.a.concurrency"),
+        ("[queues.a]\nlimit = 2\n", "limit"),
+        ("listen = \"nowhere\"\n", "listen"),
+        ("on_interrupted = \"retry\"\n", "on_interrupted"),
+        ("max_body = \"1B\"\n", "max_body"),
+        ("max_output = \"lots\"\n", "max_output"),
+        ("shell = \"sh\"\n", "shell"),
+        ("log = 3\n", "log"),
+    ] {
+        assert_refused(toml, key);
+    }
+}
+
+#[test]
+fn a_non_loopback_listen_address_is_refused_without_tokens() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let mut cmd = jobq_command(&["serve", "--listen", "0.0.0.0:0", "--data-dir"]);
+    cmd.arg(&data);
+    let out = run_bounded(cmd, "jobq serve on 0.0.0.0");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(&out), 2, "stderr: {stderr}");
+    assert!(
+        stderr.contains("listen"),
+        "stderr should name the setting: {stderr}"
+    );
+    assert!(!data.exists());
+}

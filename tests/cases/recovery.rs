@@ -241,3 +241,18 @@ fn a_crashed_daemon_leaves_no_job_process_running_after_restart() {
         Some("Interrupted")
     );
 }
+
+#[test]
+fn relaxed_durability_runs_jobs_and_keeps_them_across_a_clean_restart() {
+    let mut d = TestDaemon::builder()
+        .config_toml("durability = \"relaxed\"\nflush_interval = \"5ms\"\n")
+        .start();
+    let job = d.submit_shell("echo relaxed");
+    let done = d.wait_terminal(&job.id);
+    assert_eq!(done.state.as_str(), "succeeded", "{done:?}");
+    let status = d.terminate();
+    assert_eq!(status.code(), Some(0));
+    d.restart();
+    assert_eq!(d.job(&job.id).state.as_str(), "succeeded");
+    assert_eq!(d.output(&job.id, "stdout"), b"relaxed\n");
+}
