@@ -47,7 +47,11 @@ impl Daemon {
             assert!(Instant::now() < deadline, "the daemon did not start");
             thread::sleep(Duration::from_millis(20));
         };
-        Daemon { child, url, _dir: dir }
+        Daemon {
+            child,
+            url,
+            _dir: dir,
+        }
     }
 }
 
@@ -76,7 +80,9 @@ fn submit_rate(durability: &str, clients: usize, seconds: f64) -> f64 {
         .map(|_| {
             let (url, done, stop) = (d.url.clone(), done.clone(), stop.clone());
             thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(30)).build();
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(30))
+                    .build();
                 let body = serde_json::json!({"command": ["true"]});
                 while !stop.load(Ordering::Relaxed) {
                     agent
@@ -102,7 +108,12 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--seconds" => seconds = args.next().and_then(|v| v.parse().ok()).expect("--seconds S"),
+            "--seconds" => {
+                seconds = args
+                    .next()
+                    .and_then(|v| v.parse().ok())
+                    .expect("--seconds S")
+            }
             "--clients" => {
                 clients = args
                     .next()
@@ -120,7 +131,10 @@ fn main() {
     for c in clients {
         let fsync = submit_rate("fsync", c, seconds);
         let relaxed = submit_rate("relaxed", c, seconds);
-        println!("| {c} | {fsync:.0} | {relaxed:.0} | {:.2} |", fsync / relaxed);
+        println!(
+            "| {c} | {fsync:.0} | {relaxed:.0} | {:.2} |",
+            fsync / relaxed
+        );
         let _ = std::io::stdout().flush();
     }
 }

@@ -82,6 +82,26 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration such as \"10s\" or \"1h30m\" ({e})"))
 }
 
+/// Where a job's stdin comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stdin {
+    /// /dev/null.
+    None,
+    /// Bytes given in the request.
+    Bytes(Vec<u8>),
+    /// An earlier upload, claimed by the submission.
+    Upload(JobId),
+}
+
+/// The answer to `POST /v1/uploads`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Upload {
+    /// Pass as `stdin_upload` in a job spec (within an hour).
+    pub upload: String,
+    /// How many bytes were stored.
+    pub bytes: u64,
+}
+
 /// The body of `POST /v1/jobs`, exactly as a user may send it.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -101,6 +121,10 @@ pub struct JobRequest {
     /// Bytes for stdin.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
+    /// An upload (`POST /v1/uploads`) whose bytes become stdin: for stdin
+    /// larger than a request body, or not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdin_upload: Option<String>,
     /// Queue name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue: Option<String>,
@@ -185,7 +209,7 @@ impl JobRequest {
         self,
         now: Timestamp,
         default_backoff: Duration,
-    ) -> Result<(JobSpec, Option<Vec<u8>>), FieldError> {
+    ) -> Result<(JobSpec, Stdin), FieldError> {
         let program = match (self.command, self.shell) {
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
@@ -342,12 +366,27 @@ impl JobRequest {
                 ));
             }
         }
-        let stdin = self.stdin.map(String::into_bytes);
+        let stdin = match (self.stdin, self.stdin_upload) {
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "stdin_upload",
+                    "give at most one of `stdin` and `stdin_upload`",
+                ))
+            }
+            (Some(text), None) => Stdin::Bytes(text.into_bytes()),
+            (None, Some(upload)) => Stdin::Upload(upload.parse().map_err(|_| {
+                FieldError::new("stdin_upload", format!("{upload:?} is not an upload id"))
+            })?),
+            (None, None) => Stdin::None,
+        };
         let spec = JobSpec {
             program,
             env: self.env,
             cwd,
-            stdin_bytes: stdin.as_ref().map(|s| s.len() as u64),
+            stdin_bytes: match &stdin {
+                Stdin::Bytes(b) => Some(b.len() as u64),
+                _ => None,
+            },
             queue,
             priority: self.priority.unwrap_or(0),
             run_at,
@@ -658,4 +697,28 @@ pub struct BatchResponse {
 pub struct QueueList {
     /// Every queue with jobs, settings or a config entry.
     pub queues: Vec<crate::engine::QueueView>,
+}
+
+/// One event of `GET /v1/events`: a job's state changed (durably).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct JobEvent {
+    /// The job.
+    pub id: String,
+    /// Its new state.
+    pub state: StateName,
+    /// Its queue.
+    pub queue: String,
+    /// Its attempt.
+    pub attempt: u32,
+    /// When the change was announced.
+    pub at: Timestamp,
+    /// The process's exit code, once it exited.
+    pub exit_code: Option<i32>,
+    /// The signal that ended it.
+    pub signal: Option<String>,
+    /// Why it failed.
+    pub reason: Option<crate::job::FailReason>,
+    /// For a terminal state: the exit code `jobq wait` gives (0, the
+    /// process's code, 128+n for a signal, 124 for a timeout).
+    pub exit: Option<i32>,
 }

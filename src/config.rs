@@ -57,6 +57,9 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Largest request body accepted (413 beyond).
     pub max_body: u64,
+    /// Largest stdin upload accepted (`POST /v1/uploads`); held in memory
+    /// while it is stored.
+    pub max_upload: u64,
     /// Most output bytes kept per job attempt; later output is dropped and
     /// the job marked `output_truncated`.
     pub max_output: u64,
@@ -107,6 +110,7 @@ impl Default for Config {
             kill_grace: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
             max_body: ByteSize::mib(1).as_u64(),
+            max_upload: ByteSize::gib(1).as_u64(),
             max_output: ByteSize::mib(64).as_u64(),
             on_interrupted: OnInterrupted::Requeue,
             shell: PathBuf::from("/bin/sh"),
@@ -194,6 +198,7 @@ struct FileConfig {
     #[serde(default, deserialize_with = "de_duration")]
     shutdown_grace: Option<Duration>,
     max_body: Option<ByteSize>,
+    max_upload: Option<ByteSize>,
     max_output: Option<ByteSize>,
     on_interrupted: Option<OnInterrupted>,
     shell: Option<PathBuf>,
@@ -247,6 +252,9 @@ impl Config {
             }
             if let Some(v) = f.max_body {
                 config.max_body = v.as_u64();
+            }
+            if let Some(v) = f.max_upload {
+                config.max_upload = v.as_u64();
             }
             if let Some(v) = f.max_output {
                 config.max_output = v.as_u64();

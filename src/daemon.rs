@@ -159,6 +159,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let state = AppState {
         engine: engine.clone(),
         max_body: config.max_body,
+        max_upload: config.max_upload,
         ready: ready.clone(),
     };
     crate::rt::spawn(async move {

@@ -33,6 +33,13 @@ impl JobId {
         self.0.as_bytes()
     }
 
+    /// Milliseconds since the epoch when the id was made (UUIDv7's first 48
+    /// bits).
+    pub fn created_ms(&self) -> i64 {
+        let b = self.0.as_bytes();
+        i64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
+    }
+
     /// Rebuilds an id from the store's key bytes.
     pub fn from_bytes(bytes: [u8; 16]) -> JobId {
         JobId(uuid::Uuid::from_bytes(bytes))

@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod daemon;
 pub mod engine;
+pub mod events;
 pub mod http;
 pub mod job;
 pub mod output;

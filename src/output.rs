@@ -10,10 +10,158 @@
 //! and the job is marked `output_truncated`. The pipes are drained all the
 //! same, so a flooding job never blocks and never grows memory or disk.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use crate::job::JobId;
-use crate::store::{Store, StoreError, Stream};
+use async_channel::Sender;
+use event_listener::Event;
+
+use crate::job::{JobId, State};
+use crate::store::{Store, StoreError, Stream, StreamFilter};
+
+/// Most bytes a follower reads from the store at a time: bounds its memory
+/// whatever the job writes.
+const FOLLOW_READ: usize = 256 * 1024;
+
+/// Wakes the followers of a job when its output grows or its state
+/// changes. One event per followed job, made when the first follower
+/// arrives and dropped when the last leaves, so an unfollowed job costs a
+/// map lookup per chunk.
+#[derive(Default)]
+pub struct OutputHub {
+    /// Followed jobs and their events.
+    jobs: Mutex<HashMap<JobId, Arc<Event>>>,
+}
+
+impl OutputHub {
+    /// The event of job `id`, for a new follower.
+    fn listen(&self, id: JobId) -> Arc<Event> {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        jobs.entry(id).or_default().clone()
+    }
+
+    /// A follower of `id` left.
+    fn leave(&self, id: JobId, event: Arc<Event>) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        drop(event);
+        if jobs.get(&id).is_some_and(|e| Arc::strong_count(e) == 1) {
+            jobs.remove(&id);
+        }
+    }
+
+    /// Job `id` wrote output or changed state.
+    pub fn notify(&self, id: &JobId) {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(event) = jobs.get(id) {
+            event.notify(usize::MAX);
+        }
+    }
+}
+
+/// A piece of output on its way to a follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Piece {
+    /// Which stream it came from.
+    pub stream: Stream,
+    /// The bytes.
+    pub data: Vec<u8>,
+    /// Bytes of the followed stream(s) sent so far, this piece included:
+    /// the position a follower resumes from (SSE `id`, `offset`).
+    pub position: u64,
+}
+
+/// Sends job `id`'s output to `tx` from byte `offset` of `filter`: what
+/// exists, then each new chunk as it is stored, until the job is terminal
+/// and everything is sent (or the receiver is gone, or the job deleted).
+///
+/// Reads from the store, never from the writer's memory, so a slow follower
+/// only falls behind itself: it never slows the job or other followers, and
+/// it catches up from the store at its own pace. A follower of a job not
+/// started yet waits for it. An automatic retry starts a new attempt's
+/// output; the follower goes on with it from its start.
+pub async fn follow(
+    store: &Store,
+    hub: &OutputHub,
+    id: JobId,
+    filter: StreamFilter,
+    offset: u64,
+    tx: Sender<Piece>,
+) -> Result<(), StoreError> {
+    let event = hub.listen(id);
+    let result = follow_inner(store, &event, id, filter, offset, &tx).await;
+    hub.leave(id, event);
+    result
+}
+
+async fn follow_inner(
+    store: &Store,
+    event: &Event,
+    id: JobId,
+    filter: StreamFilter,
+    offset: u64,
+    tx: &Sender<Piece>,
+) -> Result<(), StoreError> {
+    let mut attempt = None;
+    let mut next_chunk = 0u64;
+    let mut skip = offset;
+    let mut position = offset;
+    loop {
+        let listener = event.listen();
+        let Some(job) = store.get(&id)? else {
+            return Ok(());
+        };
+        if attempt.is_some_and(|a| a != job.attempt) {
+            next_chunk = 0;
+        }
+        attempt = Some(job.attempt);
+        // Read the state before the chunks: a job's end is stored after its
+        // last output, so "terminal and nothing more" means done.
+        let terminal = job.state.is_terminal();
+        let starting = matches!(
+            job.state,
+            State::Queued | State::Scheduled { .. } | State::Waiting { .. }
+        );
+        let chunks = if starting {
+            Vec::new()
+        } else {
+            store.read_chunks(&id, next_chunk, FOLLOW_READ)?
+        };
+        if chunks.is_empty() {
+            if terminal {
+                return Ok(());
+            }
+            listener.await;
+            continue;
+        }
+        for (n, stream, mut data) in chunks {
+            next_chunk = n + 1;
+            if !filter.accepts(stream) {
+                continue;
+            }
+            if skip > 0 {
+                let cut = skip.min(data.len() as u64) as usize;
+                skip -= cut as u64;
+                data.drain(..cut);
+                if data.is_empty() {
+                    continue;
+                }
+            }
+            position += data.len() as u64;
+            if tx
+                .send(Piece {
+                    stream,
+                    data,
+                    position,
+                })
+                .await
+                .is_err()
+            {
+                return Ok(()); // the follower went away
+            }
+        }
+    }
+}
 
 /// Appends one attempt's output to the store. Shared by the stdout and
 /// stderr pumps of that attempt.
@@ -29,6 +177,8 @@ pub struct OutputWriter {
     kept: AtomicU64,
     /// Most bytes kept for this attempt.
     cap: u64,
+    /// Wakes followers on each chunk.
+    hub: Arc<OutputHub>,
     /// Set once some output was dropped.
     truncated: AtomicBool,
 }
@@ -36,7 +186,12 @@ pub struct OutputWriter {
 impl OutputWriter {
     /// A writer for a new attempt of job `id`; clears what an earlier
     /// attempt left.
-    pub fn new(store: Store, id: JobId, cap: u64) -> Result<OutputWriter, StoreError> {
+    pub fn new(
+        store: Store,
+        hub: Arc<OutputHub>,
+        id: JobId,
+        cap: u64,
+    ) -> Result<OutputWriter, StoreError> {
         store.clear_output(&id)?;
         Ok(OutputWriter {
             store,
@@ -44,6 +199,7 @@ impl OutputWriter {
             next_chunk: AtomicU64::new(0),
             kept: AtomicU64::new(0),
             cap,
+            hub,
             truncated: AtomicBool::new(false),
         })
     }
@@ -59,8 +215,30 @@ impl OutputWriter {
         if keep.is_empty() {
             return Ok(());
         }
+        self.store_chunk(stream, keep)
+    }
+
+    fn store_chunk(&self, stream: Stream, data: &[u8]) -> Result<(), StoreError> {
         let chunk = self.next_chunk.fetch_add(1, Ordering::SeqCst);
-        self.store.append_output(&self.id, chunk, stream, keep)
+        self.store.append_output(&self.id, chunk, stream, data)?;
+        self.hub.notify(&self.id);
+        Ok(())
+    }
+
+    /// Marks the gap once the attempt is over, if output was dropped: a last
+    /// line on stderr saying how much was not kept (beyond the cap, so a
+    /// reader of the log sees it where the output stops).
+    pub fn mark_truncation(&self) -> Result<(), StoreError> {
+        if !self.truncated() {
+            return Ok(());
+        }
+        let written = self.kept.load(Ordering::SeqCst);
+        let line = format!(
+            "\n[jobq: output truncated: {} of {written} bytes not kept (max_output = {} bytes)]\n",
+            written.saturating_sub(self.cap),
+            self.cap
+        );
+        self.store_chunk(Stream::Stderr, line.as_bytes())
     }
 
     /// True once output past the cap was dropped.

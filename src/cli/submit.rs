@@ -163,6 +163,7 @@ fn request(args: SubmitArgs) -> Result<JobRequest, CliError> {
         env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
         cwd,
         stdin,
+        stdin_upload: None,
         queue: args.queue,
         priority: args.priority,
         run_at: args.at,

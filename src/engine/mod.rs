@@ -31,9 +31,11 @@ use futures_lite::future;
 use jiff::Timestamp;
 
 use crate::api::FieldError;
+use crate::api::Stdin;
 use crate::config::{Config, OnInterrupted};
+use crate::events::{EventFilter, EventHub, Subscription};
 use crate::job::{IllegalTransition, Job, JobId, JobSpec, State, StateName};
-use crate::output::OutputWriter;
+use crate::output::{OutputHub, OutputWriter};
 use crate::runner::{self, Launch, StopReason};
 use crate::store::{Change, Store, StoreError};
 
@@ -41,6 +43,9 @@ use queues::QueueLimits;
 pub use queues::{QueuePatch, QueueView};
 use ready::ReadyQueues;
 
+/// How long an upload waits for a submission to claim it: long enough for
+/// a client to upload, then submit, with retries.
+const UPLOAD_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 /// Most terminal jobs pruned in one batch: keeps each batch (and the lock
 /// hold) short while a large backlog is pruned.
 const PRUNE_BATCH: usize = 1000;
@@ -154,6 +159,10 @@ struct Inner {
     prune_wake: Event,
     /// Notified after any job's change is durable; waiters re-read their job.
     changed: Event,
+    /// Wakes followers of a job's output.
+    output_hub: Arc<OutputHub>,
+    /// Fans job events out to subscribers.
+    events: EventHub,
     /// Set once shutdown began: no new submissions, no new starts.
     stopping: AtomicBool,
     /// Runs in progress; the drain waits for it to reach zero.
@@ -185,6 +194,8 @@ impl Engine {
                 timer_wake: Event::new(),
                 prune_wake: Event::new(),
                 changed: Event::new(),
+                output_hub: Arc::default(),
+                events: EventHub::default(),
                 stopping: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
                 idle: Event::new(),
@@ -195,6 +206,28 @@ impl Engine {
     /// The first retry delay for specs that give none (config `backoff`).
     pub fn default_backoff(&self) -> Duration {
         self.inner.config.backoff
+    }
+
+    /// The hub that wakes output followers.
+    pub fn output_hub(&self) -> &OutputHub {
+        &self.inner.output_hub
+    }
+
+    /// Subscribes to job events (`GET /v1/events`).
+    pub fn subscribe(&self, filter: EventFilter) -> Subscription {
+        self.inner.events.subscribe(filter)
+    }
+
+    /// Keeps uploaded stdin bytes for a later submission; returns the
+    /// upload's id once the bytes are durable.
+    pub async fn upload(&self, bytes: &[u8]) -> Result<JobId, EngineError> {
+        if self.is_stopping() {
+            return Err(EngineError::ShuttingDown);
+        }
+        let id = JobId::new();
+        self.inner.store.put_upload(&id, bytes)?;
+        self.inner.store.sync().await?;
+        Ok(id)
     }
 
     /// The store, for readers that need no engine state (output).
@@ -255,11 +288,7 @@ impl Engine {
     }
 
     /// Accepts one job. Returns once the job is on disk.
-    pub async fn submit(
-        &self,
-        spec: JobSpec,
-        stdin: Option<Vec<u8>>,
-    ) -> Result<Submitted, EngineError> {
+    pub async fn submit(&self, spec: JobSpec, stdin: Stdin) -> Result<Submitted, EngineError> {
         let mut all = self.submit_all(vec![(spec, stdin)]).await?;
         Ok(all.remove(0))
     }
@@ -268,7 +297,7 @@ impl Engine {
     /// flush. A job whose idempotency key is live returns the existing job.
     pub async fn submit_all(
         &self,
-        specs: Vec<(JobSpec, Option<Vec<u8>>)>,
+        specs: Vec<(JobSpec, Stdin)>,
     ) -> Result<Vec<Submitted>, EngineError> {
         if self.is_stopping() {
             return Err(EngineError::ShuttingDown);
@@ -285,9 +314,10 @@ impl Engine {
         };
         let sched = self.inner.sched.lock().await;
         let mut out: Vec<Submitted> = Vec::with_capacity(specs.len());
-        let mut stdins = Vec::with_capacity(specs.len());
+        let mut stdins: Vec<Option<Vec<u8>>> = Vec::with_capacity(specs.len());
+        let mut claims: Vec<Option<JobId>> = Vec::with_capacity(specs.len());
         let mut fresh = 0u64;
-        for (i, (spec, stdin)) in specs.into_iter().enumerate() {
+        for (i, (mut spec, stdin)) in specs.into_iter().enumerate() {
             if let Some(key) = &spec.idempotency_key {
                 let earlier = out
                     .iter()
@@ -298,6 +328,7 @@ impl Engine {
                         created: false,
                     });
                     stdins.push(None);
+                    claims.push(None);
                     continue;
                 }
                 if let Some(id) = store.job_with_key(key)? {
@@ -307,10 +338,32 @@ impl Engine {
                             created: false,
                         });
                         stdins.push(None);
+                        claims.push(None);
                         continue;
                     }
                 }
             }
+            let (stdin, claim) = match stdin {
+                Stdin::None => (None, None),
+                Stdin::Bytes(bytes) => (Some(bytes), None),
+                Stdin::Upload(upload) => {
+                    if claims.contains(&Some(upload)) {
+                        return Err(FieldError::new(
+                            field(i, "stdin_upload"),
+                            format!("upload {upload} is claimed twice"),
+                        )
+                        .into());
+                    }
+                    let bytes = store.upload(&upload)?.ok_or_else(|| {
+                        FieldError::new(
+                            field(i, "stdin_upload"),
+                            format!("no upload {upload} (unclaimed uploads are kept for 1h)"),
+                        )
+                    })?;
+                    (Some(bytes), Some(upload))
+                }
+            };
+            spec.stdin_bytes = stdin.as_ref().map(|b| b.len() as u64);
             let mut pending = Vec::new();
             let mut failed_dep = None;
             for dep in &spec.after {
@@ -337,6 +390,7 @@ impl Engine {
             }
             out.push(Submitted { job, created: true });
             stdins.push(stdin);
+            claims.push(claim);
         }
         let waiting = not_started(store);
         if fresh > 0 && waiting + fresh > self.inner.config.max_queued {
@@ -347,9 +401,12 @@ impl Engine {
         }
         let changes: Vec<Change<'_>> = out
             .iter()
-            .zip(&stdins)
+            .zip(stdins.iter().zip(&claims))
             .filter(|(s, _)| s.created)
-            .map(|(s, stdin)| Change::insert(&s.job, stdin.as_deref()))
+            .map(|(s, (stdin, claim))| Change {
+                claims_upload: *claim,
+                ..Change::insert(&s.job, stdin.as_deref())
+            })
             .collect();
         store.apply(&changes)?;
         drop(sched);
@@ -529,6 +586,8 @@ impl Engine {
             _ => {}
         }
         tracing::debug!(job = %job.id, state = %job.state.name(), attempt = job.attempt, "job changed");
+        self.inner.events.publish(job);
+        self.inner.output_hub.notify(&job.id);
         self.inner.changed.notify(usize::MAX);
     }
 
@@ -717,6 +776,7 @@ impl Engine {
                 .map(|(_, (_, id))| *id)
                 .collect();
             if doomed.is_empty() {
+                self.prune_uploads(now).await?;
                 return Ok(oldest.first().map(|(at, _)| {
                     let expires = at.checked_add(retention).unwrap_or(Timestamp::MAX);
                     expires.duration_since(now).unsigned_abs() + Duration::from_millis(10)
@@ -739,6 +799,23 @@ impl Engine {
         }
     }
 
+    /// Drops uploads no submission claimed within [`UPLOAD_TTL`].
+    async fn prune_uploads(&self, now: Timestamp) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let cutoff = now.checked_sub(UPLOAD_TTL).unwrap_or(Timestamp::MIN);
+        let stale = store.stale_uploads(cutoff)?;
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let sched = self.inner.sched.lock().await;
+        for id in &stale {
+            store.remove_upload(id)?;
+        }
+        drop(sched);
+        store.sync().await?;
+        Ok(())
+    }
+
     /// One run of one job, from spawn to its recorded end. Errors are logged:
     /// there is nobody to return them to.
     async fn run(&self, id: JobId, stop: Receiver<StopReason>, _permit: SemaphoreGuardArc) {
@@ -759,7 +836,12 @@ impl Engine {
             // Removed or cancelled between its flush and its turn.
             _ => return self.conclude(id, None).await,
         };
-        let out = OutputWriter::new(store.clone(), id, self.inner.config.max_output)?;
+        let out = OutputWriter::new(
+            store.clone(),
+            self.inner.output_hub.clone(),
+            id,
+            self.inner.config.max_output,
+        )?;
         let stdin = match job.spec.stdin_bytes {
             Some(_) => store.stdin(&id)?,
             None => None,
@@ -789,6 +871,7 @@ impl Engine {
         )
         .await;
         synced?;
+        out.mark_truncation()?;
 
         let now = Timestamp::now();
         let mut done = running.clone();
@@ -887,6 +970,7 @@ impl Engine {
         if let Err(e) = self.inner.store.sync().await {
             tracing::error!(error = %e, "final flush failed");
         }
+        self.inner.events.close();
     }
 
     /// Waits until no run is in progress.

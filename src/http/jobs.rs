@@ -6,9 +6,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tide::{Body, Request, Response, StatusCode};
 
+use super::stream::{self, Encoding};
 use super::{body, json, parse_json, ApiError, AppState, Reply};
-use crate::api::{parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView};
+use crate::api::{
+    parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView, Upload,
+};
 use crate::engine::ListQuery;
+use crate::events::EventFilter;
 use crate::job::{JobId, StateName};
 use crate::store::StreamFilter;
 
@@ -208,12 +212,15 @@ pub async fn remove(req: Request<AppState>) -> Reply {
     Ok(Response::new(StatusCode::NoContent))
 }
 
-/// `GET /v1/jobs/{id}/output`.
+/// `GET /v1/jobs/{id}/output`: the bytes so far; with `follow=true` kept
+/// open until the job is terminal; with `Accept: text/event-stream`, SSE
+/// (resumable with `Last-Event-ID`).
 pub async fn output(req: Request<AppState>) -> Reply {
     let id = job_id(&req)?;
     let mut filter = StreamFilter::All;
     let mut offset = 0u64;
-    for (k, v) in query(&req, &["stream", "offset"])? {
+    let mut follow = false;
+    for (k, v) in query(&req, &["stream", "offset", "follow"])? {
         match k.as_str() {
             "stream" => {
                 filter = match v.as_str() {
@@ -233,16 +240,94 @@ pub async fn output(req: Request<AppState>) -> Reply {
                     ApiError::field("offset", format!("{v:?} is not a byte offset ≥ 0"))
                 })?
             }
+            "follow" => {
+                follow = match v.as_str() {
+                    "true" | "1" => true,
+                    "false" | "0" => false,
+                    _ => {
+                        return Err(ApiError::field(
+                            "follow",
+                            format!("{v:?} is not true or false"),
+                        ))
+                    }
+                }
+            }
             _ => unreachable!("query() refuses unknown parameters"),
         }
     }
+    let sse = req
+        .header("Accept")
+        .is_some_and(|a| a.as_str().contains("text/event-stream"));
+    if let Some(last) = req.header("Last-Event-ID") {
+        let last = last.as_str().trim();
+        offset = last.parse().map_err(|_| {
+            ApiError::field(
+                "Last-Event-ID",
+                format!("{last:?} is not an event id of this stream"),
+            )
+        })?;
+    }
     let engine = &req.state().engine;
     engine.get(&id)?;
+    if sse || follow {
+        let encoding = if sse { Encoding::Sse } else { Encoding::Raw };
+        return Ok(stream::follow_output(
+            engine.clone(),
+            id,
+            filter,
+            offset,
+            encoding,
+        ));
+    }
     let bytes = engine
         .store()
         .read_output(&id, filter, offset, MAX_OUTPUT_READ)?;
     let mut res = Response::new(StatusCode::Ok);
     res.set_body(Body::from_bytes(bytes));
     res.set_content_type("application/octet-stream");
+    Ok(res)
+}
+
+/// `GET /v1/events`: SSE of job state changes; filters `job`, `queue`.
+pub async fn events(req: Request<AppState>) -> Reply {
+    let mut filter = EventFilter::default();
+    for (k, v) in query(&req, &["job", "queue"])? {
+        match k.as_str() {
+            "job" => {
+                let id: JobId = v
+                    .parse()
+                    .map_err(|_| ApiError::field("job", format!("{v:?} is not a job id")))?;
+                req.state().engine.get(&id)?;
+                filter.job = Some(id);
+            }
+            "queue" => {
+                if !crate::api::is_valid_queue_name(&v) {
+                    return Err(ApiError::field(
+                        "queue",
+                        format!("{v:?} is not a queue name"),
+                    ));
+                }
+                filter.queue = Some(v);
+            }
+            _ => unreachable!("query() refuses unknown parameters"),
+        }
+    }
+    Ok(stream::events(req.state().engine.clone(), filter))
+}
+
+/// `POST /v1/uploads`: keeps the body (any bytes, up to `max_upload`) for a
+/// job's `stdin_upload`.
+pub async fn upload(req: Request<AppState>) -> Reply {
+    query(&req, &[])?;
+    let bytes = body(&req);
+    let id = req.state().engine.upload(bytes).await?;
+    let mut res = json(
+        StatusCode::Created,
+        &Upload {
+            upload: id.to_string(),
+            bytes: bytes.len() as u64,
+        },
+    );
+    res.insert_header("Location", format!("/v1/uploads/{id}"));
     Ok(res)
 }

@@ -5,6 +5,7 @@
 mod error;
 mod jobs;
 mod queues;
+mod stream;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +27,8 @@ pub struct AppState {
     pub engine: Engine,
     /// Largest accepted request body, in bytes.
     pub max_body: u64,
+    /// Largest accepted upload (`POST /v1/uploads`), in bytes.
+    pub max_upload: u64,
     /// Set once the store is open and recovery is done (`/readyz`).
     pub ready: Arc<AtomicBool>,
 }
@@ -53,6 +56,9 @@ pub fn app(state: AppState) -> tide::Server<AppState> {
         .get(handle(jobs::get))
         .delete(handle(jobs::remove));
     app.at("/v1/jobs/batch").post(handle(jobs::submit_batch));
+    app.at("/v1/uploads")
+        .post(handle_limited(Limit::Upload, jobs::upload));
+    app.at("/v1/events").get(handle(jobs::events));
     app.at("/v1/queues").get(handle(queues::list));
     app.at("/v1/queues/:name").patch(handle(queues::patch));
     app.at("/v1/jobs/:id/cancel").post(handle(jobs::cancel));
@@ -120,10 +126,32 @@ where
     F: Fn(Request<AppState>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = Reply> + Send + 'static,
 {
+    handle_limited(Limit::Body, f)
+}
+
+/// Which body limit a route has.
+#[derive(Clone, Copy)]
+enum Limit {
+    /// `max_body`: JSON requests.
+    Body,
+    /// `max_upload`: stdin uploads.
+    Upload,
+}
+
+/// [`handle`] with the body limit of `limit`.
+fn handle_limited<F, Fut>(limit: Limit, f: F) -> impl tide::Endpoint<AppState>
+where
+    F: Fn(Request<AppState>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Reply> + Send + 'static,
+{
     move |mut req: Request<AppState>| {
         let f = f.clone();
         async move {
-            match read_body(&mut req).await {
+            let max = match limit {
+                Limit::Body => req.state().max_body,
+                Limit::Upload => req.state().max_upload,
+            };
+            match read_body(&mut req, max).await {
                 Ok(body) => {
                     req.set_ext(RequestBody(body));
                     Ok(f(req).await.unwrap_or_else(ApiError::into_response))
@@ -208,13 +236,12 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
 }
 
 /// Reads the body, refusing more than `max_body` bytes with 413.
-async fn read_body(req: &mut Request<AppState>) -> Result<Vec<u8>, ApiError> {
-    let max = req.state().max_body;
+async fn read_body(req: &mut Request<AppState>, max: u64) -> Result<Vec<u8>, ApiError> {
     let too_large = || {
         ApiError::new(
             StatusCode::PayloadTooLarge,
             ErrorCode::PayloadTooLarge,
-            format!("the request body is larger than the limit of {max} bytes (config max_body)"),
+            format!("the request body is larger than the limit of {max} bytes (config max_body, or max_upload for uploads)"),
         )
     };
     if req.len().is_some_and(|len| len as u64 > max) {

@@ -11,6 +11,8 @@ pub const READY: u8 = b'r';
 pub const RUNNING: u8 = b'n';
 /// Prefix of a job's stdin bytes: `i` + id.
 pub const STDIN: u8 = b'i';
+/// Prefix of stdin uploads not yet claimed: `u` + upload id.
+pub const UPLOAD: u8 = b'u';
 /// Prefix of store metadata: `m` + name.
 pub const META: u8 = b'm';
 /// Prefix of the timer index: `s` + time + id (scheduled jobs).

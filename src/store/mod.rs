@@ -18,6 +18,7 @@
 //! | `c` queue 0 state | count of jobs in that queue and state |
 //! | `q` queue | queue settings, JSON |
 //! | `i` id | stdin bytes |
+//! | `u` upload id | uploaded stdin not yet claimed by a job |
 //! | `m` name | metadata (`format`) |
 //! | output: id chunk# | stream byte + data |
 //!
@@ -83,7 +84,8 @@ pub enum StreamFilter {
 }
 
 impl StreamFilter {
-    fn accepts(self, stream: Stream) -> bool {
+    /// True when chunks of `stream` belong to this view.
+    pub fn accepts(self, stream: Stream) -> bool {
         match self {
             StreamFilter::All => true,
             StreamFilter::Stdout => stream == Stream::Stdout,
@@ -102,6 +104,8 @@ pub struct Change<'a> {
     pub new: Option<&'a Job>,
     /// Stdin bytes of a new job.
     pub stdin: Option<&'a [u8]>,
+    /// An upload the new job claims as its stdin (removed in the same batch).
+    pub claims_upload: Option<JobId>,
 }
 
 impl<'a> Change<'a> {
@@ -111,6 +115,7 @@ impl<'a> Change<'a> {
             old: None,
             new: Some(job),
             stdin,
+            claims_upload: None,
         }
     }
 
@@ -120,6 +125,7 @@ impl<'a> Change<'a> {
             old: Some(old),
             new: Some(new),
             stdin: None,
+            claims_upload: None,
         }
     }
 
@@ -129,6 +135,7 @@ impl<'a> Change<'a> {
             old: Some(old),
             new: None,
             stdin: None,
+            claims_upload: None,
         }
     }
 
@@ -444,6 +451,9 @@ impl Store {
             if let (Some(job), Some(bytes)) = (change.new, change.stdin) {
                 batch.insert(&keys::by_id(keys::STDIN, &job.id), bytes);
             }
+            if let Some(upload) = &change.claims_upload {
+                batch.remove(&keys::by_id(keys::UPLOAD, upload));
+            }
             let mut bump = |job: &Job, up: bool| {
                 let slot = (job.spec.queue.clone(), job.state.name());
                 let now = touched
@@ -667,6 +677,79 @@ impl Store {
             .insert(keys::output(id, chunk), value)
             .map(drop)
             .map_err(io(format!("write output of job {id}")))
+    }
+
+    /// Output chunks of job `id` from chunk number `from`, in order, until
+    /// about `max_bytes` are read: (chunk number, stream, bytes).
+    pub fn read_chunks(
+        &self,
+        id: &JobId,
+        from: u64,
+        max_bytes: usize,
+    ) -> Result<Vec<(u64, Stream, Vec<u8>)>> {
+        let start = keys::output(id, from);
+        let end = keys::output(id, u64::MAX);
+        let mut out = Vec::new();
+        let mut total = 0;
+        for item in self.output.range(start..=end) {
+            let (key, value) = item.map_err(io(format!("read output of job {id}")))?;
+            let Some(n) = key.get(16..24).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
+                continue;
+            };
+            let Some((&tag, data)) = value.split_first() else {
+                continue;
+            };
+            let Some(stream) = Stream::from_tag(tag) else {
+                continue;
+            };
+            total += data.len();
+            out.push((u64::from_be_bytes(n), stream, data.to_vec()));
+            if total >= max_bytes {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Keeps uploaded stdin bytes until a submission claims them
+    /// (`stdin_upload`). Durable at the next [`Store::sync`].
+    pub fn put_upload(&self, id: &JobId, bytes: &[u8]) -> Result<()> {
+        self.main
+            .insert(keys::by_id(keys::UPLOAD, id), bytes)
+            .map(drop)
+            .map_err(io(format!("store upload {id}")))
+    }
+
+    /// The bytes of an upload not claimed yet.
+    pub fn upload(&self, id: &JobId) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .main
+            .get(keys::by_id(keys::UPLOAD, id))
+            .map_err(io(format!("read upload {id}")))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Uploads older than `cutoff` (never claimed), to prune.
+    pub fn stale_uploads(&self, cutoff: Timestamp) -> Result<Vec<JobId>> {
+        let mut out = Vec::new();
+        for item in self.main.scan_prefix([keys::UPLOAD]).keys() {
+            let key = item.map_err(io("read uploads"))?;
+            if let Some(id) = keys::id_of(&key) {
+                // Upload ids are UUIDv7: their first 48 bits are the time.
+                if id.created_ms() < cutoff.as_millisecond() {
+                    out.push(id);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Drops an upload.
+    pub fn remove_upload(&self, id: &JobId) -> Result<()> {
+        self.main
+            .remove(keys::by_id(keys::UPLOAD, id))
+            .map(drop)
+            .map_err(io(format!("remove upload {id}")))
     }
 
     /// The job's output from byte `offset` of the chosen stream(s), at most

@@ -1,0 +1,195 @@
+//! Streamed responses: `GET /v1/jobs/{id}/output?follow=true` (raw bytes,
+//! chunked), the same with `Accept: text/event-stream` (SSE), and
+//! `GET /v1/events` (SSE of job state changes).
+//!
+//! A producer task writes encoded bytes into a small bounded channel; the
+//! response body reads from it. When the client goes away the body is
+//! dropped, the channel closes and the producer stops at its next send.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use async_channel::{Receiver, Sender};
+use base64::Engine as _;
+use futures_lite::{future, AsyncRead, Stream};
+use tide::{Body, Response, StatusCode};
+
+use crate::api::JobEvent;
+use crate::engine::Engine;
+use crate::events::EventFilter;
+use crate::job::JobId;
+use crate::output::{self, Piece};
+use crate::store::{Stream as OutStream, StreamFilter};
+
+/// Encoded pieces in flight per streamed response: small, so a slow client
+/// holds little memory; the producer reads on from the store when it drains.
+const IN_FLIGHT: usize = 8;
+
+/// The body of a streamed response: bytes from a channel.
+struct ChannelBody {
+    /// Boxed: the receiver is not `Unpin`, the body must be.
+    rx: Pin<Box<Receiver<Vec<u8>>>>,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl AsyncRead for ChannelBody {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut [u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            if self.pos < self.buf.len() {
+                let n = out.len().min(self.buf.len() - self.pos);
+                out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+                self.pos += n;
+                return Poll::Ready(Ok(n));
+            }
+            match self.rx.as_mut().poll_next(cx) {
+                Poll::Ready(Some(chunk)) => {
+                    self.buf = chunk;
+                    self.pos = 0;
+                }
+                Poll::Ready(None) => return Poll::Ready(Ok(0)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+/// A 200 whose body is whatever arrives on `rx`, sent chunked.
+fn streamed(rx: Receiver<Vec<u8>>, content_type: &str) -> Response {
+    let body = ChannelBody {
+        rx: Box::pin(rx),
+        buf: Vec::new(),
+        pos: 0,
+    };
+    let mut res = Response::new(StatusCode::Ok);
+    res.set_body(Body::from_reader(
+        futures_lite::io::BufReader::new(body),
+        None,
+    ));
+    res.set_content_type(content_type);
+    res.insert_header("Cache-Control", "no-cache");
+    res
+}
+
+/// How a followed output is encoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// The bytes as produced.
+    Raw,
+    /// Server-Sent Events: `event: stdout|stderr`, `id:` the position after
+    /// the piece, `data:` the bytes in standard base64 (so any byte
+    /// survives); a last `event: end` with the job's end as JSON.
+    Sse,
+}
+
+/// Streams job `id`'s output from `offset` until the job is terminal and all
+/// output is sent.
+pub fn follow_output(
+    engine: Engine,
+    id: JobId,
+    filter: StreamFilter,
+    offset: u64,
+    encoding: Encoding,
+) -> Response {
+    let (tx, rx) = async_channel::bounded::<Vec<u8>>(IN_FLIGHT);
+    crate::rt::spawn(async move {
+        let (ptx, prx) = async_channel::bounded::<Piece>(IN_FLIGHT);
+        let forward = async {
+            while let Ok(piece) = prx.recv().await {
+                let bytes = match encoding {
+                    Encoding::Raw => piece.data,
+                    Encoding::Sse => sse_piece(&piece),
+                };
+                if tx.send(bytes).await.is_err() {
+                    break;
+                }
+            }
+            prx.close();
+        };
+        let (followed, ()) = future::zip(
+            output::follow(engine.store(), engine.output_hub(), id, filter, offset, ptx),
+            forward,
+        )
+        .await;
+        if let Err(e) = followed {
+            tracing::warn!(job = %id, error = %e, "following output failed");
+            return;
+        }
+        if encoding == Encoding::Sse {
+            if let Ok(job) = engine.get(&id) {
+                let view = crate::api::JobView::from(&job);
+                let end = serde_json::json!({
+                    "state": view.state,
+                    "exit_code": view.exit_code,
+                    "signal": view.signal,
+                    "reason": view.reason,
+                    "exit": view.wait_exit_code(),
+                });
+                let _ = tx
+                    .send(format!("event: end\ndata: {end}\n\n").into_bytes())
+                    .await;
+            }
+        }
+    });
+    streamed(
+        rx,
+        match encoding {
+            Encoding::Raw => "application/octet-stream",
+            Encoding::Sse => "text/event-stream",
+        },
+    )
+}
+
+fn sse_piece(piece: &Piece) -> Vec<u8> {
+    let event = match piece.stream {
+        OutStream::Stdout => "stdout",
+        OutStream::Stderr => "stderr",
+    };
+    let data = base64::engine::general_purpose::STANDARD.encode(&piece.data);
+    format!("id: {}\nevent: {event}\ndata: {data}\n\n", piece.position).into_bytes()
+}
+
+/// Streams job events as SSE (`event: job`, `data:` the event as JSON).
+/// With a `job` filter the first event is that job's current state, so a
+/// waiter cannot miss an end that happened before it subscribed.
+pub fn events(engine: Engine, filter: EventFilter) -> Response {
+    let (tx, rx) = async_channel::bounded::<Vec<u8>>(IN_FLIGHT);
+    let subscription = engine.subscribe(filter.clone());
+    crate::rt::spawn(async move {
+        if let Some(id) = filter.job {
+            if let Ok(job) = engine.get(&id) {
+                if send_event(&tx, &crate::events::snapshot(&job))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        }
+        while let Ok(event) = subscription.events.recv().await {
+            if send_event(&tx, &event).await.is_err() {
+                return;
+            }
+        }
+        if subscription
+            .lagged
+            .load(std::sync::atomic::Ordering::SeqCst)
+        {
+            let _ = tx
+                .send(b"event: lagged\ndata: {\"message\":\"this stream fell too far behind and was cut; reconnect and re-read the jobs you need\"}\n\n".to_vec())
+                .await;
+        }
+    });
+    streamed(rx, "text/event-stream")
+}
+
+async fn send_event(tx: &Sender<Vec<u8>>, event: &JobEvent) -> Result<(), ()> {
+    let json = serde_json::to_string(event).map_err(drop)?;
+    tx.send(format!("event: job\ndata: {json}\n\n").into_bytes())
+        .await
+        .map_err(drop)
+}
