@@ -1,0 +1,142 @@
+//! Output capture against the real daemon:
+//! - throughput: MiB/s captured from a job writing N MiB to stdout, next to
+//!   `cat` of the same bytes into /dev/null in the same run (the pipe's
+//!   own speed on this machine);
+//! - follow latency: time from a write in the job to its arrival at a
+//!   follower (`GET …/output?follow=true`), p50 and p99, over lines
+//!   written every 10 ms, each carrying its write time.
+//!
+//! Run: `cargo bench --bench output [-- --mib 1024 --lines 500]`.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use support::Daemon;
+
+fn submit(d: &Daemon, spec: serde_json::Value) -> String {
+    let job: serde_json::Value = ureq::post(&format!("{}/v1/jobs", d.url))
+        .send_json(spec)
+        .expect("submit")
+        .into_json()
+        .expect("job json");
+    job["id"].as_str().expect("id").to_owned()
+}
+
+fn wait_done(d: &Daemon, id: &str) -> serde_json::Value {
+    loop {
+        let job: serde_json::Value = ureq::get(&format!("{}/v1/jobs/{id}?wait=60s", d.url))
+            .call()
+            .expect("get job")
+            .into_json()
+            .expect("job json");
+        if ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap_or("")) {
+            return job;
+        }
+    }
+}
+
+fn seconds_between(a: &str, b: &str) -> f64 {
+    let a: jiff::Timestamp = a.parse().expect("time");
+    let b: jiff::Timestamp = b.parse().expect("time");
+    b.duration_since(a).as_secs_f64()
+}
+
+/// MiB/s of `head -c N /dev/zero | cat > /dev/null`.
+fn cat_rate(mib: u64) -> f64 {
+    let start = Instant::now();
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(format!("head -c {} /dev/zero | cat > /dev/null", mib << 20))
+        .stdout(Stdio::null())
+        .status()
+        .expect("run cat");
+    assert!(status.success());
+    mib as f64 / start.elapsed().as_secs_f64()
+}
+
+/// MiB/s captured by the daemon from a job writing `mib` MiB, timed by the
+/// job's own started_at/finished_at.
+fn capture_rate(mib: u64) -> f64 {
+    let d = Daemon::start(&format!(
+        "max_output = \"{}MiB\"\nlog = \"warn\"\n",
+        mib + 1
+    ));
+    let id = submit(
+        &d,
+        serde_json::json!({"command": ["head", "-c", (mib << 20).to_string(), "/dev/zero"]}),
+    );
+    let job = wait_done(&d, &id);
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert_eq!(job["output_truncated"], false, "{job}");
+    let secs = seconds_between(
+        job["started_at"].as_str().unwrap(),
+        job["finished_at"].as_str().unwrap(),
+    );
+    mib as f64 / secs
+}
+
+/// Follow latencies in ms, sorted.
+fn follow_latencies(lines: usize) -> Vec<f64> {
+    let d = Daemon::start("log = \"warn\"\n");
+    let script = format!(
+        "import time,sys\nfor i in range({lines}):\n    sys.stdout.write('%d\\n' % time.time_ns()); sys.stdout.flush(); time.sleep(0.01)\n"
+    );
+    let id = submit(
+        &d,
+        serde_json::json!({"command": ["python3", "-c", script]}),
+    );
+    let res = ureq::get(&format!("{}/v1/jobs/{id}/output?follow=true", d.url))
+        .call()
+        .expect("follow");
+    let mut out = Vec::with_capacity(lines);
+    for line in BufReader::new(res.into_reader()).lines() {
+        let line = line.expect("read line");
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128;
+        let sent: i128 = line.trim().parse().expect("a timestamp line");
+        out.push((now - sent) as f64 / 1e6);
+    }
+    assert_eq!(out.len(), lines, "every line arrived");
+    out.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    out
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn main() {
+    let mut mib = 1024u64;
+    let mut lines = 500usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--mib" => mib = args.next().and_then(|v| v.parse().ok()).expect("--mib N"),
+            "--lines" => lines = args.next().and_then(|v| v.parse().ok()).expect("--lines N"),
+            "--bench" => {}
+            other => panic!("unknown argument {other:?}; use --mib N --lines N"),
+        }
+    }
+    let cat = cat_rate(mib);
+    let captured = capture_rate(mib);
+    println!("| output throughput ({mib} MiB) | MiB/s | ratio to cat |");
+    println!("| --- | ---: | ---: |");
+    println!("| cat > /dev/null | {cat:.0} | 1.00 |");
+    println!(
+        "| captured by jobq | {captured:.0} | {:.2} |",
+        captured / cat
+    );
+    let lat = follow_latencies(lines);
+    println!();
+    println!("| follow latency ({lines} lines, 10 ms apart) | ms |");
+    println!("| --- | ---: |");
+    println!("| p50 | {:.2} |", percentile(&lat, 0.50));
+    println!("| p99 | {:.2} |", percentile(&lat, 0.99));
+    println!("| max | {:.2} |", lat[lat.len() - 1]);
+    std::thread::sleep(Duration::from_millis(10));
+}
