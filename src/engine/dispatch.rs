@@ -1,0 +1,175 @@
+//! The dispatcher and each run: which job starts next (the best head of
+//! any queue with room, under the global `workers` permit), and one run
+//! from spawn to its recorded end, with automatic retries and what the end
+//! causes in dependents.
+
+use super::*;
+
+/// The delay before the retry of a job whose attempt `job.attempt` just
+/// failed: `backoff × 2^(attempt−1)`, ±25% jitter (so jobs failing together
+/// do not retry together), capped by `max_backoff`.
+fn retry_delay(job: &Job, max_backoff: Duration) -> jiff::SignedDuration {
+    let doublings = job.attempt.saturating_sub(1).min(62);
+    let base = job.spec.backoff.as_secs_f64() * (1u64 << doublings) as f64;
+    let jittered = base * (0.75 + fastrand::f64() * 0.5);
+    let capped = jittered.min(max_backoff.as_secs_f64());
+    jiff::SignedDuration::try_from_secs_f64(capped).unwrap_or(jiff::SignedDuration::MAX)
+}
+
+impl Engine {
+    /// Starts queued jobs as workers free up, until shutdown. Event-driven:
+    /// it sleeps until a job is put in line, a run ends or a queue changes.
+    pub async fn run_dispatcher(&self) {
+        let inner = &self.inner;
+        loop {
+            let permit = inner.workers.acquire_arc().await;
+            let (id, stop) = loop {
+                let listener = inner.wake.listen();
+                if self.is_stopping() {
+                    return;
+                }
+                let mut sched = inner.sched.lock().await;
+                let Sched {
+                    ready,
+                    queues,
+                    running,
+                    ..
+                } = &mut *sched;
+                if let Some((queue, id)) = ready.pop(|q| queues.has_room(q)) {
+                    queues.started(&queue);
+                    let (tx, rx) = async_channel::bounded(1);
+                    running.insert(id, Running { stop: tx, queue });
+                    break (id, rx);
+                }
+                drop(sched);
+                listener.await;
+            };
+            inner.in_flight.fetch_add(1, Ordering::SeqCst);
+            let engine = self.clone();
+            crate::rt::spawn(async move {
+                engine.run(id, stop, permit).await;
+                engine.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+                engine.inner.idle.notify(usize::MAX);
+                engine.inner.wake.notify(1);
+            });
+        }
+    }
+
+    /// One run of one job, from spawn to its recorded end. Errors are logged:
+    /// there is nobody to return them to.
+    async fn run(&self, id: JobId, stop: Receiver<StopReason>, _permit: SemaphoreGuardArc) {
+        if let Err(e) = self.try_run(id, stop).await {
+            tracing::error!(job = %id, error = %e, "job run failed in the daemon");
+            // Free its queue slot all the same.
+            let mut sched = self.inner.sched.lock().await;
+            if let Some(r) = sched.running.remove(&id) {
+                sched.queues.finished(&r.queue);
+            }
+        }
+    }
+
+    async fn try_run(&self, id: JobId, stop: Receiver<StopReason>) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let job = match store.get(&id)? {
+            Some(job) if job.state == State::Queued => job,
+            // Removed or cancelled between its flush and its turn.
+            _ => return self.conclude(id, None).await,
+        };
+        let out = OutputWriter::new(
+            store.clone(),
+            self.inner.output_hub.clone(),
+            id,
+            self.inner.config.max_output,
+        )?;
+        let stdin = match job.spec.stdin_bytes {
+            Some(_) => store.stdin(&id)?,
+            None => None,
+        };
+        let launch = &self.inner.launch;
+        let child = match runner::spawn(&job.spec, launch, &id.to_string(), stdin.is_some()).await {
+            Ok(child) => child,
+            Err(e) => {
+                let mut failed = job.clone();
+                failed.fail_to_spawn(e.0, Timestamp::now())?;
+                return self.conclude(id, Some((job, failed))).await;
+            }
+        };
+        let mut running = job.clone();
+        running.start(child.pid(), Timestamp::now())?;
+        store.update(&job, &running)?;
+        let timeout = job.spec.timeout;
+        // The start is announced once durable, while the job already runs:
+        // waiting for the flush before pumping would only stall the pipes.
+        let (ended, synced) = future::zip(
+            child.supervise(stdin, &out, stop, timeout, launch.kill_grace),
+            async {
+                store.sync().await?;
+                self.announce(&running).await;
+                Ok::<_, StoreError>(())
+            },
+        )
+        .await;
+        synced?;
+        out.mark_truncation()?;
+
+        let now = Timestamp::now();
+        let mut done = running.clone();
+        done.output_truncated = out.truncated();
+        match ended.stopped {
+            None => done.finish(ended.exit, now)?,
+            Some(StopReason::Cancel) => done.cancel(Some(ended.exit), now)?,
+            Some(StopReason::Timeout) => {
+                let limit = humantime::format_duration(timeout.unwrap_or_default());
+                done.time_out(
+                    ended.exit,
+                    format!("the job ran longer than its timeout of {limit}"),
+                    now,
+                )?
+            }
+            Some(StopReason::Shutdown) => match self.inner.config.on_interrupted {
+                OnInterrupted::Requeue => done.requeue_interrupted(now)?,
+                OnInterrupted::Fail => done.fail_interrupted(now)?,
+            },
+        }
+        self.conclude(id, Some((running, done))).await
+    }
+
+    /// Records the end of a run (`old` → `new`, if there was a transition):
+    /// schedules an automatic retry when one is due, applies what the end
+    /// causes in dependents, frees the queue slot, then flushes and
+    /// announces.
+    async fn conclude(&self, id: JobId, transition: Option<(Job, Job)>) -> Result<(), EngineError> {
+        let store = &self.inner.store;
+        let now = Timestamp::now();
+        let mut sched = self.inner.sched.lock().await;
+        if let Some(r) = sched.running.remove(&id) {
+            sched.queues.finished(&r.queue);
+        }
+        let Some((old, mut new)) = transition else {
+            return Ok(());
+        };
+        if new.may_retry() {
+            let at = now
+                .checked_add(retry_delay(&new, self.inner.config.max_backoff))
+                .unwrap_or(Timestamp::MAX);
+            new.retry_at(at)?;
+        }
+        let interrupted = new.state == State::Queued;
+        let mut changes = vec![(old, new.clone())];
+        changes.append(&mut self.cascade(&new, now)?);
+        apply(store, &changes)?;
+        drop(sched);
+        store.sync().await?;
+        for (_, job) in &changes {
+            if interrupted && job.id == id {
+                // Re-queued by shutdown: it goes back in line at the next
+                // start, from the store; putting it in line now would start
+                // it again during the drain.
+                self.inner.changed.notify(usize::MAX);
+            } else {
+                self.announce(job).await;
+            }
+        }
+        Ok(())
+    }
+}
