@@ -6,16 +6,23 @@
 //! [`ClientError`] that says whether the daemon could not be reached, refused
 //! the request, or said something this client does not understand; the CLI
 //! maps those to exit codes and one-line messages. It prints nothing itself.
+//!
+//! Streamed answers (followed output, the event stream) are handed out as
+//! readers and iterators over one request; reconnecting after a lost
+//! connection is the caller's policy, not this module's. Their requests go
+//! through a second agent without a read timeout: a followed job or a
+//! waited-for one may say nothing for hours. The Server-Sent Events parser
+//! is [`sse`], at the end of this file.
 
-use std::io::{self, Read};
-use std::time::Duration;
+use std::io::{self, BufReader, Read};
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{
-    BatchRequest, BatchResponse, ErrorBody, ErrorCode, ErrorDetail, JobList, JobRequest, JobView,
-    QueueList,
+    BatchRequest, BatchResponse, ErrorBody, ErrorCode, ErrorDetail, JobEvent, JobList, JobRequest,
+    JobView, QueueList, Upload,
 };
 use crate::engine::{QueuePatch, QueueView};
 
@@ -26,14 +33,10 @@ pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7711";
 /// host, so a connection that takes longer than this is not going to happen.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The longest single long-poll the client asks for in [`Client::wait_poll`]
-/// loops; the daemon may cap it lower. Long enough to keep the request rate
-/// negligible, short enough that a proxy's idle timeout does not cut it.
-pub const WAIT_POLL: Duration = Duration::from_secs(30);
-
-/// How long one read may stall before the daemon is taken as hung. It must be
-/// longer than [`WAIT_POLL`], during which the daemon legitimately says
-/// nothing.
+/// How long one read or write of an ordinary request may stall before the
+/// daemon is taken as hung. Generous: an answer may wait for an fsync of a
+/// large upload. Streamed answers have no read timeout (see the module
+/// doc).
 pub const READ_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Why a request did not give the answer the caller wanted.
@@ -171,6 +174,91 @@ pub struct ListFilter {
     pub cursor: Option<String>,
 }
 
+/// Filters of `GET /v1/events`; `None` leaves that filter out.
+#[derive(Clone, Debug, Default)]
+pub struct EventQuery {
+    /// Only this job's events; the stream then starts with its current
+    /// state.
+    pub job: Option<String>,
+    /// Only jobs of this queue.
+    pub queue: Option<String>,
+}
+
+/// One event of the job event stream ([`Client::events`]).
+#[derive(Clone, Debug, PartialEq)]
+pub enum StreamEvent {
+    /// A job changed state (`event: job`).
+    Job {
+        /// The event, decoded.
+        event: JobEvent,
+        /// Its JSON as the daemon sent it (one line), for `--json`.
+        data: String,
+    },
+    /// The stream fell too far behind and the daemon cut it
+    /// (`event: lagged`); the daemon's message. Nothing follows.
+    Lagged(String),
+}
+
+/// An open `GET /v1/events` stream, read one event at a time.
+pub struct EventStream {
+    /// The SSE body.
+    sse: sse::Reader<BufReader<Box<dyn Read + Send + Sync>>>,
+    /// The server URL, for errors.
+    base: String,
+}
+
+impl EventStream {
+    /// The next job event, or `None` once the daemon ended the stream
+    /// (which it does only when shutting down, or after
+    /// [`StreamEvent::Lagged`]). Events this client does not know are
+    /// skipped. A lost connection is [`ClientError::Unreachable`]; so is a
+    /// read cut by the deadline given to [`Client::events`].
+    pub fn next_event(&mut self) -> Result<Option<StreamEvent>, ClientError> {
+        loop {
+            let event = match self.sse.next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    return Err(ClientError::Unreachable {
+                        url: self.base.clone(),
+                        reason: format!("connection lost: {}", io_reason(&e)),
+                    })
+                }
+            };
+            match event.event.as_str() {
+                "job" => {
+                    let job = serde_json::from_str::<serde_json::Value>(&event.data)
+                        .map_err(|e| e.to_string())
+                        .and_then(|json| {
+                            serde_path_to_error::deserialize::<_, JobEvent>(json)
+                                .map_err(|e| format!("at `{}`: {}", e.path(), e.inner()))
+                        });
+                    return match job {
+                        Ok(job) => Ok(Some(StreamEvent::Job {
+                            event: job,
+                            data: event.data,
+                        })),
+                        Err(detail) => Err(ClientError::Protocol {
+                            url: self.base.clone(),
+                            detail: format!("a job event that is not one: {detail}"),
+                        }),
+                    };
+                }
+                "lagged" => return Ok(Some(StreamEvent::Lagged(lagged_message(&event.data)))),
+                _ => continue,
+            }
+        }
+    }
+}
+
+/// The message of an `event: lagged`, whose data is `{"message": "…"}`.
+fn lagged_message(data: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(data)
+        .ok()
+        .and_then(|json| json["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "the event stream fell too far behind and was cut".to_owned())
+}
+
 /// A decoded answer together with the JSON it was decoded from, so `--json`
 /// can print exactly what the daemon said, including fields this client
 /// does not know yet (API.md allows adding fields).
@@ -187,6 +275,8 @@ pub struct Reply<T> {
 pub struct Client {
     /// Carries the timeouts and the connection pool.
     agent: ureq::Agent,
+    /// The same without a read timeout, for streamed answers.
+    stream_agent: ureq::Agent,
     /// `http://host:port[/prefix]` without a trailing slash; every path is
     /// appended to it.
     base: String,
@@ -210,14 +300,15 @@ impl Client {
     /// This build speaks plain HTTP only.
     pub fn new(server: &str, token: Option<String>) -> Result<Client, ClientError> {
         let base = normalize_server(server)?;
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(CONNECT_TIMEOUT)
-            .timeout_read(READ_TIMEOUT)
-            .timeout_write(READ_TIMEOUT)
-            .user_agent(concat!("jobq/", env!("CARGO_PKG_VERSION")))
-            .build();
+        let builder = || {
+            ureq::AgentBuilder::new()
+                .timeout_connect(CONNECT_TIMEOUT)
+                .timeout_write(READ_TIMEOUT)
+                .user_agent(concat!("jobq/", env!("CARGO_PKG_VERSION")))
+        };
         Ok(Client {
-            agent,
+            agent: builder().timeout_read(READ_TIMEOUT).build(),
+            stream_agent: builder().build(),
             base,
             token: token.filter(|t| !t.is_empty()),
         })
@@ -294,17 +385,6 @@ impl Client {
         self.expect_json(resp, &[200])
     }
 
-    /// `GET /v1/jobs/{id}?wait=D`: the job as soon as it is terminal, or as it
-    /// is after at most `max` (the daemon may answer sooner). Callers loop.
-    pub fn wait_poll(&self, id: &str, max: Duration) -> Result<Reply<JobView>, ClientError> {
-        // Milliseconds: `parse_duration` reads them, and the value has no
-        // spaces (humantime's own format writes "1s 500ms").
-        let wait = format!("{}ms", max.as_millis());
-        let req = self.request("GET", &job_path(id, "")).query("wait", &wait);
-        let resp = self.send(req, None::<&()>)?;
-        self.expect_json(resp, &[200])
-    }
-
     /// `POST /v1/jobs/{id}/cancel`: the job, now cancelled or being stopped.
     pub fn cancel(&self, id: &str) -> Result<Reply<JobView>, ClientError> {
         let req = self.request("POST", &job_path(id, "/cancel"));
@@ -351,6 +431,85 @@ impl Client {
         Ok(resp.into_reader())
     }
 
+    /// `GET /v1/jobs/{id}/output?follow=true`: the output from `offset`
+    /// bytes of that stream on, then each new piece as the job writes it;
+    /// the reader ends once the job is terminal and everything is sent.
+    ///
+    /// The reader also ends, without an error, if the connection is lost in
+    /// the middle of a chunk: ureq cannot tell that from the end. Callers
+    /// check that the job is terminal (and read what may be left with
+    /// [`Client::output`]) before they believe an end.
+    pub fn follow_output(
+        &self,
+        id: &str,
+        stream: OutputStream,
+        offset: u64,
+    ) -> Result<Box<dyn Read + Send + Sync>, ClientError> {
+        let mut req = self
+            .stream_request("GET", &job_path(id, "/output"))
+            .query("follow", "true")
+            .query("stream", stream.as_str());
+        if offset > 0 {
+            req = req.query("offset", &offset.to_string());
+        }
+        let resp = self.send(req, None::<&()>)?;
+        if resp.status() != 200 {
+            return Err(self.protocol(format!("status {}, expected 200", resp.status())));
+        }
+        Ok(resp.into_reader())
+    }
+
+    /// `GET /v1/events`: the stream of job state changes that `query`
+    /// selects. With `deadline`, every read fails (as
+    /// [`ClientError::Unreachable`], "timed out") once it has passed;
+    /// without, the stream may stay quiet for as long as nothing happens.
+    pub fn events(
+        &self,
+        query: &EventQuery,
+        deadline: Option<Instant>,
+    ) -> Result<EventStream, ClientError> {
+        let mut req = self
+            .stream_request("GET", "/v1/events")
+            .set("Accept", "text/event-stream");
+        if let Some(job) = &query.job {
+            req = req.query("job", job);
+        }
+        if let Some(queue) = &query.queue {
+            req = req.query("queue", queue);
+        }
+        if let Some(deadline) = deadline {
+            req = req.timeout(deadline.saturating_duration_since(Instant::now()));
+        }
+        let resp = self.send(req, None::<&()>)?;
+        if resp.status() != 200 {
+            return Err(self.protocol(format!("status {}, expected 200", resp.status())));
+        }
+        if resp.content_type() != "text/event-stream" {
+            return Err(self.protocol(format!(
+                "content type {:?}, expected text/event-stream",
+                resp.content_type()
+            )));
+        }
+        Ok(EventStream {
+            sse: sse::Reader::new(BufReader::new(resp.into_reader())),
+            base: self.base.clone(),
+        })
+    }
+
+    /// `POST /v1/uploads`: sends `body` as it is read (its `len` when known,
+    /// else chunked) and answers the upload's id for a job's
+    /// `stdin_upload`. The bytes are never all in memory here.
+    pub fn upload(&self, body: impl Read, len: Option<u64>) -> Result<Reply<Upload>, ClientError> {
+        let mut req = self
+            .request("POST", "/v1/uploads")
+            .set("Content-Type", "application/octet-stream");
+        if let Some(len) = len {
+            req = req.set("Content-Length", &len.to_string());
+        }
+        let resp = self.answer(req.send(body))?;
+        self.expect_json(resp, &[200, 201])
+    }
+
     /// Turns an error while reading a streamed body (see [`Client::output`])
     /// into the error the CLI reports.
     pub fn read_error(&self, err: &io::Error) -> ClientError {
@@ -361,7 +520,16 @@ impl Client {
     }
 
     fn request(&self, method: &str, path: &str) -> ureq::Request {
-        let req = self.agent.request(method, &format!("{}{path}", self.base));
+        self.authorized(self.agent.request(method, &format!("{}{path}", self.base)))
+    }
+
+    /// A request whose answer is streamed: no read timeout.
+    fn stream_request(&self, method: &str, path: &str) -> ureq::Request {
+        let url = format!("{}{path}", self.base);
+        self.authorized(self.stream_agent.request(method, &url))
+    }
+
+    fn authorized(&self, req: ureq::Request) -> ureq::Request {
         match &self.token {
             Some(token) => req.set("Authorization", &format!("Bearer {token}")),
             None => req,
@@ -375,10 +543,17 @@ impl Client {
         req: ureq::Request,
         body: Option<&B>,
     ) -> Result<ureq::Response, ClientError> {
-        let result = match body {
+        self.answer(match body {
             Some(body) => req.send_json(body),
             None => req.call(),
-        };
+        })
+    }
+
+    /// [`Client::send`]'s mapping of an outcome to a response or an error.
+    fn answer(
+        &self,
+        result: Result<ureq::Response, ureq::Error>,
+    ) -> Result<ureq::Response, ClientError> {
         match result {
             Ok(resp) => Ok(resp),
             Err(ureq::Error::Status(status, resp)) => Err(self.api_error(status, resp)),
@@ -608,6 +783,16 @@ mod tests {
         status: &'static str,
         body: &'static str,
     ) -> (String, std::thread::JoinHandle<String>) {
+        one_shot_with(status, "", body)
+    }
+
+    /// [`one_shot`] with extra response `headers` (each ending in CRLF).
+    /// A chunked request body is read to its end and not kept.
+    fn one_shot_with(
+        status: &'static str,
+        extra: &'static str,
+        body: &'static str,
+    ) -> (String, std::thread::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let handle = std::thread::spawn(move || {
@@ -630,14 +815,31 @@ mod tests {
             }
             let mut request_body = vec![0; len];
             reader.read_exact(&mut request_body).unwrap();
+            if headers.contains("Transfer-Encoding: chunked") {
+                skip_chunked(&mut reader);
+            }
             let response = format!(
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\n\r\n{body}",
+                "HTTP/1.1 {status}\r\n{extra}Content-Length: {}\r\n\r\n{body}",
                 body.len()
             );
             (&stream).write_all(response.as_bytes()).unwrap();
             format!("{first}{headers}")
         });
         (url, handle)
+    }
+
+    /// Reads a chunked body to its last chunk.
+    fn skip_chunked(reader: &mut impl BufRead) {
+        loop {
+            let mut size = String::new();
+            reader.read_line(&mut size).unwrap();
+            let size = usize::from_str_radix(size.trim(), 16).unwrap();
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk).unwrap();
+            if size == 0 {
+                return;
+            }
+        }
     }
 
     #[test]
@@ -780,20 +982,80 @@ mod tests {
     }
 
     #[test]
-    fn wait_poll_asks_for_a_long_poll_in_milliseconds() {
+    fn events_asks_for_one_job_and_decodes_its_events() {
+        let (url, server) = one_shot_with(
+            "200 OK",
+            "Content-Type: text/event-stream\r\n",
+            ": hello\n\n\
+             event: job\n\
+             data: {\"id\":\"abc\",\"state\":\"failed\",\"queue\":\"q\",\"attempt\":2,\
+             \"at\":\"2025-01-02T03:04:05Z\",\"exit_code\":3,\"signal\":null,\
+             \"reason\":\"exit\",\"exit\":3}\n\n\
+             event: brand_new\ndata: {}\n\n\
+             event: lagged\ndata: {\"message\":\"too slow\"}\n\n",
+        );
+        let client = Client::new(&url, None).unwrap();
+        let query = EventQuery {
+            job: Some("abc".into()),
+            queue: None,
+        };
+        let mut stream = client.events(&query, None).unwrap();
+        let request = server.join().unwrap();
+        assert!(request.starts_with("GET /v1/events?job=abc "), "{request}");
+        assert!(request.contains("Accept: text/event-stream"), "{request}");
+        match stream.next_event().unwrap() {
+            Some(StreamEvent::Job { event, data }) => {
+                assert_eq!(event.id, "abc");
+                assert_eq!(event.state, crate::job::StateName::Failed);
+                assert_eq!(event.attempt, 2);
+                assert_eq!(event.exit, Some(3));
+                assert!(data.starts_with("{\"id\":\"abc\""), "{data}");
+            }
+            other => panic!("expected a job event, got {other:?}"),
+        }
+        assert_eq!(
+            stream.next_event().unwrap(),
+            Some(StreamEvent::Lagged("too slow".into()))
+        );
+        assert_eq!(stream.next_event().unwrap(), None);
+    }
+
+    #[test]
+    fn events_refuse_an_answer_that_is_not_a_stream() {
         let (url, server) = one_shot("200 OK", "{}");
         let client = Client::new(&url, None).unwrap();
-        let err = client
-            .wait_poll("abc", Duration::from_millis(1500))
-            .unwrap_err();
+        let err = client.events(&EventQuery::default(), None).err().unwrap();
+        server.join().unwrap();
+        assert!(matches!(err, ClientError::Protocol { .. }), "{err}");
+    }
+
+    #[test]
+    fn follow_output_asks_to_follow_from_the_offset() {
+        let (url, server) = one_shot("200 OK", "tail");
+        let client = Client::new(&url, None).unwrap();
+        let mut body = client
+            .follow_output("abc", OutputStream::Stderr, 42)
+            .unwrap();
+        let mut text = String::new();
+        body.read_to_string(&mut text).unwrap();
         let request = server.join().unwrap();
         assert!(
-            request.starts_with("GET /v1/jobs/abc?wait=1500ms "),
+            request.starts_with("GET /v1/jobs/abc/output?follow=true&stream=stderr&offset=42 "),
             "{request}"
         );
-        // `{}` is not a job: a protocol error naming what is missing.
-        assert!(matches!(err, ClientError::Protocol { .. }), "{err}");
-        assert!(err.to_string().contains("missing field"), "{err}");
+        assert_eq!(text, "tail");
+    }
+
+    #[test]
+    fn an_upload_streams_its_body() {
+        let (url, server) = one_shot("201 Created", r#"{"upload":"u1","bytes":3}"#);
+        let client = Client::new(&url, None).unwrap();
+        let reply = client.upload(&b"\x00\xff\n"[..], None).unwrap();
+        let request = server.join().unwrap();
+        assert!(request.starts_with("POST /v1/uploads "), "{request}");
+        assert!(request.contains("Transfer-Encoding: chunked"), "{request}");
+        assert_eq!(reply.value.upload, "u1");
+        assert_eq!(reply.value.bytes, 3);
     }
 
     #[test]
@@ -817,5 +1079,244 @@ mod tests {
     fn debug_hides_the_token() {
         let client = Client::new(DEFAULT_SERVER, Some("s3cret".into())).unwrap();
         assert!(!format!("{client:?}").contains("s3cret"));
+    }
+}
+
+/// A blocking reader of Server-Sent Events (the WHATWG `text/event-stream`
+/// format) over any [`BufRead`](std::io::BufRead): `event:`, `data:` (several
+/// lines joined with `\n`), `id:` (kept across events, as the last event
+/// id), comments (`:`), dispatch on a blank line. `retry:` and unknown
+/// fields are ignored; lines end with LF or CRLF (a lone CR, which the
+/// format also allows and the daemon never sends, is not a line end here).
+pub mod sse {
+    use std::io::{self, BufRead};
+
+    /// Longest line accepted, so a broken peer cannot make the reader hold
+    /// unbounded memory; the daemon's lines are small JSON.
+    pub const MAX_LINE: usize = 4 * 1024 * 1024;
+
+    /// One dispatched event.
+    #[derive(Clone, Debug, Default, PartialEq, Eq)]
+    pub struct Event {
+        /// Its type: the `event:` field, `message` when there was none.
+        pub event: String,
+        /// Its `data:` lines joined with `\n`.
+        pub data: String,
+        /// The last event id seen so far (`id:`, this event's or an
+        /// earlier one's), as a resumption point.
+        pub id: Option<String>,
+    }
+
+    /// Reads events one at a time from a byte stream.
+    #[derive(Debug)]
+    pub struct Reader<R> {
+        /// The stream.
+        inner: R,
+        /// The last `id:` seen.
+        last_id: Option<String>,
+        /// Whether the first line was read (a byte order mark may precede
+        /// it).
+        started: bool,
+    }
+
+    impl<R: BufRead> Reader<R> {
+        /// A reader of the events of `inner`.
+        pub fn new(inner: R) -> Reader<R> {
+            Reader {
+                inner,
+                last_id: None,
+                started: false,
+            }
+        }
+
+        /// The next event, or `None` at the end of the stream (an event not
+        /// ended by a blank line is dropped, as the format says).
+        pub fn next_event(&mut self) -> io::Result<Option<Event>> {
+            let mut event = String::new();
+            let mut data = String::new();
+            let mut line = Vec::new();
+            loop {
+                if !self.read_line(&mut line)? {
+                    return Ok(None);
+                }
+                if line.is_empty() {
+                    if data.is_empty() {
+                        event.clear();
+                        continue;
+                    }
+                    data.pop(); // the `\n` after the last data line
+                    return Ok(Some(Event {
+                        event: if event.is_empty() {
+                            "message".to_owned()
+                        } else {
+                            event
+                        },
+                        data,
+                        id: self.last_id.clone(),
+                    }));
+                }
+                if line[0] == b':' {
+                    continue;
+                }
+                let text = String::from_utf8_lossy(&line);
+                let (field, value) = match text.split_once(':') {
+                    Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
+                    None => (text.as_ref(), ""),
+                };
+                match field {
+                    "event" => event = value.to_owned(),
+                    "data" => {
+                        data.push_str(value);
+                        data.push('\n');
+                    }
+                    "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
+                    _ => {}
+                }
+            }
+        }
+
+        /// Reads one line into `line` without its end; false at the end of
+        /// the stream.
+        fn read_line(&mut self, line: &mut Vec<u8>) -> io::Result<bool> {
+            line.clear();
+            loop {
+                let buf = match self.inner.fill_buf() {
+                    Ok(buf) => buf,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                if buf.is_empty() {
+                    // A last line without its end is no line: the event it
+                    // belongs to was cut off anyway.
+                    return Ok(false);
+                }
+                let (take, done) = match buf.iter().position(|&b| b == b'\n') {
+                    Some(i) => (i + 1, true),
+                    None => (buf.len(), false),
+                };
+                line.extend_from_slice(&buf[..take]);
+                self.inner.consume(take);
+                if line.len() > MAX_LINE + 2 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("an event stream line is longer than {MAX_LINE} bytes"),
+                    ));
+                }
+                if done {
+                    break;
+                }
+            }
+            line.pop();
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            if !self.started {
+                self.started = true;
+                if line.starts_with("\u{feff}".as_bytes()) {
+                    line.drain(..3);
+                }
+            }
+            Ok(true)
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn events(text: &str) -> Vec<Event> {
+            let mut reader = Reader::new(text.as_bytes());
+            let mut all = Vec::new();
+            while let Some(event) = reader.next_event().unwrap() {
+                all.push(event);
+            }
+            all
+        }
+
+        fn event(event: &str, data: &str, id: Option<&str>) -> Event {
+            Event {
+                event: event.into(),
+                data: data.into(),
+                id: id.map(str::to_owned),
+            }
+        }
+
+        #[test]
+        fn fields_comments_and_dispatch() {
+            let got = events(
+                ": a comment\n\
+                 event: stdout\nid: 5\ndata: aGVsbG8=\n\n\
+                 data: first\ndata:second\ndata\n\n\
+                 retry: 3000\nunknown: x\nevent: end\ndata: {\"exit\":3}\n\n",
+            );
+            assert_eq!(
+                got,
+                [
+                    event("stdout", "aGVsbG8=", Some("5")),
+                    event("message", "first\nsecond\n", Some("5")),
+                    event("end", "{\"exit\":3}", Some("5")),
+                ]
+            );
+        }
+
+        #[test]
+        fn crlf_bom_and_only_one_leading_space() {
+            let got = events("\u{feff}event: job\r\ndata:  two spaces\r\n\r\n");
+            assert_eq!(got, [event("job", " two spaces", None)]);
+        }
+
+        #[test]
+        fn no_data_no_event_and_the_type_does_not_leak() {
+            let got = events("event: a\n\ndata: x\n\nevent: b\ndata:\n\n");
+            assert_eq!(got, [event("message", "x", None), event("b", "", None)]);
+        }
+
+        #[test]
+        fn an_unfinished_event_at_the_end_is_dropped() {
+            assert_eq!(events("event: job\ndata: {\n"), []);
+            assert_eq!(events("data: x\n\ndata: y"), [event("message", "x", None)]);
+        }
+
+        #[test]
+        fn an_empty_id_resets_and_a_nul_id_is_ignored() {
+            let got = events("id: 7\ndata: a\n\nid: 8\0\ndata: b\n\nid\ndata: c\n\n");
+            assert_eq!(
+                got,
+                [
+                    event("message", "a", Some("7")),
+                    event("message", "b", Some("7")),
+                    event("message", "c", Some("")),
+                ]
+            );
+        }
+
+        #[test]
+        fn events_split_across_reads() {
+            // One byte at a time, as a slow network might deliver them.
+            struct Trickle<'a>(&'a [u8]);
+            impl io::Read for Trickle<'_> {
+                fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                    let n = self.0.len().min(1).min(buf.len());
+                    buf[..n].copy_from_slice(&self.0[..n]);
+                    self.0 = &self.0[n..];
+                    Ok(n)
+                }
+            }
+            let text = b"event: job\ndata: {\"a\":1}\n\n";
+            let mut reader = Reader::new(io::BufReader::with_capacity(3, Trickle(text)));
+            assert_eq!(
+                reader.next_event().unwrap(),
+                Some(event("job", "{\"a\":1}", None))
+            );
+            assert_eq!(reader.next_event().unwrap(), None);
+        }
+
+        #[test]
+        fn an_endless_line_is_an_error() {
+            let long = "d".repeat(MAX_LINE + 10);
+            let mut reader = Reader::new(io::BufReader::new(long.as_bytes()));
+            let err = reader.next_event().unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        }
     }
 }

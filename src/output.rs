@@ -66,12 +66,27 @@ pub struct Piece {
     pub stream: Stream,
     /// The bytes.
     pub data: Vec<u8>,
-    /// Bytes of the followed stream(s) sent so far, this piece included:
-    /// the position a follower resumes from (SSE `id`, `offset`).
+    /// Bytes of the followed stream(s) of this attempt sent so far, this
+    /// piece included: the position a follower resumes from (SSE `id`,
+    /// `offset`).
     pub position: u64,
+    /// The attempt whose output this is: positions count per attempt.
+    pub attempt: u32,
 }
 
-/// Sends job `id`'s output to `tx` from byte `offset` of `filter`: what
+/// Where a follower starts: byte `offset` of the chosen stream(s) of
+/// `attempt` (the current attempt when `None`). An offset into an attempt
+/// that is no longer the current one means nothing for the new one, whose
+/// output starts afresh: the follower then starts at its beginning.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resume {
+    /// Bytes to skip.
+    pub offset: u64,
+    /// The attempt the offset belongs to.
+    pub attempt: Option<u32>,
+}
+
+/// Sends job `id`'s output to `tx` from `from` of `filter`: what
 /// exists, then each new chunk as it is stored, until the job is terminal
 /// and everything is sent (or the receiver is gone, or the job deleted).
 ///
@@ -85,11 +100,11 @@ pub async fn follow(
     hub: &OutputHub,
     id: JobId,
     filter: StreamFilter,
-    offset: u64,
+    from: Resume,
     tx: Sender<Piece>,
 ) -> Result<(), StoreError> {
     let event = hub.listen(id);
-    let result = follow_inner(store, &event, id, filter, offset, &tx).await;
+    let result = follow_inner(store, &event, id, filter, from, &tx).await;
     hub.leave(id, event);
     result
 }
@@ -99,20 +114,23 @@ async fn follow_inner(
     event: &Event,
     id: JobId,
     filter: StreamFilter,
-    offset: u64,
+    from: Resume,
     tx: &Sender<Piece>,
 ) -> Result<(), StoreError> {
-    let mut attempt = None;
+    let mut attempt = from.attempt;
     let mut next_chunk = 0u64;
-    let mut skip = offset;
-    let mut position = offset;
+    let mut skip = from.offset;
+    let mut position = from.offset;
     loop {
         let listener = event.listen();
         let Some(job) = store.get(&id)? else {
             return Ok(());
         };
         if attempt.is_some_and(|a| a != job.attempt) {
+            // A new attempt's output starts afresh, and so do positions.
             next_chunk = 0;
+            skip = 0;
+            position = 0;
         }
         attempt = Some(job.attempt);
         // Read the state before the chunks: a job's end is stored after its
@@ -148,15 +166,13 @@ async fn follow_inner(
                 }
             }
             position += data.len() as u64;
-            if tx
-                .send(Piece {
-                    stream,
-                    data,
-                    position,
-                })
-                .await
-                .is_err()
-            {
+            let piece = Piece {
+                stream,
+                data,
+                position,
+                attempt: job.attempt,
+            };
+            if tx.send(piece).await.is_err() {
                 return Ok(()); // the follower went away
             }
         }

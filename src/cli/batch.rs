@@ -267,7 +267,7 @@ fn batch_error(
              the lines from {first} on were not"
         ),
     };
-    CliError::Batch {
+    CliError::Context {
         error: err,
         context,
     }

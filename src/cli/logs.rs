@@ -1,11 +1,13 @@
-//! `jobq logs`: a job's output so far (`GET /v1/jobs/{id}/output`), copied
-//! byte for byte to stdout: output need not be text.
+//! `jobq logs`: a job's output (`GET /v1/jobs/{id}/output`), copied byte
+//! for byte to stdout: output need not be text. With `-f`, the output is
+//! followed as the job writes it (see [`super::follow`]) and the command
+//! exits with the job's exit code.
 
 use std::io::{Read, Write};
 
 use clap::{ArgGroup, Args};
 
-use super::{job_id, CliError};
+use super::{follow, job_id, CliError};
 use crate::client::{Client, OutputStream};
 
 /// Size of the copy buffer: large enough that big outputs take few
@@ -14,7 +16,13 @@ const COPY_BUFFER: usize = 64 * 1024;
 
 /// Options of `jobq logs`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("stream").args(["stdout", "stderr"])))]
+#[command(
+    group(ArgGroup::new("stream").args(["stdout", "stderr"])),
+    after_help = "\
+With --follow, exits with the job's exit code once it ended and all its
+output is printed (as `jobq wait` does). Ctrl-C stops following and leaves
+the job running."
+)]
 pub struct LogsArgs {
     /// The job
     #[arg(value_name = "ID", value_parser = job_id)]
@@ -25,15 +33,23 @@ pub struct LogsArgs {
     /// Only the job's stderr
     #[arg(long)]
     pub stderr: bool,
+    /// Keep printing the output as it is written, until the job ends
+    #[arg(long, short)]
+    pub follow: bool,
 }
 
-/// Copies the output to `out`.
+/// Copies the output to `out`; with `--follow`, returns the job's exit
+/// code.
 pub fn run(client: &Client, args: LogsArgs, out: &mut dyn Write) -> Result<i32, CliError> {
     let stream = match (args.stdout, args.stderr) {
         (true, _) => OutputStream::Stdout,
         (_, true) => OutputStream::Stderr,
         _ => OutputStream::All,
     };
+    if args.follow {
+        let job = follow::output(client, &args.id, stream, out)?;
+        return Ok(job.value.wait_exit_code().unwrap_or(1));
+    }
     let mut body = client.output(&args.id, stream, 0)?;
     // Not io::copy: a read error is the connection's (exit 3), a write
     // error is stdout's (quiet on a broken pipe), and they must not mix.

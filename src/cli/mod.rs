@@ -9,13 +9,18 @@
 //! `jobq serve` is parsed here but run by [`crate::daemon`] (see
 //! `src/main.rs`).
 //!
-//! Exit codes: 0 ok; the job's own code for `wait` and `submit --wait`;
-//! 124 when `wait --timeout` expires; 2 for a client error (bad flags, a
-//! request the daemon refused); 3 when the daemon cannot be reached. A
-//! closed stdout (`jobq list | head -1`) ends the command quietly with 0.
+//! Exit codes: 0 ok; the job's own code for `wait`, `submit --wait`,
+//! `submit --follow` and `logs -f`; 124 when `wait --timeout` expires; 2
+//! for a client error (bad flags, a request the daemon refused); 3 when the
+//! daemon cannot be reached (or a stream it served broke for good); 130
+//! after Ctrl-C. A closed stdout (`jobq list | head -1`) ends the command
+//! quietly with 0.
 
 pub mod batch;
 pub mod cancel;
+pub mod events;
+pub mod follow;
+pub mod interrupt;
 pub mod list;
 pub mod logs;
 pub mod queue;
@@ -39,10 +44,11 @@ use crate::job::JobId;
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  N    `wait` and `submit --wait`: the job's exit code (128+n for signal n,
-       124 for a timeout, 143 for a cancelled job)
+  N    `wait`, `submit --wait`/`--follow`, `logs -f`: the job's exit code
+       (128+n for signal n, 124 for a timeout, 143 for a cancelled job)
   2    bad usage, or the daemon refused the request
-  3    the daemon cannot be reached";
+  3    the daemon cannot be reached
+  130  interrupted (Ctrl-C); a followed job goes on running";
 
 /// `jobq`: the whole command line.
 #[derive(Parser)]
@@ -115,7 +121,7 @@ pub enum ClientCommand {
     List(list::ListArgs),
     /// Show one job
     Show(show::ShowArgs),
-    /// Print a job's output so far
+    /// Print a job's output so far, or follow it (-f)
     Logs(logs::LogsArgs),
     /// Wait for jobs to end; exit with their exit code
     Wait(wait::WaitArgs),
@@ -129,6 +135,8 @@ pub enum ClientCommand {
     Queues(queues::QueuesArgs),
     /// Pause, resume or limit a queue
     Queue(queue::QueueArgs),
+    /// Print job state changes as they happen
+    Events(events::EventsArgs),
 }
 
 /// Why a client command did not complete; each kind has its exit code.
@@ -147,13 +155,19 @@ pub enum CliError {
     /// `wait --timeout` expired before the jobs ended.
     #[error("{0}")]
     TimedOut(String),
-    /// One batch of `submit --batch` failed after others may have been
-    /// submitted; the context says which lines were.
+    /// The daemon ended a stream the command reads to the end (`jobq
+    /// events`): it shut down, or the reader fell too far behind.
+    #[error("{0}")]
+    Ended(String),
+    /// A request failed after something was done that the user must
+    /// know of: one batch of `submit --batch` after others were submitted,
+    /// a `submit --wait`/`--follow` after the job was, an upload of
+    /// `--stdin`. The context says what.
     #[error("{error} ({context})")]
-    Batch {
-        /// Why the batch failed.
+    Context {
+        /// Why the request failed.
         error: ClientError,
-        /// Which batch, and what was and was not submitted.
+        /// What was and was not done.
         context: String,
     },
 }
@@ -162,11 +176,12 @@ impl CliError {
     /// The process exit code for this failure (see the module doc).
     pub fn exit_code(&self) -> i32 {
         match self {
-            CliError::Client(e) | CliError::Batch { error: e, .. } => e.exit_code(),
+            CliError::Client(e) | CliError::Context { error: e, .. } => e.exit_code(),
             CliError::Usage(_) => 2,
             CliError::Stdout(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
             CliError::Stdout(_) => 2,
             CliError::TimedOut(_) => 124,
+            CliError::Ended(_) => 3,
         }
     }
 }
@@ -195,6 +210,7 @@ fn dispatch(opts: &ClientOpts, command: ClientCommand) -> Result<i32, CliError> 
         ClientCommand::Rm(args) => rm::run(&client, args, &mut out)?,
         ClientCommand::Queues(args) => queues::run(&client, args, &mut out)?,
         ClientCommand::Queue(args) => queue::run(&client, args, &mut out)?,
+        ClientCommand::Events(args) => events::run(&client, args, &mut out)?,
     };
     out.flush()?;
     Ok(code)

@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use jiff::Timestamp;
 
-use crate::api::{AttemptView, JobList, JobView, QueueList};
+use crate::api::{AttemptView, JobEvent, JobList, JobView, QueueList};
 use crate::engine::QueueView;
 use crate::job::StateName;
 
@@ -34,6 +34,25 @@ const QUEUE_COUNTS: [StateName; 6] = [
 /// Writes `json` pretty-printed, then a newline.
 pub fn json(out: &mut dyn Write, json: &serde_json::Value) -> io::Result<()> {
     serde_json::to_writer_pretty(&mut *out, json)?;
+    writeln!(out)
+}
+
+/// One line of `jobq events`: `<at> <id> <queue> <state> attempt N`, then
+/// `exit X` once the job ended. Milliseconds: several changes may come in
+/// one second.
+pub fn event_line(out: &mut dyn Write, event: &JobEvent) -> io::Result<()> {
+    write!(
+        out,
+        "{} {} {} {} attempt {}",
+        event.at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ"),
+        event.id,
+        event.queue,
+        event.state,
+        event.attempt
+    )?;
+    if let Some(exit) = event.exit {
+        write!(out, " exit {exit}")?;
+    }
     writeln!(out)
 }
 
@@ -399,6 +418,22 @@ mod tests {
 
     fn now() -> Timestamp {
         "2025-01-02T15:07:05Z".parse().unwrap()
+    }
+
+    #[test]
+    fn an_event_is_one_line() {
+        let event: JobEvent = serde_json::from_str(
+            r#"{"id":"0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e","state":"failed","queue":"q",
+                "attempt":2,"at":"2025-01-02T03:04:05.5Z","exit_code":3,"signal":null,
+                "reason":"exit","exit":3}"#,
+        )
+        .unwrap();
+        let mut out = Vec::new();
+        event_line(&mut out, &event).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "2025-01-02T03:04:05.500Z 0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e q failed attempt 2 exit 3\n"
+        );
     }
 
     #[test]

@@ -6,6 +6,15 @@
 //! made absolute against the client's directory, and `--stdin` is read from
 //! the client's files. Everything else (queue names, limits, whether `cwd`
 //! exists) is the daemon's to check, so the rules live in one place.
+//!
+//! `--stdin` goes inline (the spec's `stdin` string) when it is UTF-8 text
+//! of at most [`INLINE_STDIN`] bytes as JSON; anything else (binary, or
+//! larger) is first streamed to `POST /v1/uploads` and named by
+//! `stdin_upload`, without ever being held in memory here.
+//!
+//! `--wait` reads the job's events until it ends ([`wait`]); `--follow`
+//! copies its output as it is written ([`follow`]); both exit with the
+//! job's exit code.
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -15,9 +24,14 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 use jiff::Timestamp;
 
-use super::{batch, duration, job_id, render, wait, CliError};
+use super::{batch, duration, follow, interrupt, job_id, render, wait, CliError};
 use crate::api::{DurationArg, JobRequest};
-use crate::client::{io_reason, Client};
+use crate::client::{io_reason, Client, OutputStream};
+
+/// Most bytes of `--stdin`, as a JSON string, sent inline in the job spec:
+/// well under the daemon's default 1 MiB request limit (`max_body`), with
+/// room for the rest of the spec.
+pub const INLINE_STDIN: usize = 512 * 1024;
 
 /// The end of `jobq submit --help`: where options go, and `--batch`.
 const BATCH_HELP: &str = "\
@@ -85,7 +99,7 @@ pub struct SubmitArgs {
     /// Working directory, relative to here if relative [default: the daemon's work dir]
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
-    /// Feed FILE to the job's stdin (`-`: this command's stdin); must be UTF-8 text
+    /// Feed FILE to the job's stdin (`-`: this command's stdin); any bytes, any size up to the daemon's max_upload
     #[arg(long, value_name = "FILE")]
     pub stdin: Option<PathBuf>,
     /// A name for people, shown by `list` instead of the command
@@ -100,6 +114,9 @@ pub struct SubmitArgs {
     /// Wait for the job to end, then exit with its exit code
     #[arg(long, short)]
     pub wait: bool,
+    /// Print the job's output (stdout and stderr) as it runs, then exit with its exit code
+    #[arg(long, short, conflicts_with_all = ["wait", "json"])]
+    pub follow: bool,
     /// Print the job as JSON (with --wait, the job as it ended)
     #[arg(long)]
     pub json: bool,
@@ -110,19 +127,23 @@ pub struct SubmitArgs {
 
 /// The options that describe one job, which `--batch` files carry in each
 /// line instead.
-const PER_JOB: [&str; 15] = [
+const PER_JOB: [&str; 16] = [
     "queue", "priority", "delay", "at", "timeout", "retries", "backoff", "after", "env", "cwd",
-    "stdin", "name", "label", "key", "wait",
+    "stdin", "name", "label", "key", "wait", "follow",
 ];
 
 /// Submits the job; prints its id (or JSON). With `--wait`, returns the
-/// job's exit code once it ends. With `--batch`, submits the file's jobs.
+/// job's exit code once it ends; with `--follow`, prints its output until
+/// then instead. With `--batch`, submits the file's jobs.
 pub fn run(client: &Client, args: SubmitArgs, out: &mut dyn Write) -> Result<i32, CliError> {
     if let Some(path) = &args.batch {
         return batch::run(client, path, args.json, out);
     }
+    if args.follow {
+        return submit_and_follow(client, args, out);
+    }
     let (wait, json) = (args.wait, args.json);
-    let request = request(args)?;
+    let request = with_stdin(client, request(args)?)?;
     let job = client.submit(&request)?;
     if !wait {
         if json {
@@ -137,32 +158,61 @@ pub fn run(client: &Client, args: SubmitArgs, out: &mut dyn Write) -> Result<i32
         writeln!(out, "{}", job.value.id)?;
         out.flush()?;
     }
-    let ended = match wait::until_terminal(client, &job.value.id, None)? {
-        wait::Waited::Done(job) => job,
+    let id = &job.value.id;
+    let ended = match wait::until_terminal(client, id, None).map_err(|e| submitted(e, id))? {
+        wait::Waited::Done(event) => event,
         wait::Waited::TimedOut(_) => unreachable!("no deadline was given"),
     };
     if json {
-        render::json(out, &ended.json)?;
+        let job = client.get(id)?;
+        render::json(out, &job.json)?;
     }
+    Ok(wait::exit_code(&ended))
+}
+
+/// `submit --follow`: submits, then copies the job's output to `out` until
+/// it ends; returns its exit code. Ctrl-C from the submission on leaves
+/// the job running and says how to cancel it (see [`interrupt`]).
+fn submit_and_follow(
+    client: &Client,
+    args: SubmitArgs,
+    out: &mut dyn Write,
+) -> Result<i32, CliError> {
+    let watch = interrupt::Watch::install()
+        .map_err(|e| CliError::Usage(format!("cannot catch Ctrl-C: {}", io_reason(&e))))?;
+    let request = with_stdin(client, request(args)?)?;
+    let job = client.submit(&request)?;
+    let id = &job.value.id;
+    watch.set_job(Some(id));
+    let ended = follow::output(client, id, OutputStream::All, out).map_err(|e| match e {
+        CliError::Client(e) => submitted(e, id),
+        other => other,
+    })?;
+    watch.set_job(None);
     Ok(ended.value.wait_exit_code().unwrap_or(1))
 }
 
-/// The request the flags describe.
-fn request(args: SubmitArgs) -> Result<JobRequest, CliError> {
+/// An error after the job was submitted: says which job, since the
+/// command may not have printed its id and the job may still be running.
+fn submitted(error: crate::client::ClientError, id: &str) -> CliError {
+    CliError::Context {
+        error,
+        context: format!("job {id} was submitted and may still be running"),
+    }
+}
+
+/// The request the flags describe, but for `--stdin`: see [`with_stdin`].
+fn request(args: SubmitArgs) -> Result<(JobRequest, Option<PathBuf>), CliError> {
     let cwd = match &args.cwd {
         Some(dir) => Some(absolute_utf8(dir)?),
         None => None,
     };
-    let stdin = match &args.stdin {
-        Some(path) => Some(read_stdin(path)?),
-        None => None,
-    };
-    Ok(JobRequest {
+    let request = JobRequest {
         command: (!args.command.is_empty()).then_some(args.command),
         shell: args.shell,
         env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
         cwd,
-        stdin,
+        stdin: None,
         stdin_upload: None,
         queue: args.queue,
         priority: args.priority,
@@ -175,7 +225,8 @@ fn request(args: SubmitArgs) -> Result<JobRequest, CliError> {
         idempotency_key: args.key,
         name: args.name,
         labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
-    })
+    };
+    Ok((request, args.stdin))
 }
 
 /// `--cwd` as the daemon needs it: absolute (the daemon has its own current
@@ -191,29 +242,92 @@ fn absolute_utf8(dir: &Path) -> Result<String, CliError> {
     })
 }
 
-/// The bytes of `--stdin FILE` (`-` is this process's stdin), which must be
-/// UTF-8: the API carries stdin as a JSON string.
-fn read_stdin(path: &Path) -> Result<String, CliError> {
-    let mut bytes = Vec::new();
-    let read = if path == Path::new("-") {
-        std::io::stdin().lock().read_to_end(&mut bytes)
-    } else {
-        std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
+/// `request` with the bytes of `--stdin FILE` (`-`: this process's stdin):
+/// inline if they are small UTF-8 text, else uploaded first.
+fn with_stdin(
+    client: &Client,
+    (mut request, path): (JobRequest, Option<PathBuf>),
+) -> Result<JobRequest, CliError> {
+    let Some(path) = path else {
+        return Ok(request);
     };
-    read.map_err(|e| {
+    let unreadable = |e: std::io::Error| {
         CliError::Usage(format!(
             "cannot read --stdin {}: {}",
             path.display(),
             io_reason(&e)
         ))
-    })?;
-    String::from_utf8(bytes).map_err(|e| {
-        CliError::Usage(format!(
-            "--stdin {}: not valid UTF-8 text (byte {}); the API carries stdin as a JSON string, so binary input must be encoded first (base64, say)",
-            path.display(),
-            e.utf8_error().valid_up_to()
-        ))
-    })
+    };
+    let (mut reader, size) = open_stdin(&path).map_err(unreadable)?;
+    let head = match read_head(&mut reader).map_err(unreadable)? {
+        Head::Inline(text) => {
+            request.stdin = Some(text);
+            return Ok(request);
+        }
+        Head::Upload(head) => head,
+    };
+    // What is sent is what was read plus the rest, so a read error on the
+    // rest surfaces as a failed upload; name the file in that case.
+    let len = size.map(|size| size.max(head.len() as u64));
+    let body = std::io::Cursor::new(head).chain(reader);
+    let body = body.take(len.unwrap_or(u64::MAX));
+    let upload = client
+        .upload(body, len)
+        .map_err(|error| CliError::Context {
+            error,
+            context: format!("uploading --stdin {}", path.display()),
+        })?;
+    request.stdin_upload = Some(upload.value.upload);
+    Ok(request)
+}
+
+/// The reader of `--stdin` and, for a regular file, its size.
+fn open_stdin(path: &Path) -> std::io::Result<(Box<dyn Read>, Option<u64>)> {
+    if path == Path::new("-") {
+        return Ok((Box::new(std::io::stdin().lock()), None));
+    }
+    let file = std::fs::File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_dir() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is a directory",
+        ));
+    }
+    let size = meta.is_file().then_some(meta.len());
+    Ok((Box::new(file), size))
+}
+
+/// Where the bytes of `--stdin` go, decided from their beginning.
+#[derive(Debug, PartialEq, Eq)]
+enum Head {
+    /// All of them, small UTF-8 text: in the spec.
+    Inline(String),
+    /// Binary or large: uploaded, starting with these bytes.
+    Upload(Vec<u8>),
+}
+
+/// Reads at most [`INLINE_STDIN`] + 1 bytes: all of a small input, enough of
+/// a large one to know it is large.
+fn read_head(reader: &mut dyn Read) -> std::io::Result<Head> {
+    let mut head = Vec::new();
+    reader
+        .take(INLINE_STDIN as u64 + 1)
+        .read_to_end(&mut head)?;
+    if head.len() > INLINE_STDIN {
+        return Ok(Head::Upload(head));
+    }
+    match String::from_utf8(head) {
+        // JSON escapes control characters (up to 6 bytes each).
+        Ok(text) if json_len(&text) <= INLINE_STDIN => Ok(Head::Inline(text)),
+        Ok(text) => Ok(Head::Upload(text.into_bytes())),
+        Err(e) => Ok(Head::Upload(e.into_bytes())),
+    }
+}
+
+/// The length of `text` as a JSON string.
+fn json_len(text: &str) -> usize {
+    serde_json::to_string(text).map_or(usize::MAX, |json| json.len())
 }
 
 /// clap value parser for `K=V` flags.
@@ -257,7 +371,9 @@ mod tests {
         let a = parse(&["--json", "ls", "-l"]).unwrap();
         assert!(a.json);
         assert_eq!(a.command, ["ls", "-l"]);
-        let req = request(parse(&["--env", "A=1=2", "true"]).unwrap()).unwrap();
+        let req = request(parse(&["--env", "A=1=2", "true"]).unwrap())
+            .unwrap()
+            .0;
         assert_eq!(req.env["A"], "1=2");
     }
 
@@ -265,7 +381,9 @@ mod tests {
     fn exactly_one_of_shell_and_command() {
         assert!(parse(&["--shell", "echo hi", "echo"]).is_err());
         assert!(parse(&["--queue", "q"]).is_err());
-        let req = request(parse(&["--shell", "echo hi | wc"]).unwrap()).unwrap();
+        let req = request(parse(&["--shell", "echo hi | wc"]).unwrap())
+            .unwrap()
+            .0;
         assert_eq!(req.shell.as_deref(), Some("echo hi | wc"));
         assert_eq!(req.command, None);
     }
@@ -292,7 +410,7 @@ mod tests {
             "true",
         ])
         .unwrap();
-        let req = request(a).unwrap();
+        let req = request(a).unwrap().0;
         assert_eq!(req.priority, Some(-5));
         assert_eq!(req.delay, Some(DurationArg(Duration::from_secs(90))));
         assert_eq!(req.timeout, Some(DurationArg(Duration::from_secs(60))));
@@ -332,23 +450,50 @@ mod tests {
 
     #[test]
     fn a_relative_cwd_is_made_absolute_here() {
-        let req = request(parse(&["--cwd", "sub/dir", "true"]).unwrap()).unwrap();
+        let req = request(parse(&["--cwd", "sub/dir", "true"]).unwrap())
+            .unwrap()
+            .0;
         let expected = std::env::current_dir().unwrap().join("sub/dir");
         assert_eq!(req.cwd.as_deref(), expected.to_str());
     }
 
     #[test]
-    fn stdin_must_be_utf8() {
+    fn small_text_goes_inline_and_the_rest_is_uploaded() {
+        let head = |bytes: &[u8]| read_head(&mut &bytes[..]).unwrap();
+        assert_eq!(head(b"h\xc3\xa9llo\n"), Head::Inline("héllo\n".into()));
+        assert_eq!(head(b""), Head::Inline(String::new()));
+        assert_eq!(head(b"ok\xff"), Head::Upload(b"ok\xff".to_vec()));
+        // The limit is on the JSON string, quotes included. (`matches!`:
+        // a failed comparison of half a megabyte is no help.)
+        let text = vec![b'a'; INLINE_STDIN - 2];
+        assert!(matches!(head(&text), Head::Inline(t) if t.len() == INLINE_STDIN - 2));
+        let text = vec![b'a'; INLINE_STDIN - 1];
+        assert!(matches!(head(&text), Head::Upload(b) if b == text));
+        let large = vec![b'a'; INLINE_STDIN + 10];
+        assert!(matches!(head(&large), Head::Upload(b) if b[..] == large[..=INLINE_STDIN]));
+        // Small, but six times larger as JSON.
+        let controls = vec![1u8; INLINE_STDIN / 2];
+        assert!(matches!(head(&controls), Head::Upload(b) if b == controls));
+    }
+
+    #[test]
+    fn an_unreadable_stdin_is_a_usage_error() {
         let dir = tempfile::tempdir().unwrap();
-        let text = dir.path().join("text");
-        std::fs::write(&text, "héllo\n").unwrap();
-        assert_eq!(read_stdin(&text).unwrap(), "héllo\n");
-        let binary = dir.path().join("binary");
-        std::fs::write(&binary, b"ok\xff").unwrap();
-        let err = read_stdin(&binary).unwrap_err();
+        let client = Client::new("http://127.0.0.1:9", None).unwrap();
+        let missing = dir.path().join("missing");
+        let args = parse(&["--stdin", missing.to_str().unwrap(), "cat"]).unwrap();
+        let err = with_stdin(&client, request(args).unwrap()).unwrap_err();
         assert_eq!(err.exit_code(), 2);
-        assert!(err.to_string().contains("not valid UTF-8"), "{err}");
-        let err = read_stdin(&dir.path().join("missing")).unwrap_err();
         assert!(err.to_string().starts_with("cannot read --stdin"), "{err}");
+        let args = parse(&["--stdin", dir.path().to_str().unwrap(), "cat"]).unwrap();
+        let err = with_stdin(&client, request(args).unwrap()).unwrap_err();
+        assert!(err.to_string().contains("directory"), "{err}");
+    }
+
+    #[test]
+    fn follow_conflicts_with_wait_and_json() {
+        assert!(parse(&["--follow", "true"]).unwrap().follow);
+        assert!(parse(&["-f", "--wait", "true"]).is_err());
+        assert!(parse(&["-f", "--json", "true"]).is_err());
     }
 }

@@ -14,6 +14,7 @@ use crate::api::{
 use crate::engine::ListQuery;
 use crate::events::EventFilter;
 use crate::job::{JobId, StateName};
+use crate::output::Resume;
 use crate::store::StreamFilter;
 
 /// Default page size of `GET /v1/jobs` (API.md).
@@ -219,8 +220,9 @@ pub async fn output(req: Request<AppState>) -> Reply {
     let id = job_id(&req)?;
     let mut filter = StreamFilter::All;
     let mut offset = 0u64;
+    let mut attempt = None;
     let mut follow = false;
-    for (k, v) in query(&req, &["stream", "offset", "follow"])? {
+    for (k, v) in query(&req, &["stream", "offset", "attempt", "follow"])? {
         match k.as_str() {
             "stream" => {
                 filter = match v.as_str() {
@@ -239,6 +241,11 @@ pub async fn output(req: Request<AppState>) -> Reply {
                 offset = v.parse().map_err(|_| {
                     ApiError::field("offset", format!("{v:?} is not a byte offset ≥ 0"))
                 })?
+            }
+            "attempt" => {
+                attempt = Some(v.parse().ok().filter(|a| *a >= 1).ok_or_else(|| {
+                    ApiError::field("attempt", format!("{v:?} is not an attempt number ≥ 1"))
+                })?)
             }
             "follow" => {
                 follow = match v.as_str() {
@@ -260,24 +267,32 @@ pub async fn output(req: Request<AppState>) -> Reply {
         .is_some_and(|a| a.as_str().contains("text/event-stream"));
     if let Some(last) = req.header("Last-Event-ID") {
         let last = last.as_str().trim();
-        offset = last.parse().map_err(|_| {
+        let bad = || {
             ApiError::field(
                 "Last-Event-ID",
-                format!("{last:?} is not an event id of this stream"),
+                format!("{last:?} is not an event id of this stream (attempt:position)"),
             )
-        })?;
+        };
+        let (a, p) = last.split_once(':').ok_or_else(bad)?;
+        attempt = Some(a.parse().map_err(|_| bad())?);
+        offset = p.parse().map_err(|_| bad())?;
     }
     let engine = &req.state().engine;
-    engine.get(&id)?;
+    let job = engine.get(&id)?;
     if sse || follow {
         let encoding = if sse { Encoding::Sse } else { Encoding::Raw };
+        let from = Resume { offset, attempt };
         return Ok(stream::follow_output(
             engine.clone(),
             id,
             filter,
-            offset,
+            from,
             encoding,
         ));
+    }
+    if attempt.is_some_and(|a| a != job.attempt) {
+        // The offset belongs to an attempt whose output is gone.
+        offset = 0;
     }
     let bytes = engine
         .store()

@@ -18,9 +18,12 @@ use crate::api::JobEvent;
 use crate::engine::Engine;
 use crate::events::EventFilter;
 use crate::job::JobId;
-use crate::output::{self, Piece};
+use crate::output::{self, Piece, Resume};
 use crate::store::{Stream as OutStream, StreamFilter};
 
+/// How often an idle SSE stream gets a `: ping` comment, so clients can
+/// use a read timeout to tell a quiet stream from a dead daemon.
+pub const KEEPALIVE: std::time::Duration = std::time::Duration::from_secs(15);
 /// Encoded pieces in flight per streamed response: small, so a slow client
 /// holds little memory; the producer reads on from the store when it drains.
 const IN_FLIGHT: usize = 8;
@@ -80,9 +83,11 @@ fn streamed(rx: Receiver<Vec<u8>>, content_type: &str) -> Response {
 pub enum Encoding {
     /// The bytes as produced.
     Raw,
-    /// Server-Sent Events: `event: stdout|stderr`, `id:` the position after
-    /// the piece, `data:` the bytes in standard base64 (so any byte
-    /// survives); a last `event: end` with the job's end as JSON.
+    /// Server-Sent Events: `event: stdout|stderr`, `id:` `attempt:position`
+    /// (the byte position after the piece, in that attempt's output),
+    /// `data:` the bytes in standard base64 (so any byte survives); a
+    /// `: ping` comment every 15 s when idle; a last `event: end` with the
+    /// job's end as JSON.
     Sse,
 }
 
@@ -92,17 +97,24 @@ pub fn follow_output(
     engine: Engine,
     id: JobId,
     filter: StreamFilter,
-    offset: u64,
+    from: Resume,
     encoding: Encoding,
 ) -> Response {
     let (tx, rx) = async_channel::bounded::<Vec<u8>>(IN_FLIGHT);
     crate::rt::spawn(async move {
         let (ptx, prx) = async_channel::bounded::<Piece>(IN_FLIGHT);
         let forward = async {
-            while let Ok(piece) = prx.recv().await {
+            loop {
                 let bytes = match encoding {
-                    Encoding::Raw => piece.data,
-                    Encoding::Sse => sse_piece(&piece),
+                    Encoding::Raw => match prx.recv().await {
+                        Ok(piece) => piece.data,
+                        Err(_) => break,
+                    },
+                    Encoding::Sse => match recv_or_ping(&prx).await {
+                        Some(Ok(piece)) => sse_piece(&piece),
+                        Some(Err(())) => break,
+                        None => b": ping\n\n".to_vec(),
+                    },
                 };
                 if tx.send(bytes).await.is_err() {
                     break;
@@ -111,7 +123,7 @@ pub fn follow_output(
             prx.close();
         };
         let (followed, ()) = future::zip(
-            output::follow(engine.store(), engine.output_hub(), id, filter, offset, ptx),
+            output::follow(engine.store(), engine.output_hub(), id, filter, from, ptx),
             forward,
         )
         .await;
@@ -150,7 +162,21 @@ fn sse_piece(piece: &Piece) -> Vec<u8> {
         OutStream::Stderr => "stderr",
     };
     let data = base64::engine::general_purpose::STANDARD.encode(&piece.data);
-    format!("id: {}\nevent: {event}\ndata: {data}\n\n", piece.position).into_bytes()
+    format!(
+        "id: {}:{}\nevent: {event}\ndata: {data}\n\n",
+        piece.attempt, piece.position
+    )
+    .into_bytes()
+}
+
+/// The next item, or `None` after [`KEEPALIVE`] without one (time for a
+/// ping); `Some(Err(()))` once the channel is closed.
+async fn recv_or_ping<T>(rx: &Receiver<T>) -> Option<Result<T, ()>> {
+    future::or(async { Some(rx.recv().await.map_err(drop)) }, async {
+        async_io::Timer::after(KEEPALIVE).await;
+        None
+    })
+    .await
 }
 
 /// Streams job events as SSE (`event: job`, `data:` the event as JSON).
@@ -170,8 +196,13 @@ pub fn events(engine: Engine, filter: EventFilter) -> Response {
                 }
             }
         }
-        while let Ok(event) = subscription.events.recv().await {
-            if send_event(&tx, &event).await.is_err() {
+        loop {
+            let sent = match recv_or_ping(&subscription.events).await {
+                Some(Ok(event)) => send_event(&tx, &event).await,
+                Some(Err(())) => break,
+                None => tx.send(b": ping\n\n".to_vec()).await.map_err(drop),
+            };
+            if sent.is_err() {
                 return;
             }
         }
