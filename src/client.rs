@@ -418,17 +418,11 @@ impl Client {
         stream: OutputStream,
         offset: u64,
     ) -> Result<Box<dyn Read + Send + Sync>, ClientError> {
-        let mut req = self
-            .request("GET", &job_path(id, "/output"))
-            .query("stream", stream.as_str());
-        if offset > 0 {
-            req = req.query("offset", &offset.to_string());
-        }
-        let resp = self.send(req, None::<&()>)?;
-        if resp.status() != 200 {
-            return Err(self.protocol(format!("status {}, expected 200", resp.status())));
-        }
-        Ok(resp.into_reader())
+        self.read_output(
+            self.request("GET", &job_path(id, "/output")),
+            stream,
+            offset,
+        )
     }
 
     /// `GET /v1/jobs/{id}/output?follow=true`: the output from `offset`
@@ -445,10 +439,21 @@ impl Client {
         stream: OutputStream,
         offset: u64,
     ) -> Result<Box<dyn Read + Send + Sync>, ClientError> {
-        let mut req = self
+        let req = self
             .stream_request("GET", &job_path(id, "/output"))
-            .query("follow", "true")
-            .query("stream", stream.as_str());
+            .query("follow", "true");
+        self.read_output(req, stream, offset)
+    }
+
+    /// Sends an output request (`req`, plain or follow) for `stream` from
+    /// `offset` and hands back the body.
+    fn read_output(
+        &self,
+        req: ureq::Request,
+        stream: OutputStream,
+        offset: u64,
+    ) -> Result<Box<dyn Read + Send + Sync>, ClientError> {
+        let mut req = req.query("stream", stream.as_str());
         if offset > 0 {
             req = req.query("offset", &offset.to_string());
         }
