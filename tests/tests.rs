@@ -16,6 +16,8 @@ mod batch;
 mod cancel;
 #[path = "cases/cli.rs"]
 mod cli;
+#[path = "cases/cli_follow.rs"]
+mod cli_follow;
 #[path = "cases/config.rs"]
 mod config;
 #[path = "cases/crash_loop.rs"]
@@ -26,6 +28,12 @@ mod datadir;
 mod delays;
 #[path = "cases/dependencies.rs"]
 mod dependencies;
+#[path = "cases/events.rs"]
+mod events;
+#[path = "cases/flood.rs"]
+mod flood;
+#[path = "cases/follow.rs"]
+mod follow;
 #[path = "cases/health.rs"]
 mod health;
 #[path = "cases/http.rs"]
@@ -54,5 +62,7 @@ mod spawn;
 mod submit;
 #[path = "cases/timeouts.rs"]
 mod timeouts;
+#[path = "cases/uploads.rs"]
+mod uploads;
 #[path = "cases/validation.rs"]
 mod validation;

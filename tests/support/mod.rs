@@ -32,6 +32,12 @@ pub const WAIT_TIMEOUT: Duration = Duration::from_secs(30);
 /// instead of hanging it.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Longest one streamed request may take, body included (see
+/// [`TestDaemon::open_stream`]): every stream a test reads to its end is of
+/// a job that ends within seconds, and a test stops reading an endless one
+/// (`/v1/events`) once it has what it needs.
+pub const STREAM_TIMEOUT: Duration = WAIT_TIMEOUT;
+
 /// Lines of the daemon's stderr shown when a test fails: enough to see the
 /// last requests and the error, not a whole 200-job log.
 const STDERR_TAIL_LINES: usize = 80;
@@ -132,6 +138,61 @@ pub fn run_bounded(mut cmd: Command, what: &str) -> Output {
         status: status.expect("exited"),
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// A command that runs until it is stopped (`jobq events`), its stdout
+/// read line by line as it comes; killed when dropped.
+pub struct LineReader {
+    /// The process.
+    child: KillOnDrop,
+    /// Its stdout lines, from a reader thread.
+    lines: std::sync::mpsc::Receiver<String>,
+    /// The command, for messages.
+    what: String,
+}
+
+impl LineReader {
+    /// Starts `cmd` with stdout piped (stderr goes to the test's).
+    pub fn spawn(mut cmd: Command, what: &str) -> LineReader {
+        use std::io::BufRead;
+        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        LineReader {
+            child: KillOnDrop(child),
+            lines,
+            what: what.to_owned(),
+        }
+    }
+
+    /// The next line, failing the test if none comes within
+    /// [`WAIT_TIMEOUT`] or the output ends.
+    #[track_caller]
+    pub fn next_line(&mut self) -> String {
+        match self.lines.recv_timeout(WAIT_TIMEOUT) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+                "{}: no line within {WAIT_TIMEOUT:?} (WAIT_TIMEOUT)",
+                self.what
+            ),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => panic!(
+                "{}: stdout ended (exit {:?})",
+                self.what,
+                self.child.0.try_wait()
+            ),
+        }
     }
 }
 
@@ -566,6 +627,40 @@ impl TestDaemon {
         self.call(self.agent.post(&self.at(path)), Some((content_type, bytes)))
     }
 
+    /// `POST /v1/uploads` with the bytes of `file` as the body, streamed
+    /// from the file (with its `Content-Length`), on a connection of its own.
+    pub fn upload_file(&self, file: &Path) -> Reply {
+        let len = fs::metadata(file).expect("stat upload file").len();
+        let body = File::open(file).expect("open upload file");
+        let agent = ureq::AgentBuilder::new()
+            .timeout(HTTP_TIMEOUT)
+            .max_idle_connections(0)
+            .build();
+        let req = agent
+            .post(&self.at("/v1/uploads"))
+            .set("Content-Type", "application/octet-stream")
+            .set("Content-Length", &len.to_string());
+        let what = format!("POST /v1/uploads ({len} bytes)");
+        let resp = match req.send(body) {
+            Ok(resp) => resp,
+            Err(ureq::Error::Status(_, resp)) => resp,
+            Err(e) => panic!("{what}: no HTTP answer: {e}"),
+        };
+        let status = resp.status();
+        let location = resp.header("Location").map(str::to_owned);
+        let content_type = resp.header("Content-Type").map(str::to_owned);
+        let mut body = Vec::new();
+        resp.into_reader()
+            .read_to_end(&mut body)
+            .unwrap_or_else(|e| panic!("{what}: reading the answer: {e}"));
+        Reply {
+            status,
+            location,
+            content_type,
+            body,
+        }
+    }
+
     /// `PATCH path` with a JSON body → (status, JSON body).
     pub fn patch_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let bytes = serde_json::to_vec(body).expect("serialize");
@@ -578,6 +673,72 @@ impl TestDaemon {
     pub fn delete(&self, path: &str) -> (u16, Value) {
         let reply = self.call(self.agent.delete(&self.at(path)), None);
         (reply.status, reply.json())
+    }
+
+    /// `GET path` with extra request headers, any status, read in full.
+    pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut req = self.agent.get(&self.at(path));
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        self.call(req, None)
+    }
+
+    // ---- streams ----
+
+    /// Opens `GET path` with extra request headers and hands back the body
+    /// as it arrives, unread: for followed output, SSE and `/v1/events`,
+    /// which stay open while the job runs (or for ever). The whole request,
+    /// body included, is bounded by [`STREAM_TIMEOUT`], so a stream that
+    /// never ends fails the test instead of hanging it.
+    pub fn open_stream(&self, path: &str, headers: &[(&str, &str)]) -> Streamed {
+        let agent = ureq::AgentBuilder::new()
+            .timeout_connect(HTTP_TIMEOUT)
+            .timeout(STREAM_TIMEOUT)
+            .max_idle_connections(0)
+            .build();
+        let what = format!("GET {path}");
+        let mut req = agent.get(&self.at(path));
+        for (name, value) in headers {
+            req = req.set(name, value);
+        }
+        let resp = match req.call() {
+            Ok(resp) => resp,
+            Err(ureq::Error::Status(_, resp)) => resp,
+            Err(e) => panic!("{what}: no HTTP answer: {e}"),
+        };
+        Streamed {
+            status: resp.status(),
+            content_type: resp.header("Content-Type").map(str::to_owned),
+            transfer_encoding: resp.header("Transfer-Encoding").map(str::to_owned),
+            body: resp.into_reader(),
+            what,
+        }
+    }
+
+    /// `GET /v1/jobs/{id}/output?follow=true&{query}` read to its end,
+    /// failing unless it is 200: the followed output, raw.
+    pub fn follow_raw(&self, id: &str, query: &str) -> Vec<u8> {
+        let s = self.open_stream(&format!("/v1/jobs/{id}/output?follow=true&{query}"), &[]);
+        s.expect_ok("application/octet-stream").read_all()
+    }
+
+    /// `GET /v1/jobs/{id}/output?{query}` as SSE, failing unless it is 200.
+    pub fn follow_sse(&self, id: &str, query: &str, last_event_id: Option<&str>) -> SseReader {
+        let mut headers = vec![("Accept", "text/event-stream")];
+        if let Some(last) = last_event_id {
+            headers.push(("Last-Event-ID", last));
+        }
+        self.open_stream(&format!("/v1/jobs/{id}/output?{query}"), &headers)
+            .expect_ok("text/event-stream")
+            .sse()
+    }
+
+    /// `GET /v1/events?{query}`, failing unless it is 200.
+    pub fn events(&self, query: &str) -> SseReader {
+        self.open_stream(&format!("/v1/events?{query}"), &[])
+            .expect_ok("text/event-stream")
+            .sse()
     }
 
     // ---- jobs ----
@@ -751,6 +912,15 @@ impl TestDaemon {
         all.push(&url);
         all.extend(rest);
         run_bounded(jobq_command(&all), &format!("jobq {}", args.join(" ")))
+    }
+
+    /// `jobq <args>` against this daemon (as [`TestDaemon::cli`]), not
+    /// waited for: for commands that run until stopped.
+    pub fn cli_command(&self, args: &[&str]) -> Command {
+        let url = self.url();
+        let mut cmd = jobq_command(&args[..1.min(args.len())]);
+        cmd.arg("--server").arg(&url).args(args.iter().skip(1));
+        cmd
     }
 
     /// Every live (not zombie) process in process group `pgid`.
@@ -951,4 +1121,224 @@ pub fn copy_dir(from: &Path, to: &Path) {
             fs::copy(entry.path(), &target).expect("copy fixture file");
         }
     }
+}
+
+/// A streamed answer ([`TestDaemon::open_stream`]): the head, and the body
+/// still to be read as it arrives.
+pub struct Streamed {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type` header, if any.
+    pub content_type: Option<String>,
+    /// The `Transfer-Encoding` header, if any.
+    pub transfer_encoding: Option<String>,
+    /// The body, decoded from chunked transfer encoding; each read is bounded
+    /// by what is left of [`STREAM_TIMEOUT`].
+    pub body: Box<dyn Read + Send + Sync + 'static>,
+    /// The request, for messages.
+    pub what: String,
+}
+
+impl Streamed {
+    /// Fails the test unless the answer is 200 with `content_type` (showing
+    /// the body of an error), and returns it.
+    #[track_caller]
+    pub fn expect_ok(self, content_type: &str) -> Streamed {
+        if self.status != 200 {
+            let what = self.what.clone();
+            let status = self.status;
+            panic!("{what} answered {status}: {}", self.json());
+        }
+        assert!(
+            self.content_type
+                .as_deref()
+                .is_some_and(|t| t.starts_with(content_type)),
+            "{}: Content-Type {:?}, expected {content_type}",
+            self.what,
+            self.content_type
+        );
+        self
+    }
+
+    /// The body read to its end (the stream closed), failing the test if it
+    /// does not end within [`STREAM_TIMEOUT`].
+    #[track_caller]
+    pub fn read_all(mut self) -> Vec<u8> {
+        let mut buf = Vec::new();
+        if let Err(e) = self.body.read_to_end(&mut buf) {
+            panic!(
+                "{}: reading the body to its end failed after {} bytes: {e}",
+                self.what,
+                buf.len()
+            );
+        }
+        buf
+    }
+
+    /// The body as JSON (an error answer), or a string saying what it was.
+    pub fn json(mut self) -> Value {
+        let mut body = Vec::new();
+        if let Err(e) = self.body.read_to_end(&mut body) {
+            let what = &self.what;
+            body.extend_from_slice(format!("<{what}: reading the body failed: {e}>").as_bytes());
+        }
+        Reply {
+            status: self.status,
+            location: None,
+            content_type: self.content_type,
+            body,
+        }
+        .json()
+    }
+
+    /// The body as Server-Sent Events.
+    pub fn sse(self) -> SseReader {
+        SseReader {
+            what: self.what,
+            lines: std::io::BufReader::new(self.body),
+        }
+    }
+}
+
+/// One Server-Sent Event.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SseEvent {
+    /// The `id:` field, if the event had one.
+    pub id: Option<String>,
+    /// The `event:` field (`message` when absent, as in the SSE spec).
+    pub event: String,
+    /// The `data:` lines, joined with `\n`.
+    pub data: String,
+}
+
+impl SseEvent {
+    /// `data` decoded from standard base64 (output events), failing the test
+    /// when it is not base64.
+    #[track_caller]
+    pub fn bytes(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(self.data.as_bytes())
+            .unwrap_or_else(|e| panic!("data of {self:?} is not standard base64: {e}"))
+    }
+
+    /// `data` as JSON (job events, `end`), failing the test when it is not.
+    #[track_caller]
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.data)
+            .unwrap_or_else(|e| panic!("data of {self:?} is not JSON: {e}"))
+    }
+
+    /// The byte position `id` names: the id itself (`N`), or its part after
+    /// an attempt number (`A:N`); failing the test when it is neither.
+    /// Tests hand ids back (`Last-Event-ID`) exactly as received.
+    #[track_caller]
+    pub fn position(&self) -> u64 {
+        self.id
+            .as_deref()
+            .and_then(|id| match id.split_once(':') {
+                Some((attempt, pos)) => attempt.parse::<u32>().ok().and(pos.parse().ok()),
+                None => id.parse().ok(),
+            })
+            .unwrap_or_else(|| panic!("{self:?} has no id giving a byte position"))
+    }
+}
+
+/// Reads Server-Sent Events off a streamed body, one at a time.
+pub struct SseReader {
+    /// The request, for messages.
+    what: String,
+    /// The body.
+    lines: std::io::BufReader<Box<dyn Read + Send + Sync + 'static>>,
+}
+
+impl SseReader {
+    /// The next event, or `None` when the stream has ended between events.
+    /// Fails the test when a read fails (as after [`STREAM_TIMEOUT`]) or the
+    /// stream ends in the middle of an event.
+    #[track_caller]
+    pub fn next_event(&mut self) -> Option<SseEvent> {
+        use std::io::BufRead;
+        let mut event = SseEvent::default();
+        let mut seen = false;
+        let mut data: Option<String> = None;
+        loop {
+            let mut line = Vec::new();
+            let n = self
+                .lines
+                .read_until(b'\n', &mut line)
+                .unwrap_or_else(|e| panic!("{}: reading the next event failed: {e}", self.what));
+            if n == 0 {
+                assert!(
+                    !seen,
+                    "{}: the stream ended in the middle of an event: {event:?} {data:?}",
+                    self.what
+                );
+                return None;
+            }
+            if line.ends_with(b"\n") {
+                line.pop();
+                if line.ends_with(b"\r") {
+                    line.pop();
+                }
+            } else {
+                panic!(
+                    "{}: the stream ended in the middle of a line: {:?}",
+                    self.what,
+                    String::from_utf8_lossy(&line)
+                );
+            }
+            let line = String::from_utf8(line)
+                .unwrap_or_else(|e| panic!("{}: an event line is not UTF-8: {e}", self.what));
+            if line.is_empty() {
+                if seen {
+                    event.data = data.unwrap_or_default();
+                    if event.event.is_empty() {
+                        event.event = "message".to_owned();
+                    }
+                    return Some(event);
+                }
+                continue;
+            }
+            if line.starts_with(':') {
+                continue; // a comment (keep-alive)
+            }
+            let (field, value) = match line.split_once(':') {
+                Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
+                None => (line.as_str(), ""),
+            };
+            seen = true;
+            match field {
+                "id" => event.id = Some(value.to_owned()),
+                "event" => event.event = value.to_owned(),
+                "data" => match &mut data {
+                    Some(d) => {
+                        d.push('\n');
+                        d.push_str(value);
+                    }
+                    None => data = Some(value.to_owned()),
+                },
+                _ => {} // retry: and unknown fields are ignored, as the spec says
+            }
+        }
+    }
+
+    /// Every event up to the end of the stream.
+    #[track_caller]
+    pub fn collect_all(&mut self) -> Vec<SseEvent> {
+        let mut all = Vec::new();
+        while let Some(e) = self.next_event() {
+            all.push(e);
+        }
+        all
+    }
+}
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`), if readable.
+pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
+    let text = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    text.lines().find_map(|l| {
+        let rest = l.strip_prefix(field)?.strip_prefix(':')?;
+        rest.trim().strip_suffix("kB")?.trim().parse().ok()
+    })
 }
