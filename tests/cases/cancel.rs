@@ -38,14 +38,14 @@ fn cancelling_a_running_job_kills_its_whole_process_group() {
     let pgid = running.pid.expect("a running job has a pid");
     // The shell and its background sleep (the shell may exec the second).
     wait_for(&format!("two processes in group {pgid}"), || {
-        TestDaemon::group_members(pgid).len() >= 2
+        TestDaemon::job_processes(pgid, &job.id).len() >= 2
     });
 
     let (status, body) = d.post_empty(&format!("/v1/jobs/{}/cancel", job.id));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "cancelled", "{body}");
     wait_for(&format!("process group {pgid} to be empty"), || {
-        TestDaemon::group_members(pgid).is_empty()
+        TestDaemon::job_processes(pgid, &job.id).is_empty()
     });
     let job = d.wait_terminal(&job.id);
     assert_eq!(job.state.as_str(), "cancelled", "{job:?}");
@@ -72,7 +72,7 @@ fn a_job_ignoring_sigterm_is_killed_after_the_grace() {
     let (status, body) = d.post_empty(&format!("/v1/jobs/{}/cancel", job.id));
     assert_eq!(status, 200, "{body}");
     wait_for(&format!("process group {pgid} to be empty"), || {
-        TestDaemon::group_members(pgid).is_empty()
+        TestDaemon::job_processes(pgid, &job.id).is_empty()
     });
     let job = d.wait_terminal(&job.id);
     assert_eq!(job.state.as_str(), "cancelled", "{job:?}");

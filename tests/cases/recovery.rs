@@ -139,7 +139,7 @@ fn sigterm_stops_running_jobs_and_exits_0_and_nothing_is_lost() {
         .pid
         .expect("a running job has a pid");
     wait_for(&format!("two processes in group {pgid}"), || {
-        TestDaemon::group_members(pgid).len() >= 2
+        TestDaemon::job_processes(pgid, &running.id).len() >= 2
     });
     let queued = d.submit_shell("echo after restart");
 
@@ -151,7 +151,7 @@ fn sigterm_stops_running_jobs_and_exits_0_and_nothing_is_lost() {
     );
     wait_for(
         &format!("the stopped job's process group {pgid} to be empty"),
-        || TestDaemon::group_members(pgid).is_empty(),
+        || TestDaemon::job_processes(pgid, &running.id).is_empty(),
     );
 
     d.restart();
@@ -219,20 +219,20 @@ fn a_crashed_daemon_leaves_no_job_process_running_after_restart() {
         .pid
         .expect("a running job has a pid");
     wait_for(&format!("three processes in group {pgid}"), || {
-        TestDaemon::group_members(pgid).len() >= 3
+        TestDaemon::job_processes(pgid, &job.id).len() >= 3
     });
 
     d.kill9();
     // The leader dies with the daemon (PR_SET_PDEATHSIG)...
     wait_for(
         &format!("the job's leader {pgid} to die with the daemon"),
-        || !TestDaemon::group_members(pgid).contains(&pgid),
+        || !TestDaemon::job_processes(pgid, &job.id).contains(&pgid),
     );
     // ...and what it started is killed by recovery before anything else.
     d.restart();
     wait_for(
         &format!("process group {pgid} to be empty after recovery"),
-        || TestDaemon::group_members(pgid).is_empty(),
+        || TestDaemon::job_processes(pgid, &job.id).is_empty(),
     );
     let failed = d.job(&job.id);
     assert_eq!(failed.state.as_str(), "failed", "{failed:?}");

@@ -19,7 +19,7 @@ fn a_job_past_its_timeout_fails_and_its_process_group_is_gone() {
     // The shell and its background sleep (the shell may exec the second).
     // A daemon that kills only the leader leaves the other one behind.
     wait_for(&format!("two processes in group {pgid}"), || {
-        TestDaemon::group_members(pgid).len() >= 2 || d.job(&job.id).is_terminal()
+        TestDaemon::job_processes(pgid, &job.id).len() >= 2 || d.job(&job.id).is_terminal()
     });
 
     let job = d.wait_terminal(&job.id);
@@ -27,7 +27,7 @@ fn a_job_past_its_timeout_fails_and_its_process_group_is_gone() {
     assert_eq!(job.reason, Some(FailReason::Timeout), "{job:?}");
     assert_eq!(job.pid, None, "{job:?}");
     wait_for(&format!("process group {pgid} to be empty"), || {
-        TestDaemon::group_members(pgid).is_empty()
+        TestDaemon::job_processes(pgid, &job.id).is_empty()
     });
 }
 

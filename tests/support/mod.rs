@@ -923,7 +923,24 @@ impl TestDaemon {
         cmd
     }
 
-    /// Every live (not zombie) process in process group `pgid`.
+    /// The live (not zombie) processes of job `job_id` in process group
+    /// `pgid` (they carry its `JOBQ_JOB_ID`).
+    pub fn job_processes(pgid: u32, job_id: &str) -> Vec<u32> {
+        // A pid (and so a process-group id) may be reused by another test's
+        // job once the group is empty: only processes of *this* job count.
+        let marker = format!("JOBQ_JOB_ID={job_id}");
+        Self::group_members(pgid)
+            .into_iter()
+            .filter(|pid| {
+                fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
+    /// Live (not zombie) processes in process group `pgid`, whoever they
+    /// belong to; prefer [`TestDaemon::job_processes`].
     pub fn group_members(pgid: u32) -> Vec<u32> {
         let mut members = Vec::new();
         let Ok(entries) = fs::read_dir("/proc") else {
