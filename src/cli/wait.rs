@@ -7,7 +7,7 @@
 //! carries the exit code (`exit`). A stream that ends or breaks before that
 //! (the daemon restarted, the stream lagged) is opened again, a bounded
 //! number of times in a row; an unreachable daemon at the start is an error
-//! at once (exit 3). A stream is also renewed every [`STREAM_REFRESH`], so
+//! at once (exit 3). A stream is also renewed every `STREAM_REFRESH`, so
 //! a daemon that vanished silently is noticed.
 
 use std::io::Write;
