@@ -1,7 +1,7 @@
 //! What the benchmarks share: a real `jobq serve` on a temp dir and a free
 //! port.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -11,6 +11,8 @@ pub struct Daemon {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    config_path: PathBuf,
+    data: PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -21,31 +23,40 @@ impl Daemon {
         let config_path = dir.path().join("jobq.toml");
         std::fs::write(&config_path, config).expect("write config");
         let data = dir.path().join("data");
-        let child = Command::new(env!("CARGO_BIN_EXE_jobq"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-            .arg(&config_path)
-            .arg("--data-dir")
-            .arg(&data)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start jobq serve");
-        let addr_file = data.join("jobq.addr");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let url = loop {
-            if let Some(addr) = read_addr(&addr_file) {
-                let url = format!("http://{addr}");
-                if ureq::get(&format!("{url}/readyz")).call().is_ok() {
-                    break url;
-                }
-            }
-            assert!(Instant::now() < deadline, "the daemon did not start");
-            thread::sleep(Duration::from_millis(20));
-        };
+        let (child, url, _) = spawn_ready(&config_path, &data);
         Daemon {
             child,
             url,
+            config_path,
+            data,
             _dir: dir,
         }
+    }
+
+    /// The daemon's process id (for /proc/<pid>/status and the like).
+    #[allow(dead_code)] // not every bench uses every helper
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The daemon's data dir (`--data-dir`): the store, `work/`, `jobq.addr`.
+    #[allow(dead_code)]
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
+    /// Kills the daemon (SIGKILL, as a crash would) and starts a new one
+    /// with the same config on the same data dir; `url` is the new one's
+    /// (a fresh port). Returns the time from spawning the new process until
+    /// its `/readyz` answered 200.
+    #[allow(dead_code)]
+    pub fn restart(&mut self) -> Duration {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let (child, url, took) = spawn_ready(&self.config_path, &self.data);
+        self.child = child;
+        self.url = url;
+        took
     }
 }
 
@@ -53,6 +64,43 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// Spawns `jobq serve` on `data` and waits until `/readyz` answers 200;
+/// returns the child, its URL and the time from spawn to ready.
+fn spawn_ready(config_path: &Path, data: &Path) -> (Child, String, Duration) {
+    // A stale address from an earlier run on this data dir must not be
+    // taken for the new daemon's (the daemon removes it only after opening
+    // its store).
+    let addr_file = data.join("jobq.addr");
+    let _ = std::fs::remove_file(&addr_file);
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jobq"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config_path)
+        .arg("--data-dir")
+        .arg(data)
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start jobq serve");
+    let deadline = start + Duration::from_secs(600);
+    let agent = ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(10))
+        .build();
+    loop {
+        if let Some(addr) = read_addr(&addr_file) {
+            let url = format!("http://{addr}");
+            if agent.get(&format!("{url}/readyz")).call().is_ok() {
+                return (child, url, start.elapsed());
+            }
+        }
+        if Instant::now() > deadline || matches!(child.try_wait(), Ok(Some(_))) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the daemon did not start");
+        }
+        thread::sleep(Duration::from_millis(5));
     }
 }
 

@@ -1,0 +1,759 @@
+//! Job throughput against the real daemon, every figure beside a reference
+//! measured in the same run, printed as one markdown table:
+//!
+//! - `spawn`: N `/bin/true` with stdin null and stdout/stderr piped,
+//!   spawned and reaped by C plain threads (C = CPUs): the reference rate
+//!   for the rows below that are in jobs/s.
+//! - `drain`: N `true` jobs submitted up front (`POST /v1/jobs/batch`, 1,000
+//!   a batch) to the paused `default` queue, then resumed; jobs/s from the
+//!   resume until all are terminal (`GET /v1/queues` polled every 10 ms).
+//! - `e2e`: N jobs submitted one by one by 16 keep-alive clients while the
+//!   pool runs them; jobs/s from the first submission until all terminal.
+//! - `submit`: fsync'd single submissions/s at 16 and 256 keep-alive
+//!   clients, and jobs/s submitted by one client in batches of 1,000, all
+//!   on a paused queue (a fresh daemon each).
+//! - `latency`: on an idle pool, one `sleep 0.05` job at a time (the next
+//!   after the previous ended): the daemon's own `created_at`→`started_at`,
+//!   and the client-side time from starting the POST until the job's
+//!   `running` event arrives on a `GET /v1/events?queue=…` stream opened
+//!   beforehand. Reference: the time `std::process::Command::spawn` takes
+//!   for `/bin/true` with piped output, sequentially, in the same run.
+//! - `scale`: `--scale-jobs` jobs (default 100,000; the issue's figure is
+//!   `--scale-jobs 1000000`) submitted by one client in batches of 1,000 to
+//!   a paused queue: submission rate over the first and the last 10% of the
+//!   batches, the daemon's RSS (VmRSS) and the data dir's size at the end,
+//!   the restart time (SIGKILL, then a new daemon on the same data dir,
+//!   from spawn until `/readyz` is 200), the time of `GET /v1/jobs` (first
+//!   page, median of 5) and of `jobq list` (median of 3). References: the
+//!   same daemon measured empty before the submissions; for the data dir,
+//!   the jobs' own JSON (jobs × the size of one job as `GET` returns it).
+//! - `cli`: sequential `jobq submit -- true` processes per second, on a
+//!   paused queue with 0 and with `--cli-queued` jobs queued; reference:
+//!   `jobq --version` processes per second (the process start alone).
+//!
+//! Every daemon runs with `workers` = C and `durability = "fsync"` (the
+//! default). Run:
+//! `cargo bench --bench throughput [-- --parts spawn,drain,e2e,submit,latency,scale,cli
+//!  --n 2000 --threads C --clients 16 --seconds 3 --submit-clients 16,256
+//!  --batch-jobs 20000 --latency-jobs 300 --scale-jobs 100000
+//!  --cli-runs 200 --cli-queued 10000]`.
+//! Figures go to docs/benchmarks.md with the command and the machine.
+
+mod support;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use support::Daemon;
+
+const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
+const BATCH: usize = 1000;
+
+struct Opts {
+    parts: Vec<String>,
+    n: usize,
+    threads: usize,
+    clients: usize,
+    seconds: f64,
+    submit_clients: Vec<usize>,
+    batch_jobs: usize,
+    latency_jobs: usize,
+    scale_jobs: usize,
+    cli_runs: usize,
+    cli_queued: usize,
+}
+
+const ALL_PARTS: [&str; 7] = ["spawn", "drain", "e2e", "submit", "latency", "scale", "cli"];
+const USAGE: &str = "use --parts spawn,drain,e2e,submit,latency,scale,cli --n N --threads C \
+--clients 16 --seconds S --submit-clients 16,256 --batch-jobs N --latency-jobs N \
+--scale-jobs N --cli-runs N --cli-queued N";
+
+fn parse_args(cpus: usize) -> Opts {
+    let mut o = Opts {
+        parts: ALL_PARTS.iter().map(|p| p.to_string()).collect(),
+        n: 2000,
+        threads: cpus,
+        clients: 16,
+        seconds: 3.0,
+        submit_clients: vec![16, 256],
+        batch_jobs: 20_000,
+        latency_jobs: 300,
+        scale_jobs: 100_000,
+        cli_runs: 200,
+        cli_queued: 10_000,
+    };
+    let mut args = std::env::args().skip(1);
+    fn num<T: std::str::FromStr>(flag: &str, v: Option<String>) -> T {
+        v.and_then(|v| v.replace('_', "").parse().ok())
+            .unwrap_or_else(|| panic!("{flag} needs a number; {USAGE}"))
+    }
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--parts" => {
+                o.parts = args
+                    .next()
+                    .expect("--parts a,b,c")
+                    .split(',')
+                    .map(|p| {
+                        assert!(ALL_PARTS.contains(&p), "unknown part {p:?}; {USAGE}");
+                        p.to_owned()
+                    })
+                    .collect()
+            }
+            "--n" => o.n = num(&arg, args.next()),
+            "--threads" => o.threads = num(&arg, args.next()),
+            "--clients" => o.clients = num(&arg, args.next()),
+            "--seconds" => o.seconds = num(&arg, args.next()),
+            "--submit-clients" => {
+                o.submit_clients = args
+                    .next()
+                    .expect("--submit-clients 16,256")
+                    .split(',')
+                    .map(|c| num("--submit-clients", Some(c.to_owned())))
+                    .collect()
+            }
+            "--batch-jobs" => o.batch_jobs = num(&arg, args.next()),
+            "--latency-jobs" => o.latency_jobs = num(&arg, args.next()),
+            "--scale-jobs" => o.scale_jobs = num(&arg, args.next()),
+            "--cli-runs" => o.cli_runs = num(&arg, args.next()),
+            "--cli-queued" => o.cli_queued = num(&arg, args.next()),
+            "--bench" => {}
+            other => panic!("unknown argument {other:?}; {USAGE}"),
+        }
+    }
+    assert!(o.n > 0 && o.threads > 0 && o.clients > 0, "{USAGE}");
+    o
+}
+
+/// One row of the table; prints it at once.
+fn row(part: &str, figure: &str, value: f64, reference: f64, decimals: usize) {
+    let ratio = if reference > 0.0 {
+        format!("{:.2}", value / reference)
+    } else {
+        "—".to_owned()
+    };
+    println!("| {part} | {figure} | {value:.decimals$} | {reference:.decimals$} | {ratio} |");
+    let _ = std::io::stdout().flush();
+}
+
+fn agent() -> ureq::Agent {
+    ureq::AgentBuilder::new()
+        .timeout(Duration::from_secs(120))
+        .build()
+}
+
+/// A daemon with `workers` = `threads`, fsync durability and room for
+/// `max_queued` waiting jobs.
+fn daemon(threads: usize, max_queued: usize) -> Daemon {
+    Daemon::start(&format!(
+        "log = \"warn\"\nworkers = {threads}\ndurability = \"fsync\"\nmax_queued = {}\n",
+        max_queued.max(1_000_000)
+    ))
+}
+
+fn set_paused(d: &Daemon, paused: bool) {
+    ureq::request("PATCH", &format!("{}/v1/queues/default", d.url))
+        .send_json(json!({ "paused": paused }))
+        .expect("pause/resume the queue");
+}
+
+/// Submits `n` `true` jobs in batches of 1,000 from one client; returns
+/// each batch's (jobs, seconds).
+fn submit_batches(d: &Daemon, n: usize) -> Vec<(usize, f64)> {
+    let agent = agent();
+    let url = format!("{}/v1/jobs/batch", d.url);
+    let mut times = Vec::with_capacity(n.div_ceil(BATCH));
+    let mut left = n;
+    while left > 0 {
+        let k = left.min(BATCH);
+        let body = json!({ "jobs": vec![json!({"command": ["true"]}); k] });
+        let start = Instant::now();
+        let res = agent.post(&url).send_json(&body).expect("batch accepted");
+        // The answer holds every job; read it whole, but do not parse it.
+        std::io::copy(&mut res.into_reader(), &mut std::io::sink()).expect("read batch answer");
+        times.push((k, start.elapsed().as_secs_f64()));
+        left -= k;
+    }
+    times
+}
+
+/// The `default` queue's counts by state.
+fn default_counts(agent: &ureq::Agent, d: &Daemon) -> Value {
+    let queues: Value = agent
+        .get(&format!("{}/v1/queues", d.url))
+        .call()
+        .expect("GET /v1/queues")
+        .into_json()
+        .expect("queues json");
+    queues["queues"]
+        .as_array()
+        .and_then(|qs| qs.iter().find(|q| q["name"] == "default"))
+        .map(|q| q["counts"].clone())
+        .unwrap_or(Value::Null)
+}
+
+fn count(counts: &Value, states: &[&str]) -> u64 {
+    states.iter().filter_map(|s| counts[*s].as_u64()).sum()
+}
+
+/// Polls until `n` jobs of the default queue are terminal; warns on
+/// stderr when some did not succeed.
+fn wait_terminal(d: &Daemon, n: usize) {
+    let agent = agent();
+    let deadline = Instant::now() + Duration::from_secs(3600);
+    loop {
+        let counts = default_counts(&agent, d);
+        if count(&counts, &TERMINAL) >= n as u64 {
+            let ok = count(&counts, &["succeeded"]);
+            if ok < n as u64 {
+                eprintln!("warning: only {ok} of {n} jobs succeeded: {counts}");
+            }
+            return;
+        }
+        assert!(Instant::now() < deadline, "jobs did not finish: {counts}");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------- spawn
+
+/// `/bin/true` processes per second, `threads` at a time.
+fn spawn_rate(n: usize, threads: usize) -> f64 {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..threads)
+        .map(|_| {
+            let next = next.clone();
+            thread::spawn(move || {
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    let out = Command::new("/bin/true")
+                        .stdin(Stdio::null())
+                        .stdout(Stdio::piped())
+                        .stderr(Stdio::piped())
+                        .spawn()
+                        .expect("spawn /bin/true")
+                        .wait_with_output()
+                        .expect("reap /bin/true");
+                    assert!(out.status.success());
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("spawn thread");
+    }
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+// ---------------------------------------------------------------- drain, e2e
+
+/// Jobs/s from resuming a paused queue holding `n` jobs until all are
+/// terminal.
+fn drain_rate(n: usize, threads: usize) -> f64 {
+    let d = daemon(threads, n);
+    set_paused(&d, true);
+    submit_batches(&d, n);
+    let start = Instant::now();
+    set_paused(&d, false);
+    wait_terminal(&d, n);
+    n as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Jobs/s with `clients` submitting `n` jobs one by one while they run.
+fn e2e_rate(n: usize, threads: usize, clients: usize) -> f64 {
+    let d = daemon(threads, n);
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, next) = (format!("{}/v1/jobs", d.url), next.clone());
+            thread::spawn(move || {
+                let agent = agent();
+                let body = json!({"command": ["true"]});
+                while next.fetch_add(1, Ordering::Relaxed) < n {
+                    agent
+                        .post(&url)
+                        .send_json(&body)
+                        .expect("submission accepted");
+                }
+            })
+        })
+        .collect();
+    wait_terminal(&d, n);
+    let rate = n as f64 / start.elapsed().as_secs_f64();
+    for h in handles {
+        h.join().expect("client thread");
+    }
+    rate
+}
+
+// ---------------------------------------------------------------- submit
+
+/// Single submissions/s by `clients` keep-alive clients over `seconds`,
+/// on a paused queue.
+fn submit_rate(threads: usize, clients: usize, seconds: f64) -> f64 {
+    let d = daemon(threads, 0);
+    set_paused(&d, true);
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let handles: Vec<_> = (0..clients)
+        .map(|_| {
+            let url = format!("{}/v1/jobs", d.url);
+            let (done, stop) = (done.clone(), stop.clone());
+            thread::spawn(move || {
+                let agent = agent();
+                let body = json!({"command": ["true"]});
+                while !stop.load(Ordering::Relaxed) {
+                    agent
+                        .post(&url)
+                        .send_json(&body)
+                        .expect("submission accepted");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.join().expect("client thread");
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
+
+/// Jobs/s submitted in batches of 1,000 by one client, on a paused queue.
+fn batch_rate(threads: usize, n: usize) -> f64 {
+    let d = daemon(threads, n);
+    set_paused(&d, true);
+    let times = submit_batches(&d, n);
+    n as f64 / times.iter().map(|t| t.1).sum::<f64>()
+}
+
+// ---------------------------------------------------------------- latency
+
+fn seconds_between(a: &str, b: &str) -> f64 {
+    let a: jiff::Timestamp = a.parse().expect("time");
+    let b: jiff::Timestamp = b.parse().expect("time");
+    b.duration_since(a).as_secs_f64()
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+struct Latencies {
+    /// created_at → started_at, ms, sorted.
+    api: Vec<f64>,
+    /// POST start → `running` event received, ms, sorted.
+    client: Vec<f64>,
+    /// `Command::spawn` of `/bin/true`, ms, sorted.
+    spawn: Vec<f64>,
+}
+
+fn latencies(threads: usize, jobs: usize) -> Latencies {
+    let mut spawn: Vec<f64> = (0..jobs)
+        .map(|_| {
+            let start = Instant::now();
+            let child = Command::new("/bin/true")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn /bin/true");
+            let took = start.elapsed().as_secs_f64() * 1e3;
+            child.wait_with_output().expect("reap /bin/true");
+            took
+        })
+        .collect();
+
+    let d = daemon(threads, 0);
+    // One event stream for the whole run, opened before the first job:
+    // (job id, state, arrival time) for every state change.
+    let (tx, rx) = mpsc::channel::<(String, String, Instant)>();
+    let events = ureq::AgentBuilder::new()
+        .timeout_read(Duration::from_secs(60))
+        .build()
+        .get(&format!("{}/v1/events?queue=default", d.url))
+        .call()
+        .expect("GET /v1/events");
+    thread::spawn(move || {
+        for line in BufReader::new(events.into_reader()).lines() {
+            let Ok(line) = line else { return };
+            let Some(data) = line.strip_prefix("data:") else {
+                continue;
+            };
+            let now = Instant::now();
+            let Ok(ev) = serde_json::from_str::<Value>(data.trim()) else {
+                continue;
+            };
+            let (Some(id), Some(state)) = (ev["id"].as_str(), ev["state"].as_str()) else {
+                continue;
+            };
+            if tx.send((id.to_owned(), state.to_owned(), now)).is_err() {
+                return;
+            }
+        }
+    });
+    let agent = agent();
+    let mut api = Vec::with_capacity(jobs);
+    let mut client = Vec::with_capacity(jobs);
+    for _ in 0..jobs {
+        let start = Instant::now();
+        let job: Value = agent
+            .post(&format!("{}/v1/jobs", d.url))
+            .send_json(json!({"command": ["sleep", "0.05"]}))
+            .expect("submit")
+            .into_json()
+            .expect("job json");
+        let id = job["id"].as_str().expect("id").to_owned();
+        let mut running = None;
+        loop {
+            let (ev_id, state, at) = rx
+                .recv_timeout(Duration::from_secs(60))
+                .expect("job events");
+            if ev_id != id {
+                continue;
+            }
+            if state == "running" {
+                running = Some(at);
+            }
+            if TERMINAL.contains(&state.as_str()) {
+                break;
+            }
+        }
+        let running = running.expect("a running event before the end");
+        client.push(running.duration_since(start).as_secs_f64() * 1e3);
+        let job: Value = agent
+            .get(&format!("{}/v1/jobs/{id}", d.url))
+            .call()
+            .expect("get job")
+            .into_json()
+            .expect("job json");
+        api.push(
+            seconds_between(
+                job["created_at"].as_str().expect("created_at"),
+                job["started_at"].as_str().expect("started_at"),
+            ) * 1e3,
+        );
+    }
+    for v in [&mut api, &mut client, &mut spawn] {
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    }
+    Latencies { api, client, spawn }
+}
+
+// ---------------------------------------------------------------- scale
+
+fn rss_kib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+/// Apparent size of everything under `path`, like `du -sb`.
+fn dir_bytes(path: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            _ => e.metadata().map(|m| m.len()).unwrap_or(0),
+        })
+        .sum()
+}
+
+fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+fn list_page_ms(d: &Daemon) -> f64 {
+    let agent = agent();
+    let url = format!("{}/v1/jobs", d.url);
+    median_ms(5, || {
+        let res = agent.get(&url).call().expect("GET /v1/jobs");
+        std::io::copy(&mut res.into_reader(), &mut std::io::sink()).expect("read list");
+    })
+}
+
+fn cli_list_ms(d: &Daemon) -> f64 {
+    median_ms(3, || {
+        let status = Command::new(env!("CARGO_BIN_EXE_jobq"))
+            .args(["--server", &d.url, "list"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("run jobq list");
+        assert!(status.success(), "jobq list failed");
+    })
+}
+
+fn scale(threads: usize, jobs: usize) {
+    let mut d = daemon(threads, jobs + BATCH);
+    set_paused(&d, true);
+    // References: the same daemon, empty.
+    let restart_empty = d.restart().as_secs_f64() * 1e3;
+    let rss_empty = rss_kib(d.pid()) / 1024.0;
+    let page_empty = list_page_ms(&d);
+    let cli_empty = cli_list_ms(&d);
+
+    eprintln!("scale: submitting {jobs} jobs");
+    let times = submit_batches(&d, jobs);
+    let tenth = times.len().div_ceil(10);
+    let rate = |ts: &[(usize, f64)]| {
+        ts.iter().map(|t| t.0).sum::<usize>() as f64 / ts.iter().map(|t| t.1).sum::<f64>()
+    };
+    let first = rate(&times[..tenth]);
+    let last = rate(&times[times.len() - tenth..]);
+    let rss = rss_kib(d.pid()) / 1024.0;
+    let data = dir_bytes(d.data_dir()) as f64 / (1 << 20) as f64;
+    let one: Value = agent()
+        .get(&format!("{}/v1/jobs?limit=1", d.url))
+        .call()
+        .expect("GET /v1/jobs")
+        .into_json()
+        .expect("list json");
+    let job_bytes = serde_json::to_vec(&one["jobs"][0]).expect("job").len();
+    let json_mib = (jobs * job_bytes) as f64 / (1 << 20) as f64;
+    let page = list_page_ms(&d);
+    let cli = cli_list_ms(&d);
+    let restart = d.restart().as_secs_f64() * 1e3;
+    let queued = count(&default_counts(&agent(), &d), &["queued"]);
+    if queued != jobs as u64 {
+        eprintln!("warning: {queued} of {jobs} jobs queued after the restart");
+    }
+
+    let k = format!("{jobs} jobs");
+    row(
+        "scale",
+        &format!("batch submit jobs/s, last 10% (ref: first 10%), {k}"),
+        last,
+        first,
+        0,
+    );
+    row(
+        "scale",
+        &format!("daemon RSS MiB at {k} (ref: empty)"),
+        rss,
+        rss_empty,
+        1,
+    );
+    row(
+        "scale",
+        &format!("data dir MiB at {k} (ref: jobs × {job_bytes} B job JSON)"),
+        data,
+        json_mib,
+        1,
+    );
+    row(
+        "scale",
+        &format!("restart (SIGKILL, spawn → /readyz 200) ms at {k} (ref: empty)"),
+        restart,
+        restart_empty,
+        0,
+    );
+    row(
+        "scale",
+        &format!("GET /v1/jobs first page ms at {k} (ref: empty)"),
+        page,
+        page_empty,
+        1,
+    );
+    row(
+        "scale",
+        &format!("`jobq list` ms at {k} (ref: empty)"),
+        cli,
+        cli_empty,
+        1,
+    );
+}
+
+// ---------------------------------------------------------------- cli
+
+/// Sequential runs of the binary with `args`, per second.
+fn process_rate(runs: usize, args: &[&str]) -> f64 {
+    let start = Instant::now();
+    for _ in 0..runs {
+        let status = Command::new(env!("CARGO_BIN_EXE_jobq"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .status()
+            .expect("run jobq");
+        assert!(status.success(), "jobq {args:?} failed");
+    }
+    runs as f64 / start.elapsed().as_secs_f64()
+}
+
+fn cli(threads: usize, runs: usize, queued: usize) {
+    let d = daemon(threads, queued + runs * 2);
+    set_paused(&d, true);
+    let version = process_rate(runs, &["--version"]);
+    let submit = ["--server", &d.url, "submit", "--", "true"];
+    let at_zero = process_rate(runs, &submit);
+    submit_batches(&d, queued);
+    let at_queued = process_rate(runs, &submit);
+    row(
+        "cli",
+        "`jobq submit -- true` processes/s, 0 queued (ref: `jobq --version`)",
+        at_zero,
+        version,
+        0,
+    );
+    row(
+        "cli",
+        &format!("`jobq submit -- true` processes/s, {queued} queued (ref: 0 queued)"),
+        at_queued,
+        at_zero,
+        0,
+    );
+}
+
+// ---------------------------------------------------------------- main
+
+fn main() {
+    let cpus = thread::available_parallelism().map_or(1, |n| n.get());
+    let o = parse_args(cpus);
+    let has = |p: &str| o.parts.iter().any(|q| q == p);
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let kernel = Command::new("uname")
+        .arg("-r")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
+    println!(
+        "`cargo bench --bench throughput{}{}`",
+        if args.is_empty() { "" } else { " -- " },
+        args.join(" ")
+    );
+    println!();
+    println!(
+        "CPUs: {cpus}, threads/workers C = {}, kernel: {kernel}",
+        o.threads
+    );
+    println!();
+    println!("| part | figure | value | reference | ratio |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    let _ = std::io::stdout().flush();
+
+    let n = o.n;
+    let c = o.threads;
+    // The reference for every jobs/s figure; measured once, first.
+    let needs_spawn = ["spawn", "drain", "e2e", "submit"].iter().any(|p| has(p));
+    let spawn = if needs_spawn {
+        eprintln!("spawn: {n} /bin/true, {c} threads");
+        spawn_rate(n, c)
+    } else {
+        0.0
+    };
+    let ref_name = format!("ref: spawn {n} /bin/true, {c} threads");
+    if needs_spawn {
+        row(
+            "spawn",
+            &format!("/bin/true spawned+reaped/s, {n}, {c} threads (piped out/err)"),
+            spawn,
+            spawn,
+            0,
+        );
+    }
+    if has("drain") {
+        eprintln!("drain: {n} jobs");
+        let rate = drain_rate(n, c);
+        row(
+            "drain",
+            &format!("jobs/s, {n} `true` queued then resumed, workers={c} ({ref_name})"),
+            rate,
+            spawn,
+            0,
+        );
+    }
+    if has("e2e") {
+        eprintln!("e2e: {n} jobs, {} clients", o.clients);
+        let rate = e2e_rate(n, c, o.clients);
+        row(
+            "e2e",
+            &format!(
+                "jobs/s, {n} `true` submitted by {} clients while running ({ref_name})",
+                o.clients
+            ),
+            rate,
+            spawn,
+            0,
+        );
+    }
+    if has("submit") {
+        for &clients in &o.submit_clients {
+            eprintln!("submit: {clients} clients, {} s", o.seconds);
+            let rate = submit_rate(c, clients, o.seconds);
+            row(
+                "submit",
+                &format!("fsync'd single submissions/s, {clients} clients, paused ({ref_name})"),
+                rate,
+                spawn,
+                0,
+            );
+        }
+        eprintln!("submit: {} jobs in batches of {BATCH}", o.batch_jobs);
+        let rate = batch_rate(c, o.batch_jobs);
+        row(
+            "submit",
+            &format!(
+                "batch-submitted jobs/s, {} in batches of {BATCH}, 1 client, paused ({ref_name})",
+                o.batch_jobs
+            ),
+            rate,
+            spawn,
+            0,
+        );
+    }
+    if has("latency") {
+        eprintln!("latency: {} jobs", o.latency_jobs);
+        let l = latencies(c, o.latency_jobs);
+        let j = o.latency_jobs;
+        for (p, q) in [("p50", 0.50), ("p99", 0.99)] {
+            let reference = percentile(&l.spawn, q);
+            row(
+                "latency",
+                &format!("submit→running ms {p}, created_at→started_at, {j} jobs (ref: spawn() of /bin/true)"),
+                percentile(&l.api, q),
+                reference,
+                2,
+            );
+            row(
+                "latency",
+                &format!("submit→running ms {p}, POST start→`running` event, {j} jobs (ref: spawn() of /bin/true)"),
+                percentile(&l.client, q),
+                reference,
+                2,
+            );
+        }
+    }
+    if has("scale") {
+        scale(c, o.scale_jobs);
+    }
+    if has("cli") {
+        eprintln!("cli: {} runs, 0 and {} queued", o.cli_runs, o.cli_queued);
+        cli(c, o.cli_runs, o.cli_queued);
+    }
+}
