@@ -176,7 +176,10 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         async {
             future::zip(
                 engine.run_dispatcher(),
-                future::zip(engine.run_timers(), engine.run_retention()),
+                future::zip(
+                    engine.run_timers(),
+                    future::zip(engine.run_retention(), engine.run_repair()),
+                ),
             )
             .await;
         },

@@ -28,6 +28,8 @@ mod datadir;
 mod delays;
 #[path = "cases/dependencies.rs"]
 mod dependencies;
+#[path = "cases/disk_full.rs"]
+mod disk_full;
 #[path = "cases/events.rs"]
 mod events;
 #[path = "cases/flood.rs"]

@@ -96,21 +96,29 @@ impl Engine {
         };
         let mut running = job.clone();
         running.start(child.pid(), Timestamp::now())?;
-        store.update(&job, &running)?;
+        // From here on the process runs: a store failure must not leave it
+        // unsupervised. It is logged, and the run goes on; the end is
+        // recorded against whatever the store then holds.
+        let started = store.update(&job, &running);
         let timeout = job.spec.timeout;
         // The start is announced once durable, while the job already runs:
         // waiting for the flush before pumping would only stall the pipes.
         let (ended, synced) = future::zip(
             child.supervise(stdin, &out, stop, timeout, launch.kill_grace),
             async {
+                started?;
                 store.sync().await?;
                 self.announce(&running).await;
                 Ok::<_, StoreError>(())
             },
         )
         .await;
-        synced?;
-        out.mark_truncation()?;
+        if let Err(e) = synced {
+            tracing::error!(job = %id, error = %e, "cannot record the job's start; it runs on");
+        }
+        if let Err(e) = out.mark_truncation() {
+            tracing::warn!(job = %id, error = %e, "cannot mark the job's output as truncated");
+        }
 
         let now = Timestamp::now();
         let mut done = running.clone();
@@ -148,6 +156,9 @@ impl Engine {
         let Some((old, mut new)) = transition else {
             return Ok(());
         };
+        // The transition is applied against the record as stored, which may
+        // differ from `old` if writing the start failed.
+        let old = store.get(&id)?.unwrap_or(old);
         if new.may_retry() {
             let at = now
                 .checked_add(retry_delay(&new, self.inner.config.max_backoff))

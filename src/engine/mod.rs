@@ -19,6 +19,7 @@ mod dispatch;
 mod queues;
 mod ready;
 mod recovery;
+mod repair;
 mod retention;
 mod timers;
 

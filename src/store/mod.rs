@@ -31,7 +31,8 @@ pub mod keys;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -205,6 +206,9 @@ pub enum StoreError {
     /// A flush failed: the write may not be durable.
     #[error("store flush failed: {0}")]
     Flush(Arc<sled::Error>),
+    /// The store is being reopened after an I/O error.
+    #[error("the store is being reopened after an I/O error; retry in a moment")]
+    Reopening,
     /// A stored record does not decode.
     #[error("stored record {key} is unreadable: {reason}")]
     Corrupt {
@@ -222,9 +226,10 @@ fn io(action: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
     move |source| StoreError::Io { action, source }
 }
 
-/// The durable store. Cheap to clone (sled handles are reference counted).
+/// The open sled handles. Replaced as a whole when the store is reopened
+/// after an I/O error (see [`Store::reopen`]).
 #[derive(Clone)]
-pub struct Store {
+struct Handles {
     /// Kept to reach [`sled::Db::size_on_disk`] and to keep the files open.
     db: sled::Db,
     /// Job records and their indexes (see the module docs).
@@ -233,15 +238,84 @@ pub struct Store {
     output: sled::Tree,
     /// The flusher shared by all writers.
     commit: commit::GroupCommit,
+}
+
+/// The durable store. Cheap to clone; clones share the open database.
+#[derive(Clone)]
+pub struct Store {
+    /// The store directory, for reopening.
+    dir: PathBuf,
+    /// The sled handles; `None` only while [`Store::reopen`] swaps them.
+    handles: Arc<RwLock<Option<Handles>>>,
     /// Whether [`Store::sync`] waits for an fsync.
     durability: Durability,
+    /// sled's own flush period.
+    flush_every_ms: u64,
     /// Mirror of the stored per-queue, per-state counts; its lock also
     /// orders batches that touch counts. A std mutex: never held across an
     /// await.
     counts: Arc<Mutex<BTreeMap<(String, StateName), u64>>>,
+    /// Set when a write or flush failed: sled refuses every write after its
+    /// first I/O error, until it is reopened.
+    broken: Arc<AtomicBool>,
+    /// Notified when `broken` is set, to wake the repair loop.
+    broke: Arc<event_listener::Event>,
 }
 
 impl Store {
+    /// The current handles, or an error while the store is being reopened.
+    fn h(&self) -> Result<Handles> {
+        self.handles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .ok_or(StoreError::Reopening)
+    }
+
+    /// True once a write or flush failed: writes fail until
+    /// [`Store::reopen`] succeeds.
+    pub fn is_broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
+    /// Resolves when the store next breaks (check [`Store::is_broken`]
+    /// after listening, to not miss one).
+    pub fn on_broken(&self) -> event_listener::EventListener {
+        self.broke.listen()
+    }
+
+    fn mark_broken<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(StoreError::Io { .. } | StoreError::Flush(_)) = &result {
+            if !self.broken.swap(true, Ordering::SeqCst) {
+                tracing::error!(
+                    "the store failed a write; refusing writes until it can be reopened"
+                );
+                self.broke.notify(usize::MAX);
+            }
+        }
+        result
+    }
+
+    /// Closes and reopens the database after an I/O error (sled refuses
+    /// every write after its first one). What was flushed is what the
+    /// reopened store holds; the engine reconciles its own state with it.
+    pub fn reopen(&self) -> Result<()> {
+        let mut slot = self.handles.write().unwrap_or_else(|e| e.into_inner());
+        // Drop the old handles first: sled holds a lock on its files.
+        *slot = None;
+        let handles = open_handles(&self.dir, self.flush_every_ms)?;
+        *slot = Some(handles);
+        drop(slot);
+        self.check_format(&self.dir, false, read_marker(&self.dir).ok().flatten())?;
+        self.counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+        self.load_counts()?;
+        self.broken.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
     /// Opens (or creates) the store in `dir`, checking it is ours and of a
     /// format this build reads.
     pub fn open(dir: &Path, durability: Durability, flush_interval: Duration) -> Result<Store> {
@@ -265,44 +339,19 @@ impl Store {
                 )));
             }
         }
-        // With fsync durability, sled's own periodic flush stays at its
-        // default as a backstop; with relaxed, it is the only flush.
-        let every_ms = match durability {
+        let flush_every_ms = match durability {
             Durability::Fsync => 500,
             Durability::Relaxed => flush_interval.as_millis().max(1) as u64,
         };
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(Some(every_ms))
-            .open()
-            .map_err(|source| match &source {
-                sled::Error::Io(e)
-                    if e.to_string().contains("lock")
-                        || e.kind() == std::io::ErrorKind::WouldBlock =>
-                {
-                    StoreError::Locked {
-                        path: dir.to_owned(),
-                    }
-                }
-                _ => StoreError::Open {
-                    path: dir.to_owned(),
-                    source,
-                },
-            })?;
-        let main = db.open_tree("jobq").map_err(io("open tree jobq"))?;
-        let output = db.open_tree("output").map_err(io("open tree output"))?;
-        let commit = commit::GroupCommit::start(db.clone()).map_err(|e| StoreError::Io {
-            action: "start the flusher thread".into(),
-            source: sled::Error::Io(e),
-        })?;
+        let handles = open_handles(dir, flush_every_ms)?;
         let store = Store {
-            db,
-            main,
-            output,
-            commit,
+            dir: dir.to_owned(),
+            handles: Arc::new(RwLock::new(Some(handles))),
             durability,
+            flush_every_ms,
             counts: Arc::default(),
+            broken: Arc::default(),
+            broke: Arc::default(),
         };
         store.check_format(dir, fresh, marked)?;
         store.load_counts()?;
@@ -314,8 +363,9 @@ impl Store {
     /// damage, which can make a store look empty; the marker tells such a
     /// store from a new one.
     fn check_format(&self, dir: &Path, fresh: bool, marked: Option<u32>) -> Result<()> {
+        let h = self.h()?;
         let key = meta_key("format");
-        let stored = self.main.get(&key).map_err(io("read the format version"))?;
+        let stored = h.main.get(&key).map_err(io("read the format version"))?;
         let found = match stored {
             Some(v) => Some(
                 <[u8; 4]>::try_from(v.as_ref())
@@ -345,10 +395,10 @@ impl Store {
                 problem: "is damaged: it was a jobq store, but sled recovered no jobq data from it; restore it from a backup, or move it aside to start afresh".into(),
             }),
             (None, None) if fresh => {
-                self.main
+                h.main
                     .insert(key, &FORMAT_VERSION.to_be_bytes())
                     .map_err(io("write the format version"))?;
-                self.db.flush().map_err(io("flush the new store"))?;
+                h.db.flush().map_err(io("flush the new store"))?;
                 write_marker(dir, FORMAT_VERSION)
             }
             (None, None) => Err(StoreError::Foreign {
@@ -359,8 +409,9 @@ impl Store {
     }
 
     fn load_counts(&self) -> Result<()> {
+        let h = self.h()?;
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
-        for item in self.main.scan_prefix([keys::COUNT]) {
+        for item in h.main.scan_prefix([keys::COUNT]) {
             let (key, value) = item.map_err(io("read job counts"))?;
             let bad = || StoreError::Corrupt {
                 key: format!("{key:?}"),
@@ -385,17 +436,23 @@ impl Store {
     /// With relaxed durability it returns at once: sled's periodic flush
     /// makes the write durable within `flush_interval`.
     pub async fn sync(&self) -> Result<()> {
-        match self.durability {
-            Durability::Fsync => self.commit.wait().await.map_err(StoreError::Flush),
-            Durability::Relaxed => Ok(()),
+        let h = self.h()?;
+        if self.is_broken() {
+            // A flush after a failed write would claim durability sled
+            // cannot give.
+            return Err(StoreError::Reopening);
         }
+        let result = match self.durability {
+            Durability::Fsync => h.commit.wait().await.map_err(StoreError::Flush),
+            Durability::Relaxed => Ok(()),
+        };
+        self.mark_broken(result)
     }
 
     /// A number that grows with every job submitted, across restarts.
     pub fn next_seq(&self) -> Result<u64> {
-        self.db
-            .generate_id()
-            .map_err(io("generate a sequence number"))
+        let h = self.h()?;
+        h.db.generate_id().map_err(io("generate a sequence number"))
     }
 
     /// Stores a new job (and its stdin) with its index entries, atomically.
@@ -419,6 +476,7 @@ impl Store {
     /// and per-queue counts move together, so a crash never leaves a job
     /// without its index entry or a count that disagrees with the records.
     pub fn apply(&self, changes: &[Change<'_>]) -> Result<()> {
+        let h = self.h()?;
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let mut batch = sled::Batch::default();
         let mut touched: BTreeMap<(String, StateName), u64> = BTreeMap::new();
@@ -477,10 +535,11 @@ impl Store {
                 batch.insert(key, &n.to_be_bytes());
             }
         }
-        self.main.apply_batch(batch).map_err(io(match changes {
+        let written = h.main.apply_batch(batch).map_err(io(match changes {
             [one] => format!("write job {}", one.id()),
             _ => format!("write {} jobs", changes.len()),
-        }))?;
+        }));
+        self.mark_broken(written)?;
         for (slot, n) in touched {
             if n == 0 {
                 counts.remove(&slot);
@@ -501,7 +560,8 @@ impl Store {
 
     /// The job holding idempotency key `key`, if any.
     pub fn job_with_key(&self, key: &str) -> Result<Option<JobId>> {
-        let found = self
+        let h = self.h()?;
+        let found = h
             .main
             .get(keys::named(keys::IDEMPOTENCY, key))
             .map_err(io("read an idempotency key"))?;
@@ -510,10 +570,11 @@ impl Store {
 
     /// The jobs waiting for `id`.
     pub fn dependents(&self, id: &JobId) -> Result<Vec<JobId>> {
+        let h = self.h()?;
         let mut prefix = vec![keys::DEPENDENT];
         prefix.extend_from_slice(id.as_bytes());
         let mut out = Vec::new();
-        for item in self.main.scan_prefix(&prefix).keys() {
+        for item in h.main.scan_prefix(&prefix).keys() {
             let key = item.map_err(io(format!("read dependents of job {id}")))?;
             if let Ok(bytes) = <[u8; 16]>::try_from(&key[17..]) {
                 out.push(JobId::from_bytes(bytes));
@@ -524,7 +585,8 @@ impl Store {
 
     /// Every scheduled job with its due time, earliest first.
     pub fn scheduled(&self) -> Result<Vec<(Timestamp, JobId)>> {
-        self.main
+        let h = self.h()?;
+        h.main
             .scan_prefix([keys::SCHEDULED])
             .keys()
             .map(|item| {
@@ -539,7 +601,8 @@ impl Store {
 
     /// Up to `limit` terminal jobs, the longest finished first.
     pub fn oldest_finished(&self, limit: usize) -> Result<Vec<(Timestamp, JobId)>> {
-        self.main
+        let h = self.h()?;
+        h.main
             .scan_prefix([keys::FINISHED])
             .keys()
             .take(limit)
@@ -555,8 +618,9 @@ impl Store {
 
     /// Stored settings of every queue that has any.
     pub fn queue_settings(&self) -> Result<Vec<(String, QueueSettings)>> {
+        let h = self.h()?;
         let mut out = Vec::new();
-        for item in self.main.scan_prefix([keys::QUEUE]) {
+        for item in h.main.scan_prefix([keys::QUEUE]) {
             let (key, value) = item.map_err(io("read queue settings"))?;
             let name = String::from_utf8_lossy(&key[1..]).into_owned();
             let settings = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
@@ -570,11 +634,12 @@ impl Store {
 
     /// Stores a queue's settings (durable at the next [`Store::sync`]).
     pub fn put_queue_settings(&self, name: &str, settings: &QueueSettings) -> Result<()> {
+        let h = self.h()?;
         let value = serde_json::to_vec(settings).map_err(|e| StoreError::Corrupt {
             key: format!("queue {name}"),
             reason: e.to_string(),
         })?;
-        self.main
+        h.main
             .insert(keys::named(keys::QUEUE, name), value)
             .map(drop)
             .map_err(io(format!("write settings of queue {name}")))
@@ -582,8 +647,9 @@ impl Store {
 
     /// One job, if it exists.
     pub fn get(&self, id: &JobId) -> Result<Option<Job>> {
+        let h = self.h()?;
         let key = keys::by_id(keys::JOB, id);
-        match self.main.get(key).map_err(io(format!("read job {id}")))? {
+        match h.main.get(key).map_err(io(format!("read job {id}")))? {
             Some(bytes) => decode(id, &bytes).map(Some),
             None => Ok(None),
         }
@@ -591,9 +657,9 @@ impl Store {
 
     /// A job's stdin bytes, if it was given any.
     pub fn stdin(&self, id: &JobId) -> Result<Option<Vec<u8>>> {
+        let h = self.h()?;
         let key = keys::by_id(keys::STDIN, id);
-        Ok(self
-            .main
+        Ok(h.main
             .get(key)
             .map_err(io(format!("read stdin of job {id}")))?
             .map(|v| v.to_vec()))
@@ -608,13 +674,14 @@ impl Store {
         limit: usize,
         mut keep: impl FnMut(&Job) -> bool,
     ) -> Result<(Vec<Job>, bool)> {
+        let h = self.h()?;
         let start = vec![keys::JOB];
         let end = match before {
             Some(id) => keys::by_id(keys::JOB, &id).to_vec(),
             None => vec![keys::JOB + 1],
         };
         let mut jobs = Vec::new();
-        for item in self.main.range(start..end).rev() {
+        for item in h.main.range(start..end).rev() {
             let (key, value) = item.map_err(io("list jobs"))?;
             let id = keys::id_of(&key).ok_or_else(|| StoreError::Corrupt {
                 key: format!("{key:?}"),
@@ -633,8 +700,9 @@ impl Store {
 
     /// Every ready-index entry, in index order (queue, priority, FIFO).
     pub fn ready_entries(&self) -> Result<Vec<ReadyEntry>> {
+        let h = self.h()?;
         let mut out = Vec::new();
-        for item in self.main.scan_prefix([keys::READY]) {
+        for item in h.main.scan_prefix([keys::READY]) {
             let (key, value) = item.map_err(io("read the ready index"))?;
             let bad = || StoreError::Corrupt {
                 key: format!("{key:?}"),
@@ -655,8 +723,9 @@ impl Store {
     /// Every job the running index lists: the jobs that were running when
     /// the daemon last stopped.
     pub fn running_jobs(&self) -> Result<Vec<Job>> {
+        let h = self.h()?;
         let mut out = Vec::new();
-        for item in self.main.scan_prefix([keys::RUNNING]) {
+        for item in h.main.scan_prefix([keys::RUNNING]) {
             let (key, _) = item.map_err(io("read the running index"))?;
             let Some(id) = keys::id_of(&key) else {
                 continue;
@@ -670,13 +739,16 @@ impl Store {
 
     /// Appends output chunk number `chunk` of job `id`.
     pub fn append_output(&self, id: &JobId, chunk: u64, stream: Stream, data: &[u8]) -> Result<()> {
+        let h = self.h()?;
         let mut value = Vec::with_capacity(1 + data.len());
         value.push(stream.tag());
         value.extend_from_slice(data);
-        self.output
+        let written = h
+            .output
             .insert(keys::output(id, chunk), value)
             .map(drop)
-            .map_err(io(format!("write output of job {id}")))
+            .map_err(io(format!("write output of job {id}")));
+        self.mark_broken(written)
     }
 
     /// Output chunks of job `id` from chunk number `from`, in order, until
@@ -687,11 +759,12 @@ impl Store {
         from: u64,
         max_bytes: usize,
     ) -> Result<Vec<(u64, Stream, Vec<u8>)>> {
+        let h = self.h()?;
         let start = keys::output(id, from);
         let end = keys::output(id, u64::MAX);
         let mut out = Vec::new();
         let mut total = 0;
-        for item in self.output.range(start..=end) {
+        for item in h.output.range(start..=end) {
             let (key, value) = item.map_err(io(format!("read output of job {id}")))?;
             let Some(n) = key.get(16..24).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
                 continue;
@@ -714,7 +787,8 @@ impl Store {
     /// Keeps uploaded stdin bytes until a submission claims them
     /// (`stdin_upload`). Durable at the next [`Store::sync`].
     pub fn put_upload(&self, id: &JobId, bytes: &[u8]) -> Result<()> {
-        self.main
+        let h = self.h()?;
+        h.main
             .insert(keys::by_id(keys::UPLOAD, id), bytes)
             .map(drop)
             .map_err(io(format!("store upload {id}")))
@@ -722,8 +796,8 @@ impl Store {
 
     /// The bytes of an upload not claimed yet.
     pub fn upload(&self, id: &JobId) -> Result<Option<Vec<u8>>> {
-        Ok(self
-            .main
+        let h = self.h()?;
+        Ok(h.main
             .get(keys::by_id(keys::UPLOAD, id))
             .map_err(io(format!("read upload {id}")))?
             .map(|v| v.to_vec()))
@@ -731,8 +805,9 @@ impl Store {
 
     /// Uploads older than `cutoff` (never claimed), to prune.
     pub fn stale_uploads(&self, cutoff: Timestamp) -> Result<Vec<JobId>> {
+        let h = self.h()?;
         let mut out = Vec::new();
-        for item in self.main.scan_prefix([keys::UPLOAD]).keys() {
+        for item in h.main.scan_prefix([keys::UPLOAD]).keys() {
             let key = item.map_err(io("read uploads"))?;
             if let Some(id) = keys::id_of(&key) {
                 // Upload ids are UUIDv7: their first 48 bits are the time.
@@ -746,7 +821,8 @@ impl Store {
 
     /// Drops an upload.
     pub fn remove_upload(&self, id: &JobId) -> Result<()> {
-        self.main
+        let h = self.h()?;
+        h.main
             .remove(keys::by_id(keys::UPLOAD, id))
             .map(drop)
             .map_err(io(format!("remove upload {id}")))
@@ -761,9 +837,10 @@ impl Store {
         offset: u64,
         max: usize,
     ) -> Result<Vec<u8>> {
+        let h = self.h()?;
         let mut skip = offset;
         let mut out = Vec::new();
-        for item in self.output.scan_prefix(id.as_bytes()) {
+        for item in h.output.scan_prefix(id.as_bytes()) {
             let (_, value) = item.map_err(io(format!("read output of job {id}")))?;
             let Some((&tag, data)) = value.split_first() else {
                 continue;
@@ -791,18 +868,20 @@ impl Store {
 
     /// Drops a job's output (before a new attempt, or when it is removed).
     pub fn clear_output(&self, id: &JobId) -> Result<()> {
+        let h = self.h()?;
         let mut batch = sled::Batch::default();
-        for item in self.output.scan_prefix(id.as_bytes()).keys() {
+        for item in h.output.scan_prefix(id.as_bytes()).keys() {
             batch.remove(item.map_err(io(format!("read output of job {id}")))?);
         }
-        self.output
+        h.output
             .apply_batch(batch)
             .map_err(io(format!("clear output of job {id}")))
     }
 
     /// Bytes the store occupies on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
-        self.db.size_on_disk().map_err(io("measure the store"))
+        let h = self.h()?;
+        h.db.size_on_disk().map_err(io("measure the store"))
     }
 }
 
@@ -839,6 +918,42 @@ fn index_entries(job: &Job) -> Vec<(Vec<u8>, Vec<u8>)> {
         out.push((keys::named(keys::IDEMPOTENCY, key), id));
     }
     out
+}
+
+/// Opens sled in `dir` with the trees and the flusher thread. sled's own
+/// periodic flush (`flush_every_ms`) is a backstop with fsync durability and
+/// the only flush with relaxed durability.
+fn open_handles(dir: &Path, flush_every_ms: u64) -> Result<Handles> {
+    let db = sled::Config::new()
+        .path(dir)
+        .cache_capacity(CACHE_BYTES)
+        .flush_every_ms(Some(flush_every_ms))
+        .open()
+        .map_err(|source| match &source {
+            sled::Error::Io(e)
+                if e.to_string().contains("lock") || e.kind() == std::io::ErrorKind::WouldBlock =>
+            {
+                StoreError::Locked {
+                    path: dir.to_owned(),
+                }
+            }
+            _ => StoreError::Open {
+                path: dir.to_owned(),
+                source,
+            },
+        })?;
+    let main = db.open_tree("jobq").map_err(io("open tree jobq"))?;
+    let output = db.open_tree("output").map_err(io("open tree output"))?;
+    let commit = commit::GroupCommit::start(db.clone()).map_err(|e| StoreError::Io {
+        action: "start the flusher thread".into(),
+        source: sled::Error::Io(e),
+    })?;
+    Ok(Handles {
+        db,
+        main,
+        output,
+        commit,
+    })
 }
 
 /// The marker file beside sled's files: `jobq-store <version>`.

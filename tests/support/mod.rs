@@ -292,6 +292,9 @@ pub struct Builder {
     config_toml: Option<String>,
     /// A store to copy into the data dir before the start (a fixture).
     store_from: Option<PathBuf>,
+    /// Where the temp dir (and so the data dir) is made, when not the
+    /// system's temp dir (a small file system, say).
+    root_in: Option<PathBuf>,
 }
 
 impl Builder {
@@ -307,6 +310,12 @@ impl Builder {
         self
     }
 
+    /// Makes the daemon's temp dir (and data dir) inside `dir`.
+    pub fn root_in(mut self, dir: &Path) -> Builder {
+        self.root_in = Some(dir.to_owned());
+        self
+    }
+
     /// Starts the daemon on a copy of the store in `dir`.
     pub fn store_from(mut self, dir: &Path) -> Builder {
         self.store_from = Some(dir.to_owned());
@@ -315,10 +324,13 @@ impl Builder {
 
     /// Starts the daemon and waits until it is ready.
     pub fn start(self) -> TestDaemon {
-        let root = tempfile::Builder::new()
-            .prefix("jobq-test-")
-            .tempdir()
-            .expect("create temp dir");
+        let mut root = tempfile::Builder::new();
+        root.prefix("jobq-test-");
+        let root = match &self.root_in {
+            Some(dir) => root.tempdir_in(dir),
+            None => root.tempdir(),
+        }
+        .expect("create temp dir");
         let data_dir = root.path().join("data");
         fs::create_dir(&data_dir).expect("create data dir");
         if let Some(from) = &self.store_from {
