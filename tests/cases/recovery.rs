@@ -256,3 +256,33 @@ fn relaxed_durability_runs_jobs_and_keeps_them_across_a_clean_restart() {
     assert_eq!(d.job(&job.id).state.as_str(), "succeeded");
     assert_eq!(d.output(&job.id, "stdout"), b"relaxed\n");
 }
+
+#[test]
+fn a_second_sigterm_exits_at_once_and_recovery_handles_the_rest() {
+    let mut d = TestDaemon::builder()
+        .workers(1)
+        .config_toml("shutdown_grace = \"1h\"\n")
+        .start();
+    let gate = d.gate();
+    let running = d.submit_shell(&format!("{}; echo done", gate.shell()));
+    d.wait_running(&running.id);
+    d.send_sigterm();
+    // The drain would wait an hour for the job; the second signal does not.
+    wait_for("the daemon to refuse work while draining", || {
+        d.post_json("/v1/jobs", &serde_json::json!({"shell": "true"}))
+            .0
+            == 503
+    });
+    d.send_sigterm();
+    let status = d.wait_exit();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "a second signal exits at once with 1, got {status}"
+    );
+    gate.open();
+    d.restart();
+    let job = d.wait_terminal(&running.id);
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+    assert_eq!(job.attempt, 2, "re-run after the forced exit: {job:?}");
+}
