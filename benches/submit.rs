@@ -9,12 +9,8 @@
 mod support;
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread;
-use std::time::{Duration, Instant};
 
-use support::Daemon;
+use support::{submissions_per_second, Daemon};
 
 /// Submissions per second by `clients` threads over `seconds`.
 fn submit_rate(durability: &str, clients: usize, seconds: f64) -> f64 {
@@ -22,33 +18,7 @@ fn submit_rate(durability: &str, clients: usize, seconds: f64) -> f64 {
     ureq::request("PATCH", &format!("{}/v1/queues/default", d.url))
         .send_json(serde_json::json!({"paused": true}))
         .expect("pause the queue");
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let threads: Vec<_> = (0..clients)
-        .map(|_| {
-            let (url, done, stop) = (d.url.clone(), done.clone(), stop.clone());
-            thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(30))
-                    .build();
-                let body = serde_json::json!({"command": ["true"]});
-                while !stop.load(Ordering::Relaxed) {
-                    agent
-                        .post(&format!("{url}/v1/jobs"))
-                        .send_json(&body)
-                        .expect("submission accepted");
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for t in threads {
-        t.join().expect("client thread");
-    }
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    submissions_per_second(&d, clients, seconds)
 }
 
 fn main() {

@@ -43,7 +43,7 @@ mod support;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -299,32 +299,7 @@ fn e2e_rate(n: usize, threads: usize, clients: usize) -> f64 {
 fn submit_rate(threads: usize, clients: usize, seconds: f64) -> f64 {
     let d = daemon(threads, 0);
     set_paused(&d, true);
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
-    let handles: Vec<_> = (0..clients)
-        .map(|_| {
-            let url = format!("{}/v1/jobs", d.url);
-            let (done, stop) = (done.clone(), stop.clone());
-            thread::spawn(move || {
-                let agent = agent();
-                let body = json!({"command": ["true"]});
-                while !stop.load(Ordering::Relaxed) {
-                    agent
-                        .post(&url)
-                        .send_json(&body)
-                        .expect("submission accepted");
-                    done.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-        })
-        .collect();
-    thread::sleep(Duration::from_secs_f64(seconds));
-    stop.store(true, Ordering::Relaxed);
-    for h in handles {
-        h.join().expect("client thread");
-    }
-    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+    support::submissions_per_second(&d, clients, seconds)
 }
 
 /// Jobs/s submitted in batches of 1,000 by one client, on a paused queue.

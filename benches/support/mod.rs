@@ -108,3 +108,39 @@ fn read_addr(path: &Path) -> Option<String> {
     let text = std::fs::read_to_string(path).ok()?;
     text.ends_with('\n').then(|| text.trim().to_owned())
 }
+
+/// Single submissions per second to `d` by `clients` keep-alive clients
+/// (one thread each) over `seconds`. The caller pauses the queue first if
+/// nothing should spawn.
+#[allow(dead_code)] // not every bench measures submissions
+pub fn submissions_per_second(d: &Daemon, clients: usize, seconds: f64) -> f64 {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let (url, done, stop) = (format!("{}/v1/jobs", d.url), done.clone(), stop.clone());
+            thread::spawn(move || {
+                let agent = ureq::AgentBuilder::new()
+                    .timeout(Duration::from_secs(120))
+                    .build();
+                let body = serde_json::json!({"command": ["true"]});
+                while !stop.load(Ordering::Relaxed) {
+                    agent
+                        .post(&url)
+                        .send_json(&body)
+                        .expect("submission accepted");
+                    done.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    thread::sleep(Duration::from_secs_f64(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    done.load(Ordering::Relaxed) as f64 / start.elapsed().as_secs_f64()
+}
