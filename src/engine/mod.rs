@@ -612,7 +612,7 @@ impl Engine {
             drop(sched);
             self.runs_ended().await;
         }
-        if let Err(e) = self.inner.store.sync().await {
+        if let Err(e) = self.inner.store.flush_now().await {
             tracing::error!(error = %e, "final flush failed");
         }
         self.inner.events.close();

@@ -449,6 +449,15 @@ impl Store {
         self.mark_broken(result)
     }
 
+    /// Flushes and fsyncs now, whatever the durability setting: the last
+    /// step of a clean shutdown, so a relaxed daemon loses nothing when it
+    /// stops cleanly.
+    pub async fn flush_now(&self) -> Result<()> {
+        let h = self.h()?;
+        let result = h.commit.wait().await.map_err(StoreError::Flush);
+        self.mark_broken(result)
+    }
+
     /// A number that grows with every job submitted, across restarts.
     pub fn next_seq(&self) -> Result<u64> {
         let h = self.h()?;
