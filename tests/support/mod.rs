@@ -954,51 +954,29 @@ impl TestDaemon {
     /// Live (not zombie) processes in process group `pgid`, whoever they
     /// belong to; prefer [`TestDaemon::job_processes`].
     pub fn group_members(pgid: u32) -> Vec<u32> {
-        let mut members = Vec::new();
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return members;
-        };
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<u32>().ok())
-            else {
-                continue;
-            };
-            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
-                continue;
-            };
-            // Fields after the command name, which is in parentheses and may
-            // itself contain spaces: state, ppid, pgrp, …
-            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
-                continue;
-            };
-            let fields: Vec<&str> = after.split_whitespace().collect();
-            if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
-                members.push(pid);
-            }
-        }
-        members
+        live_pids()
+            .filter(|pid| {
+                let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                    return false;
+                };
+                // Fields after the command name, which is in parentheses and
+                // may itself contain spaces: state, ppid, pgrp, …
+                let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                    return false;
+                };
+                let fields: Vec<&str> = after.split_whitespace().collect();
+                fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string()
+            })
+            .collect()
     }
 
     /// SIGKILLs every process still carrying this daemon's tag: jobs a
     /// killed daemon left behind.
     fn kill_tagged_processes(&self) {
-        let Ok(entries) = fs::read_dir("/proc") else {
-            return;
-        };
         let needle = format!("{TAG_VAR}={}", self.tag);
-        for entry in entries.flatten() {
-            let Some(pid) = entry
-                .file_name()
-                .to_str()
-                .and_then(|s| s.parse::<i32>().ok())
-            else {
-                continue;
-            };
+        for pid in live_pids() {
             let mut environ = Vec::new();
-            if File::open(entry.path().join("environ"))
+            if File::open(format!("/proc/{pid}/environ"))
                 .and_then(|mut f| f.read_to_end(&mut environ))
                 .is_err()
             {
@@ -1011,7 +989,7 @@ impl TestDaemon {
                 // SAFETY: kill(2) has no memory effects; the pid is one we
                 // just saw carrying our tag.
                 unsafe {
-                    libc::kill(pid, libc::SIGKILL);
+                    libc::kill(pid as i32, libc::SIGKILL);
                 }
             }
         }
@@ -1370,4 +1348,13 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
         let rest = l.strip_prefix(field)?.strip_prefix(':')?;
         rest.trim().strip_suffix("kB")?.trim().parse().ok()
     })
+}
+
+/// Every pid in /proc (processes may be gone by the time they are read).
+fn live_pids() -> impl Iterator<Item = u32> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
 }
