@@ -563,24 +563,7 @@ impl TestDaemon {
             Some((content_type, bytes)) => req.set("Content-Type", content_type).send_bytes(bytes),
             None => req.call(),
         };
-        let resp = match result {
-            Ok(resp) => resp,
-            Err(ureq::Error::Status(_, resp)) => resp,
-            Err(e) => return Err(e.to_string()),
-        };
-        let status = resp.status();
-        let location = resp.header("Location").map(str::to_owned);
-        let content_type = resp.header("Content-Type").map(str::to_owned);
-        let mut body = Vec::new();
-        resp.into_reader()
-            .read_to_end(&mut body)
-            .map_err(|e| format!("{what}: reading the body: {e}"))?;
-        Ok(Reply {
-            status,
-            location,
-            content_type,
-            body,
-        })
+        reply_of(result, &what)
     }
 
     fn at(&self, path: &str) -> String {
@@ -653,24 +636,7 @@ impl TestDaemon {
             .set("Content-Type", "application/octet-stream")
             .set("Content-Length", &len.to_string());
         let what = format!("POST /v1/uploads ({len} bytes)");
-        let resp = match req.send(body) {
-            Ok(resp) => resp,
-            Err(ureq::Error::Status(_, resp)) => resp,
-            Err(e) => panic!("{what}: no HTTP answer: {e}"),
-        };
-        let status = resp.status();
-        let location = resp.header("Location").map(str::to_owned);
-        let content_type = resp.header("Content-Type").map(str::to_owned);
-        let mut body = Vec::new();
-        resp.into_reader()
-            .read_to_end(&mut body)
-            .unwrap_or_else(|e| panic!("{what}: reading the answer: {e}"));
-        Reply {
-            status,
-            location,
-            content_type,
-            body,
-        }
+        reply_of(req.send(body), &what).unwrap_or_else(|e| panic!("{what}: no HTTP answer: {e}"))
     }
 
     /// `PATCH path` with a JSON body → (status, JSON body).
@@ -1357,4 +1323,27 @@ fn live_pids() -> impl Iterator<Item = u32> {
         .flatten()
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+}
+
+/// A [`Reply`] from what ureq returned (4xx/5xx answers included), or why
+/// there was no answer.
+fn reply_of(result: Result<ureq::Response, ureq::Error>, what: &str) -> Result<Reply, String> {
+    let resp = match result {
+        Ok(resp) => resp,
+        Err(ureq::Error::Status(_, resp)) => resp,
+        Err(e) => return Err(e.to_string()),
+    };
+    let status = resp.status();
+    let location = resp.header("Location").map(str::to_owned);
+    let content_type = resp.header("Content-Type").map(str::to_owned);
+    let mut body = Vec::new();
+    resp.into_reader()
+        .read_to_end(&mut body)
+        .map_err(|e| format!("{what}: reading the body: {e}"))?;
+    Ok(Reply {
+        status,
+        location,
+        content_type,
+        body,
+    })
 }
