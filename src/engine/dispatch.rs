@@ -56,9 +56,11 @@ impl Engine {
     }
 
     /// One run of one job, from spawn to its recorded end. Errors are logged:
-    /// there is nobody to return them to.
-    async fn run(&self, id: JobId, stop: Receiver<StopReason>, _permit: SemaphoreGuardArc) {
-        if let Err(e) = self.try_run(id, stop).await {
+    /// there is nobody to return them to. The worker `permit` is given back
+    /// as soon as the end is applied, before it is flushed: the next job
+    /// need not wait for this one's fsync.
+    async fn run(&self, id: JobId, stop: Receiver<StopReason>, permit: SemaphoreGuardArc) {
+        if let Err(e) = self.try_run(id, stop, permit).await {
             tracing::error!(job = %id, error = %e, "job run failed in the daemon");
             // Free its queue slot all the same.
             let mut sched = self.inner.sched.lock().await;
@@ -68,12 +70,17 @@ impl Engine {
         }
     }
 
-    async fn try_run(&self, id: JobId, stop: Receiver<StopReason>) -> Result<(), EngineError> {
+    async fn try_run(
+        &self,
+        id: JobId,
+        stop: Receiver<StopReason>,
+        permit: SemaphoreGuardArc,
+    ) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let job = match store.get(&id)? {
             Some(job) if job.state == State::Queued => job,
             // Removed or cancelled between its flush and its turn.
-            _ => return self.conclude(id, None).await,
+            _ => return self.conclude(id, None, permit).await,
         };
         let out = OutputWriter::new(
             store.clone(),
@@ -91,7 +98,7 @@ impl Engine {
             Err(e) => {
                 let mut failed = job.clone();
                 failed.fail_to_spawn(e.0, Timestamp::now())?;
-                return self.conclude(id, Some((job, failed))).await;
+                return self.conclude(id, Some((job, failed)), permit).await;
             }
         };
         let mut running = job.clone();
@@ -139,14 +146,19 @@ impl Engine {
                 OnInterrupted::Fail => done.fail_interrupted(now)?,
             },
         }
-        self.conclude(id, Some((running, done))).await
+        self.conclude(id, Some((running, done)), permit).await
     }
 
     /// Records the end of a run (`old` → `new`, if there was a transition):
     /// schedules an automatic retry when one is due, applies what the end
-    /// causes in dependents, frees the queue slot, then flushes and
-    /// announces.
-    async fn conclude(&self, id: JobId, transition: Option<(Job, Job)>) -> Result<(), EngineError> {
+    /// causes in dependents, frees the queue slot and the worker `permit`,
+    /// then flushes and announces.
+    async fn conclude(
+        &self,
+        id: JobId,
+        transition: Option<(Job, Job)>,
+        permit: SemaphoreGuardArc,
+    ) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let now = Timestamp::now();
         let mut sched = self.inner.sched.lock().await;
@@ -170,6 +182,7 @@ impl Engine {
         changes.append(&mut self.cascade(&new, now)?);
         apply(store, &changes)?;
         drop(sched);
+        drop(permit);
         store.sync().await?;
         for (_, job) in &changes {
             if interrupted && job.id == id {

@@ -9,14 +9,14 @@
 //! the store's records or the job's state; the engine turns what it reports
 //! into a transition.
 
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::ffi::OsString;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_channel::Receiver;
-use async_io::Timer;
+use async_io::{Async, Timer};
 use event_listener::Event;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use rustix::process::{kill_process_group, Pid, Signal};
@@ -24,6 +24,11 @@ use rustix::process::{kill_process_group, Pid, Signal};
 use crate::job::{Exit, JobSpec, Program};
 use crate::output::OutputWriter;
 use crate::store::Stream;
+
+mod process;
+mod spawn;
+
+use process::Process;
 
 /// How long output pipes may stay open after the leader exited and its group
 /// was killed. Only a process that escaped the group (setsid) can hold them
@@ -71,13 +76,18 @@ pub struct Ended {
 
 /// A spawned job process, not yet supervised.
 pub struct Child {
-    /// The process; its pid is also the process group id.
-    child: async_process::Child,
-    /// Its pid, kept because `async_process::Child::id` is per-call.
-    pid: u32,
+    /// The leader; its pid is also the process group id.
+    process: Process,
+    /// The write end of its stdin, when piped.
+    stdin: Option<Async<std::fs::File>>,
+    /// The read end of its stdout.
+    stdout: Async<std::fs::File>,
+    /// The read end of its stderr.
+    stderr: Async<std::fs::File>,
 }
 
-/// Starts `spec` as the leader of a new process group.
+/// Starts `spec` as the leader of a new process group, which gets SIGKILL
+/// if the daemon dies (see `src/runner/spawn.rs`).
 pub async fn spawn(
     spec: &JobSpec,
     launch: &Launch,
@@ -91,145 +101,76 @@ pub async fn spawn(
             cwd.display()
         )));
     }
-    let (program, mut cmd) = match &spec.program {
-        Program::Command(argv) => {
-            let mut cmd = std::process::Command::new(&argv[0]);
-            cmd.args(&argv[1..]);
-            (argv[0].clone(), cmd)
-        }
-        Program::Shell(line) => {
-            let mut cmd = std::process::Command::new(&launch.shell);
-            cmd.arg("-c").arg(line);
-            (launch.shell.display().to_string(), cmd)
-        }
+    let argv: Vec<OsString> = match &spec.program {
+        Program::Command(argv) => argv.iter().map(OsString::from).collect(),
+        Program::Shell(line) => vec![
+            launch.shell.clone().into_os_string(),
+            "-c".into(),
+            line.into(),
+        ],
     };
-    cmd.current_dir(cwd)
-        .envs(&spec.env)
-        .env("JOBQ_JOB_ID", job_id)
-        .process_group(0);
-    die_with_daemon(&mut cmd);
-    let child = spawner()
-        .spawn(cmd, has_stdin)
-        .await
-        .map_err(|e| SpawnError(format!("cannot start {program:?}: {e}")))?;
-    let pid = child.id();
-    Ok(Child { child, pid })
-}
-
-/// Makes the job's leader get SIGKILL when the daemon dies, so a crashed
-/// daemon does not leave jobs running unsupervised. (What the leader
-/// started lives on in its group until recovery kills the group.)
-///
-/// The kernel ties this to the *thread* that forked, not the process:
-/// every job is therefore forked by one thread that lives as long as the
-/// daemon ([`Spawner`]). Using `pre_exec` makes std fork+exec instead of
-/// posix_spawn; see docs/benchmarks.md for what that costs.
-fn die_with_daemon(cmd: &mut std::process::Command) {
-    let daemon = rustix::process::getpid();
-    // SAFETY: the closure runs in the child between fork and exec; it calls
-    // only prctl and getppid, both async-signal-safe, and allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            rustix::process::set_parent_process_death_signal(Some(Signal::KILL))?;
-            // The daemon may have died before prctl took effect.
-            if rustix::process::getppid() != Some(daemon) {
-                return Err(std::io::Error::other("jobq died while starting the job"));
-            }
-            Ok(())
-        });
-    }
-}
-
-/// A spawn request: the command, whether stdin is piped, where the answer
-/// goes.
-type SpawnRequest = (
-    std::process::Command,
-    bool,
-    async_channel::Sender<std::io::Result<async_process::Child>>,
-);
-
-/// The one long-lived thread that forks every job (see [`die_with_daemon`]).
-struct Spawner {
-    /// Requests to the thread.
-    requests: std::sync::Mutex<std::sync::mpsc::Sender<SpawnRequest>>,
-}
-
-fn spawner() -> &'static Spawner {
-    static SPAWNER: std::sync::OnceLock<Spawner> = std::sync::OnceLock::new();
-    SPAWNER.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<SpawnRequest>();
-        std::thread::Builder::new()
-            .name("jobq-spawner".into())
-            .spawn(move || {
-                for (cmd, has_stdin, reply) in rx {
-                    // Converting resets the stdio settings, so they are set
-                    // afterwards.
-                    let mut cmd = async_process::Command::from(cmd);
-                    cmd.stdin(if has_stdin {
-                        Stdio::piped()
-                    } else {
-                        Stdio::null()
-                    })
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .kill_on_drop(false);
-                    let _ = reply.try_send(cmd.spawn());
-                }
-            })
-            .expect("cannot start the jobq-spawner thread");
-        Spawner {
-            requests: std::sync::Mutex::new(tx),
+    let program = argv.first().cloned().unwrap_or_default();
+    let failed = |e: spawn::SpawnFailure| SpawnError(format!("cannot start {program:?}: {e}"));
+    let env = spec
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .chain([("JOBQ_JOB_ID", job_id)]);
+    let plan = spawn::Plan::new(&argv, env, cwd, has_stdin).map_err(failed)?;
+    let spawned = spawn::spawn(plan).await.map_err(failed)?;
+    let pid = spawned.pid;
+    let wrap = |fd: OwnedFd| Async::new(std::fs::File::from(fd));
+    let handles = (|| {
+        let stdin = spawned.stdin.map(wrap).transpose()?;
+        let stdout = wrap(spawned.stdout)?;
+        let stderr = wrap(spawned.stderr)?;
+        Ok::<_, std::io::Error>((Process::new(pid, spawned.pidfd)?, stdin, stdout, stderr))
+    })();
+    match handles {
+        Ok((process, stdin, stdout, stderr)) => Ok(Child {
+            process,
+            stdin,
+            stdout,
+            stderr,
+        }),
+        Err(e) => {
+            // It runs, but cannot be supervised: stop and reap it.
+            let _ = kill_process_group(pid, Signal::KILL);
+            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            Err(SpawnError(format!("cannot supervise {program:?}: {e}")))
         }
-    })
-}
-
-impl Spawner {
-    async fn spawn(
-        &self,
-        cmd: std::process::Command,
-        has_stdin: bool,
-    ) -> std::io::Result<async_process::Child> {
-        let (tx, rx) = async_channel::bounded(1);
-        let sent = self
-            .requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .send((cmd, has_stdin, tx));
-        if sent.is_err() {
-            return Err(std::io::Error::other("the jobq-spawner thread is gone"));
-        }
-        rx.recv()
-            .await
-            .unwrap_or_else(|_| Err(std::io::Error::other("the jobq-spawner thread is gone")))
     }
 }
 
 impl Child {
     /// The process id, which is also its process group id.
     pub fn pid(&self) -> u32 {
-        self.pid
+        self.process.pid()
     }
 
     /// Runs the job to its end: feeds `stdin`, pumps output into `out`,
     /// obeys `stop` and `timeout` (per attempt), and kills what is left of the group when the leader
     /// exits. Returns once the leader is reaped and the pipes are drained.
     pub async fn supervise(
-        mut self,
+        self,
         stdin: Option<Vec<u8>>,
         out: &OutputWriter,
         stop: Receiver<StopReason>,
         timeout: Option<Duration>,
         kill_grace: Duration,
     ) -> Ended {
-        let pid = self.pid;
-        let stdin_pipe = self.child.stdin.take();
-        let stdout = self.child.stdout.take();
-        let stderr = self.child.stderr.take();
+        let pid = self.process.pid();
+        let Child {
+            mut process,
+            stdin: stdin_pipe,
+            stdout,
+            stderr,
+        } = self;
         let leader_gone = Event::new();
         let gone = AtomicBool::new(false);
 
         let waiter = async {
-            let ended = wait_or_stop(&mut self.child, pid, &stop, timeout, kill_grace).await;
+            let ended = wait_or_stop(&mut process, pid, &stop, timeout, kill_grace).await;
             // Whatever the leader left in its group goes with it.
             signal_group(pid, Signal::KILL);
             gone.store(true, Ordering::SeqCst);
@@ -270,14 +211,14 @@ impl Child {
 /// Waits for the leader to exit; on a stop request, SIGTERM to the group,
 /// then SIGKILL after the grace period.
 async fn wait_or_stop(
-    child: &mut async_process::Child,
+    child: &mut Process,
     pid: u32,
     stop: &Receiver<StopReason>,
     timeout: Option<Duration>,
     kill_grace: Duration,
 ) -> Ended {
     enum First {
-        Exited(std::io::Result<ExitStatus>),
+        Exited(std::io::Result<Exit>),
         Stop(StopReason),
     }
     let stop_request = async {
@@ -297,7 +238,7 @@ async fn wait_or_stop(
         }
     };
     let first = future::race(
-        async { First::Exited(child.status().await) },
+        async { First::Exited(child.wait().await) },
         future::race(stop_request, deadline),
     )
     .await;
@@ -305,7 +246,7 @@ async fn wait_or_stop(
         First::Exited(status) => (status, None),
         First::Stop(reason) => {
             signal_group(pid, Signal::TERM);
-            let status = future::or(async { Some(child.status().await) }, async {
+            let status = future::or(async { Some(child.wait().await) }, async {
                 Timer::after(kill_grace).await;
                 None
             })
@@ -314,14 +255,14 @@ async fn wait_or_stop(
                 Some(status) => status,
                 None => {
                     signal_group(pid, Signal::KILL);
-                    child.status().await
+                    child.wait().await
                 }
             };
             (status, Some(reason))
         }
     };
     let exit = match status {
-        Ok(status) => exit_of(status),
+        Ok(exit) => exit,
         Err(e) => {
             // Only possible if the child was reaped behind our back; report
             // it as killed rather than inventing a success.
@@ -330,14 +271,6 @@ async fn wait_or_stop(
         }
     };
     Ended { exit, stopped }
-}
-
-fn exit_of(status: ExitStatus) -> Exit {
-    match (status.code(), status.signal()) {
-        (Some(code), _) => Exit::Code(code),
-        (None, Some(sig)) => Exit::Signal(sig),
-        (None, None) => Exit::Signal(Signal::KILL.as_raw()),
-    }
 }
 
 /// Sends `sig` to process group `pgid`; a group that no longer exists is
@@ -356,7 +289,7 @@ pub fn signal_group(pgid: u32, sig: Signal) {
 
 /// Writes `bytes` to the child's stdin, then closes it. A child that exits
 /// without reading everything is not an error.
-async fn feed(pipe: Option<async_process::ChildStdin>, bytes: Option<Vec<u8>>) {
+async fn feed(pipe: Option<Async<std::fs::File>>, bytes: Option<Vec<u8>>) {
     let (Some(mut pipe), Some(bytes)) = (pipe, bytes) else {
         return;
     };
@@ -367,12 +300,7 @@ async fn feed(pipe: Option<async_process::ChildStdin>, bytes: Option<Vec<u8>>) {
 }
 
 /// Copies one output pipe into the log until EOF.
-async fn pump(
-    pipe: Option<impl futures_lite::AsyncRead + Unpin>,
-    stream: Stream,
-    out: &OutputWriter,
-) {
-    let Some(mut pipe) = pipe else { return };
+async fn pump(mut pipe: Async<std::fs::File>, stream: Stream, out: &OutputWriter) {
     let mut buf = vec![0u8; PUMP_BUFFER];
     loop {
         match pipe.read(&mut buf).await {
