@@ -62,7 +62,17 @@ impl Engine {
                 .unwrap_or(jiff::SignedDuration::MAX);
             let cutoff = now.checked_sub(retention).unwrap_or(Timestamp::MIN);
             let excess = terminal_count(store).saturating_sub(config.keep_finished);
-            let oldest = store.oldest_finished(PRUNE_BATCH)?;
+            // Usually nothing is due: reading the one past the excess tells
+            // whether age prunes more. (A job's end wakes this loop, so
+            // reading a whole batch every time was a scan per job.)
+            let want = usize::try_from(excess)
+                .unwrap_or(PRUNE_BATCH)
+                .saturating_add(1)
+                .min(PRUNE_BATCH);
+            let mut oldest = store.oldest_finished(want)?;
+            if want < PRUNE_BATCH && oldest.last().is_some_and(|(at, _)| *at <= cutoff) {
+                oldest = store.oldest_finished(PRUNE_BATCH)?;
+            }
             let doomed: Vec<JobId> = oldest
                 .iter()
                 .enumerate()
