@@ -471,7 +471,7 @@ fn list_page_ms(d: &Daemon) -> f64 {
 
 fn cli_list_ms(d: &Daemon) -> f64 {
     median_ms(3, || {
-        let status = Command::new(env!("CARGO_BIN_EXE_jobq"))
+        let status = Command::new(support::jobq_bin())
             .args(["--server", &d.url, "list"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -567,7 +567,7 @@ fn scale(threads: usize, jobs: usize) {
 fn process_rate(runs: usize, args: &[&str]) -> f64 {
     let start = Instant::now();
     for _ in 0..runs {
-        let status = Command::new(env!("CARGO_BIN_EXE_jobq"))
+        let status = Command::new(support::jobq_bin())
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

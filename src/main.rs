@@ -6,6 +6,12 @@ use clap::Parser;
 
 use jobq::cli::{Cli, Command};
 
+/// glibc's malloc slowed as the daemon's heap grew: at 900,000 queued jobs
+/// `_int_malloc` alone was 18 % of a batch submission's CPU (profile in
+/// docs/benchmarks.md). mimalloc keeps allocation flat as the heap grows.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let cli = Cli::parse();
     let code = match cli.command {

@@ -67,6 +67,13 @@ impl Drop for Daemon {
     }
 }
 
+/// The jobq under test (daemon and CLI): `$JOBQ_BENCH_BIN` if set (to compare two builds
+/// in one sitting, e.g. before and after a change), else the `jobq` cargo
+/// built with the bench.
+pub fn jobq_bin() -> std::ffi::OsString {
+    std::env::var_os("JOBQ_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_jobq").into())
+}
+
 /// Spawns `jobq serve` on `data` and waits until `/readyz` answers 200;
 /// returns the child, its URL and the time from spawn to ready.
 fn spawn_ready(config_path: &Path, data: &Path) -> (Child, String, Duration) {
@@ -76,7 +83,7 @@ fn spawn_ready(config_path: &Path, data: &Path) -> (Child, String, Duration) {
     let addr_file = data.join("jobq.addr");
     let _ = std::fs::remove_file(&addr_file);
     let start = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_jobq"))
+    let mut child = Command::new(jobq_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(config_path)
         .arg("--data-dir")

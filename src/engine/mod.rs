@@ -357,9 +357,8 @@ impl Engine {
         store.apply(&changes)?;
         drop(sched);
         store.sync().await?;
-        for s in out.iter().filter(|s| s.created) {
-            self.announce(&s.job).await;
-        }
+        let created: Vec<&Job> = out.iter().filter(|s| s.created).map(|s| &s.job).collect();
+        self.announce_all(&created).await;
         Ok(out)
     }
 
@@ -511,29 +510,50 @@ impl Engine {
     /// Makes a durable change visible: a queued job goes in line and wakes
     /// the dispatcher; a scheduled one goes on the timers; waiters re-check.
     async fn announce(&self, job: &Job) {
-        match job.state {
-            State::Queued => {
-                let mut sched = self.inner.sched.lock().await;
-                sched
-                    .ready
-                    .push(&job.spec.queue, job.spec.priority, job.seq, job.id);
-                drop(sched);
-                self.inner.wake.notify(1);
+        self.announce_all(&[job]).await;
+    }
+
+    /// [`announce`](Self::announce) for many jobs at once (a batch): one
+    /// lock for the ready queues and timers and one wake-up of each loop,
+    /// not one per job.
+    async fn announce_all(&self, jobs: &[&Job]) {
+        let (mut queued, mut scheduled, mut ended) = (false, false, false);
+        if jobs
+            .iter()
+            .any(|j| matches!(j.state, State::Queued | State::Scheduled { .. }))
+        {
+            let mut sched = self.inner.sched.lock().await;
+            for job in jobs {
+                match job.state {
+                    State::Queued => {
+                        sched
+                            .ready
+                            .push(&job.spec.queue, job.spec.priority, job.seq, job.id);
+                        queued = true;
+                    }
+                    State::Scheduled { at } => {
+                        sched.timers.insert((at, job.id));
+                        scheduled = true;
+                    }
+                    _ => {}
+                }
             }
-            State::Scheduled { at } => {
-                let mut sched = self.inner.sched.lock().await;
-                sched.timers.insert((at, job.id));
-                drop(sched);
-                self.inner.timer_wake.notify(1);
-            }
-            ref s if s.is_terminal() => {
-                self.inner.prune_wake.notify(1);
-            }
-            _ => {}
         }
-        tracing::debug!(job = %job.id, state = %job.state.name(), attempt = job.attempt, "job changed");
-        self.inner.events.publish(job);
-        self.inner.output_hub.notify(&job.id);
+        for job in jobs {
+            ended |= job.state.is_terminal();
+            tracing::debug!(job = %job.id, state = %job.state.name(), attempt = job.attempt, "job changed");
+            self.inner.events.publish(job);
+            self.inner.output_hub.notify(&job.id);
+        }
+        if queued {
+            self.inner.wake.notify(1);
+        }
+        if scheduled {
+            self.inner.timer_wake.notify(1);
+        }
+        if ended {
+            self.inner.prune_wake.notify(1);
+        }
         self.inner.changed.notify(usize::MAX);
     }
 
