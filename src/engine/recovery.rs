@@ -3,35 +3,50 @@
 
 use super::*;
 
-/// Kills what is left of a job's process group after a crash of the daemon.
+/// The process groups that processes of jobs run in, found through the
+/// `JOBQ_JOB_ID` the runner puts in every job's environment: (group, job).
 ///
-/// A recorded pid may have been reused since (after a reboot, say), so a
-/// group is killed only if one of its processes carries this job's
-/// `JOBQ_JOB_ID` in its environment: the runner sets it in every job.
-fn kill_orphaned_group(pgid: u32, id: &JobId) {
-    let marker = format!("JOBQ_JOB_ID={id}");
+/// Recovery does not go by the pid in a `running` record alone: a crash
+/// between a job's spawn and the flush of its start leaves a group the
+/// store never heard of, and a recorded pid may have been reused since.
+fn job_groups() -> BTreeSet<(u32, JobId)> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
-        return;
+        return BTreeSet::new();
     };
-    let ours = entries.flatten().any(|entry| {
-        let path = entry.path();
-        let in_group = std::fs::read_to_string(path.join("stat"))
-            .ok()
-            .and_then(|stat| {
-                // Field 5 (pgrp) follows the parenthesised command name.
-                let after = stat.rsplit_once(')')?.1;
-                after.split_whitespace().nth(2)?.parse::<u32>().ok()
-            })
-            == Some(pgid);
-        in_group
-            && std::fs::read(path.join("environ"))
-                .map(|env| env.split(|b| *b == 0).any(|var| var == marker.as_bytes()))
-                .unwrap_or(false)
-    });
-    if ours {
-        tracing::warn!(job = %id, pgid, "killing the process group a crashed jobq left running");
-        runner::signal_group(pgid, rustix::process::Signal::KILL);
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let path = entry.path();
+            let env = std::fs::read(path.join("environ")).ok()?;
+            let id = env
+                .split(|b| *b == 0)
+                .find_map(|var| var.strip_prefix(b"JOBQ_JOB_ID="))
+                .and_then(|id| std::str::from_utf8(id).ok()?.parse::<JobId>().ok())?;
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // Field 5 (pgrp) follows the parenthesised command name.
+            let pgid = stat
+                .rsplit_once(')')?
+                .1
+                .split_whitespace()
+                .nth(2)?
+                .parse::<u32>()
+                .ok()?;
+            Some((pgid, id))
+        })
+        .collect()
+}
+
+/// Kills every process group a job of this store still runs in: at start
+/// no job has a supervisor, so whatever runs is left from a crash. Job ids
+/// are UUIDv7, so a job of another daemon's store never matches.
+fn kill_leftover_groups(store: &Store) -> Result<(), EngineError> {
+    for (pgid, id) in job_groups() {
+        if store.get(&id)?.is_some() {
+            tracing::warn!(job = %id, pgid, "killing the process group a crashed jobq left running");
+            runner::signal_group(pgid, rustix::process::Signal::KILL);
+        }
     }
+    Ok(())
 }
 
 impl Engine {
@@ -41,16 +56,14 @@ impl Engine {
     pub async fn recover(&self) -> Result<usize, EngineError> {
         let store = &self.inner.store;
         let now = Timestamp::now();
+        // Leftover processes first, so no job ever runs twice at once.
+        kill_leftover_groups(store)?;
         let interrupted = store.running_jobs()?;
         let mut sched = self.inner.sched.lock().await;
         let mut changes = Vec::new();
         for job in &interrupted {
-            // running: it has no supervisor any more. Its process group, if
-            // it survived us, is killed first, so the job never runs twice at
-            // the same time; then the policy decides.
-            if let State::Running { pid, .. } = job.state {
-                kill_orphaned_group(pid, &job.id);
-            }
+            // running: it has no supervisor any more (its processes were
+            // killed above); the policy decides.
             let mut next = job.clone();
             match self.inner.config.on_interrupted {
                 OnInterrupted::Requeue => next.requeue_interrupted(now)?,

@@ -221,6 +221,11 @@ fn a_crashed_daemon_leaves_no_job_process_running_after_restart() {
     wait_for(&format!("three processes in group {pgid}"), || {
         TestDaemon::job_processes(pgid, &job.id).len() >= 3
     });
+    // `running` shows as soon as it is written; an acknowledged submission
+    // means a flush since, so the start is on disk too and recovery must
+    // find the job interrupted (not merely queued, as a crash before that
+    // flush would leave it; its processes are killed then as well).
+    d.submit_shell("true");
 
     d.kill9();
     // The leader dies with the daemon (PR_SET_PDEATHSIG)...
@@ -288,4 +293,43 @@ fn a_second_sigterm_exits_at_once_and_recovery_handles_the_rest() {
     let job = d.wait_terminal(&running.id);
     assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
     assert_eq!(job.attempt, 2, "re-run after the forced exit: {job:?}");
+}
+
+#[test]
+fn recovery_kills_the_processes_of_a_job_whose_start_never_reached_the_disk() {
+    use std::os::unix::process::CommandExt;
+
+    let mut d = TestDaemon::builder().workers(1).start();
+    let (status, _) = d.patch_json("/v1/queues/default", &json!({ "paused": true }));
+    assert_eq!(status, 200);
+    let job = d.submit_shell("true");
+    // What a crash between a spawn and the flush of the start leaves: a
+    // process carrying a job's id while the store still has it queued.
+    let mut left = std::process::Command::new("sleep")
+        .arg("300")
+        .env("JOBQ_JOB_ID", &job.id)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    // A process of some other daemon's job is none of ours.
+    let foreign_id = jobq::job::JobId::new().to_string();
+    let mut foreign = std::process::Command::new("sleep")
+        .arg("300")
+        .env("JOBQ_JOB_ID", &foreign_id)
+        .process_group(0)
+        .spawn()
+        .unwrap();
+
+    d.kill9();
+    d.restart();
+    wait_for("the leftover process to be killed by recovery", || {
+        left.try_wait().unwrap().is_some()
+    });
+    assert_eq!(d.get("/readyz").status, 200);
+    assert!(
+        foreign.try_wait().unwrap().is_none(),
+        "a process with an id not in this store is left alone"
+    );
+    foreign.kill().unwrap();
+    foreign.wait().unwrap();
 }
