@@ -135,8 +135,7 @@ pub async fn spawn(
         }),
         Err(e) => {
             // It runs, but cannot be supervised: stop and reap it.
-            let _ = kill_process_group(pid, Signal::KILL);
-            let _ = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty());
+            spawn::kill_and_reap(pid);
             Err(SpawnError(format!("cannot supervise {program:?}: {e}")))
         }
     }

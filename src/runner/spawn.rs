@@ -356,8 +356,7 @@ fn spawn_here(plan: &Plan, stack: &mut [u8]) -> Result<Spawned, SpawnFailure> {
         Ok(fd) => fd,
         Err(e) => {
             // Without a pidfd the daemon cannot supervise it: undo.
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-            let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
+            kill_and_reap(pid);
             return Err(SpawnFailure::Daemon {
                 what: "cannot open a pidfd for the new process",
                 source: e.into(),
@@ -386,6 +385,13 @@ unsafe fn fail(args: &ChildArgs, step: Step) -> ! {
         args.failed_step.store(step as i32, Ordering::SeqCst);
         libc::_exit(127)
     }
+}
+
+/// Undoes a start the daemon cannot supervise: SIGKILL to the new group,
+/// then reaps the leader so no zombie is left.
+pub fn kill_and_reap(pid: Pid) {
+    let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    let _ = rustix::process::waitpid(Some(pid), WaitOptions::empty());
 }
 
 /// The child between `clone` and `exec`. Plain system calls only: it shares
