@@ -1,37 +1,67 @@
 //! Group commit: many writers share one fsync.
 //!
-//! A writer makes its changes in sled (in memory), then calls
-//! [`GroupCommit::wait`]. A dedicated thread takes every waiting request,
+//! A writer makes its changes in sled (in memory), then asks the dedicated
+//! flusher thread for durability. The thread takes every waiting request,
 //! flushes once, and answers them all. A flush that starts after a write was
 //! made covers it, so each waiter is answered by the first flush that began
 //! after it asked. While one flush runs, new requests gather for the next:
 //! under load the number of fsyncs per second stays near the disk's limit
 //! while each one acknowledges many writes.
 //!
+//! Requests come in two kinds ([`Urgency`]). A *now* request (a submission
+//! whose client waits for its answer) is flushed at once. A *soon* request
+//! (a job's start or end, which nobody waits on before it is announced) may
+//! wait up to [`SOON_WINDOW`] after the previous flush, so that it shares a
+//! flush with whatever comes next. On an idle daemon the previous flush is
+//! long past and a *soon* request is flushed at once too; while jobs drain,
+//! a job's start rides along with the next job's end instead of costing a
+//! flush of its own. Each flush is worth saving: sled hands every log write
+//! to its I/O thread pool, which wakes all of its idle threads.
+//!
 //! The flusher is a plain thread, not an async task: `fsync` blocks, and a
 //! thread of its own keeps it off the executor without borrowing the
 //! blocking pool for the daemon's whole life.
 
+use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
-
-use async_channel::{Receiver, Sender};
+use std::time::{Duration, Instant};
 
 /// A flush failure, shared by every waiter of that flush.
 pub type FlushResult = Result<(), Arc<sled::Error>>;
+
+/// How long after the previous flush a [`Urgency::Soon`] request may wait
+/// for company. Short against a job's life and a follower's patience; long
+/// against the gap between two starts or ends while jobs drain.
+pub const SOON_WINDOW: Duration = Duration::from_millis(1);
+
+/// How soon a request wants its flush.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Urgency {
+    /// Flush at once: somebody is waiting for the answer.
+    Now,
+    /// Flush within [`SOON_WINDOW`] of the previous flush, sharing it with
+    /// later requests if they come.
+    Soon,
+}
+
+/// One request: how urgent it is and where its answer goes.
+struct Request {
+    urgency: Urgency,
+    answer: async_channel::Sender<FlushResult>,
+}
 
 /// Handle to the flusher thread; cloning shares it. The thread ends when the
 /// last handle is dropped.
 #[derive(Clone)]
 pub struct GroupCommit {
-    /// Each request carries the channel its answer goes to.
-    requests: Sender<Sender<FlushResult>>,
+    requests: mpsc::Sender<Request>,
 }
 
 impl GroupCommit {
     /// Starts the flusher thread for `db`.
     pub fn start(db: sled::Db) -> std::io::Result<GroupCommit> {
-        let (tx, rx) = async_channel::unbounded();
+        let (tx, rx) = mpsc::channel();
         thread::Builder::new()
             .name("jobq-flusher".into())
             .spawn(move || flusher(db, rx))?;
@@ -39,10 +69,11 @@ impl GroupCommit {
     }
 
     /// Waits until everything written to the store before this call is on
-    /// disk.
-    pub async fn wait(&self) -> FlushResult {
-        let (tx, rx) = async_channel::bounded(1);
-        if self.requests.send(tx).await.is_err() {
+    /// disk, flushed as `urgency` allows.
+    pub async fn wait(&self, urgency: Urgency) -> FlushResult {
+        let (answer, rx) = async_channel::bounded(1);
+        // Unbounded: sending never blocks the executor.
+        if self.requests.send(Request { urgency, answer }).is_err() {
             return Err(Arc::new(sled::Error::ReportableBug(
                 "the flusher thread is gone".into(),
             )));
@@ -55,19 +86,33 @@ impl GroupCommit {
     }
 }
 
-fn flusher(db: sled::Db, requests: Receiver<Sender<FlushResult>>) {
-    let mut batch = Vec::new();
-    while let Ok(first) = requests.recv_blocking() {
+fn flusher(db: sled::Db, requests: mpsc::Receiver<Request>) {
+    let mut batch: Vec<Request> = Vec::new();
+    // When the previous flush ended; the first request never waits.
+    let mut last_flush: Option<Instant> = None;
+    while let Ok(first) = requests.recv() {
         batch.push(first);
-        while let Ok(more) = requests.try_recv() {
-            batch.push(more);
+        batch.extend(requests.try_iter());
+        let due = last_flush.map_or_else(Instant::now, |at| at + SOON_WINDOW);
+        while batch.iter().all(|r| r.urgency == Urgency::Soon) {
+            let Some(left) = due.checked_duration_since(Instant::now()) else {
+                break;
+            };
+            match requests.recv_timeout(left) {
+                Ok(more) => {
+                    batch.push(more);
+                    batch.extend(requests.try_iter());
+                }
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
+            }
         }
         let result = db.flush().map(drop).map_err(Arc::new);
+        last_flush = Some(Instant::now());
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = batch.len(), "store flush failed");
         }
-        for waiter in batch.drain(..) {
-            let _ = waiter.try_send(result.clone());
+        for request in batch.drain(..) {
+            let _ = request.answer.try_send(result.clone());
         }
     }
 }

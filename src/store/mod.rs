@@ -39,6 +39,7 @@ use jiff::Timestamp;
 
 use crate::config::Durability;
 use crate::job::{Job, JobId, State, StateName};
+use commit::Urgency;
 
 /// The on-disk format this build writes. Bump it with a migration in
 /// `Store::migrate` when the layout or the record encoding changes.
@@ -436,6 +437,18 @@ impl Store {
     /// With relaxed durability it returns at once: sled's periodic flush
     /// makes the write durable within `flush_interval`.
     pub async fn sync(&self) -> Result<()> {
+        self.sync_with(Urgency::Now).await
+    }
+
+    /// [`sync`](Self::sync) for a write nobody waits on before it is
+    /// announced (a job's start or end): its flush may wait up to
+    /// [`SOON_WINDOW`](commit::SOON_WINDOW) after the previous one, to be
+    /// shared with the next write.
+    pub async fn sync_soon(&self) -> Result<()> {
+        self.sync_with(Urgency::Soon).await
+    }
+
+    async fn sync_with(&self, urgency: Urgency) -> Result<()> {
         let h = self.h()?;
         if self.is_broken() {
             // A flush after a failed write would claim durability sled
@@ -443,7 +456,7 @@ impl Store {
             return Err(StoreError::Reopening);
         }
         let result = match self.durability {
-            Durability::Fsync => h.commit.wait().await.map_err(StoreError::Flush),
+            Durability::Fsync => h.commit.wait(urgency).await.map_err(StoreError::Flush),
             Durability::Relaxed => Ok(()),
         };
         self.mark_broken(result)
@@ -454,7 +467,7 @@ impl Store {
     /// stops cleanly.
     pub async fn flush_now(&self) -> Result<()> {
         let h = self.h()?;
-        let result = h.commit.wait().await.map_err(StoreError::Flush);
+        let result = h.commit.wait(Urgency::Now).await.map_err(StoreError::Flush);
         self.mark_broken(result)
     }
 
@@ -879,8 +892,16 @@ impl Store {
     pub fn clear_output(&self, id: &JobId) -> Result<()> {
         let h = self.h()?;
         let mut batch = sled::Batch::default();
+        let mut any = false;
         for item in h.output.scan_prefix(id.as_bytes()).keys() {
             batch.remove(item.map_err(io(format!("read output of job {id}")))?);
+            any = true;
+        }
+        if !any {
+            // Most runs start with no earlier output. An empty batch is not
+            // free in sled: every batch seals the log buffer and hands a
+            // write to sled's I/O threads.
+            return Ok(());
         }
         h.output
             .apply_batch(batch)
