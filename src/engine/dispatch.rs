@@ -3,6 +3,10 @@
 //! from spawn to its recorded end, with automatic retries and what the end
 //! causes in dependents.
 
+use std::future::Future;
+use std::pin::{pin, Pin};
+use std::task::Poll;
+
 use super::*;
 
 /// The delay before the retry of a job whose attempt `job.attempt` just
@@ -16,7 +20,25 @@ fn retry_delay(job: &Job, max_backoff: Duration) -> jiff::SignedDuration {
     jiff::SignedDuration::try_from_secs_f64(capped).unwrap_or(jiff::SignedDuration::MAX)
 }
 
+/// How long a run's start may go unrecorded while other runs are in flight.
+/// A start recorded on its own costs a sled batch and a flush; a run that
+/// ends sooner has its start recorded with its end, in one batch. Short
+/// beside any job a person watches; long beside a `true` under load.
+const START_RECORD_DELAY: Duration = Duration::from_millis(2);
+
 impl Engine {
+    /// How long this run's start may wait to be recorded. Not at all when
+    /// it runs alone (nothing to share the batch with, and a follower
+    /// should see `running` at once), nor when interrupted jobs are to
+    /// fail: a crash before the start is recorded would run the job again.
+    fn start_delay(&self) -> Duration {
+        let others = self.inner.in_flight.load(Ordering::SeqCst) > 1;
+        match self.inner.config.on_interrupted {
+            OnInterrupted::Requeue if others => START_RECORD_DELAY,
+            OnInterrupted::Requeue | OnInterrupted::Fail => Duration::ZERO,
+        }
+    }
+
     /// Starts queued jobs as workers free up, until shutdown. Event-driven:
     /// it sleeps until a job is put in line, a run ends or a queue changes.
     pub async fn run_dispatcher(&self) {
@@ -80,7 +102,7 @@ impl Engine {
         let job = match store.get(&id)? {
             Some(job) if job.state == State::Queued => job,
             // Removed or cancelled between its flush and its turn.
-            _ => return self.conclude(id, None, permit).await,
+            _ => return self.conclude(id, None, permit, None).await,
         };
         let out = OutputWriter::new(
             store.clone(),
@@ -98,29 +120,41 @@ impl Engine {
             Err(e) => {
                 let mut failed = job.clone();
                 failed.fail_to_spawn(e.0, Timestamp::now())?;
-                return self.conclude(id, Some((job, failed)), permit).await;
+                return self.conclude(id, Some((job, failed)), permit, None).await;
             }
         };
         let mut running = job.clone();
         running.start(child.pid(), Timestamp::now())?;
+        let timeout = job.spec.timeout;
         // From here on the process runs: a store failure must not leave it
         // unsupervised. It is logged, and the run goes on; the end is
         // recorded against whatever the store then holds.
-        let started = store.update(&job, &running);
-        let timeout = job.spec.timeout;
-        // The start is announced once durable, while the job already runs:
-        // waiting for the flush before pumping would only stall the pipes.
-        let (ended, synced) = future::zip(
-            child.supervise(stdin, &out, stop, timeout, launch.kill_grace),
-            async {
-                started?;
-                store.sync().await?;
+        let delay = self.start_delay();
+        let written = AtomicBool::new(false);
+        let (ended, recorded, unannounced) = {
+            let mut record = pin!(async {
+                if !delay.is_zero() {
+                    Timer::after(delay).await;
+                }
+                written.store(true, Ordering::Relaxed);
+                store.update(&job, &running)?;
+                store.sync_soon().await?;
                 self.announce(&running).await;
                 Ok::<_, StoreError>(())
-            },
-        )
-        .await;
-        if let Err(e) = synced {
+            });
+            let supervise = pin!(child.supervise(stdin, &out, stop, timeout, launch.kill_grace));
+            let (ended, recorded) = run_alongside(supervise, record.as_mut()).await;
+            match recorded {
+                Some(result) => (ended, result, None),
+                // Written but not yet flushed: see it through, so that nobody
+                // learns of the end before the start.
+                None if written.load(Ordering::Relaxed) => (ended, record.await, None),
+                // Never written: the end's record carries the start, which is
+                // announced just before the end.
+                None => (ended, Ok(()), Some(running.clone())),
+            }
+        };
+        if let Err(e) = recorded {
             tracing::error!(job = %id, error = %e, "cannot record the job's start; it runs on");
         }
         if let Err(e) = out.mark_truncation() {
@@ -146,18 +180,21 @@ impl Engine {
                 OnInterrupted::Fail => done.fail_interrupted(now)?,
             },
         }
-        self.conclude(id, Some((running, done)), permit).await
+        self.conclude(id, Some((running, done)), permit, unannounced)
+            .await
     }
 
     /// Records the end of a run (`old` → `new`, if there was a transition):
     /// schedules an automatic retry when one is due, applies what the end
     /// causes in dependents, frees the queue slot and the worker `permit`,
-    /// then flushes and announces.
+    /// then flushes and announces: first the run's start, if it was never
+    /// recorded on its own (`unannounced`), then the end.
     async fn conclude(
         &self,
         id: JobId,
         transition: Option<(Job, Job)>,
         permit: SemaphoreGuardArc,
+        unannounced: Option<Job>,
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
         let now = Timestamp::now();
@@ -183,7 +220,10 @@ impl Engine {
         apply(store, &changes)?;
         drop(sched);
         drop(permit);
-        store.sync().await?;
+        store.sync_soon().await?;
+        if let Some(start) = &unannounced {
+            self.announce(start).await;
+        }
         for (_, job) in &changes {
             if interrupted && job.id == id {
                 // Re-queued by shutdown: it goes back in line at the next
@@ -196,4 +236,24 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// Polls `main` to its end and `side` alongside it while `side` lasts;
+/// returns what `main` gave, and what `side` gave if it ended first. `side`
+/// is left as it is otherwise: the caller may finish it or drop it.
+async fn run_alongside<A: Future, B: Future>(
+    mut main: Pin<&mut A>,
+    mut side: Pin<&mut B>,
+) -> (A::Output, Option<B::Output>) {
+    let mut side_out = None;
+    let out = future::poll_fn(|cx| {
+        if side_out.is_none() {
+            if let Poll::Ready(v) = side.as_mut().poll(cx) {
+                side_out = Some(v);
+            }
+        }
+        main.as_mut().poll(cx)
+    })
+    .await;
+    (out, side_out)
 }

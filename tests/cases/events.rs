@@ -114,6 +114,77 @@ fn a_queue_filter_shows_only_that_queues_jobs() {
     );
 }
 
+/// While another run is in flight, a short job's start is recorded together
+/// with its end (one write instead of two): it must still be announced, and
+/// before the end, and the record must keep when the run started.
+#[test]
+fn a_busy_pool_announces_every_start_before_its_end() {
+    let d = TestDaemon::builder().workers(2).start();
+    let gate = d.gate();
+    let blocker = d.submit_shell(&gate.shell());
+    d.wait_running(&blocker.id);
+    let mut events = d.events("queue=busy");
+    let ids: Vec<String> = (0..20)
+        .map(|_| d.submit(json!({ "command": ["true"], "queue": "busy" })).id)
+        .collect();
+    let mut seen = Vec::new();
+    while ids.iter().any(|id| {
+        !seen
+            .iter()
+            .any(|e: &Value| e["id"] == id.as_str() && e["state"] == "succeeded")
+    }) {
+        let e = next_job_event(&mut events, &seen);
+        seen.push(e);
+    }
+    for id in &ids {
+        let mine: Vec<Value> = seen
+            .iter()
+            .filter(|e| e["id"] == id.as_str())
+            .cloned()
+            .collect();
+        assert_eq!(
+            states(&mine),
+            ["queued", "running", "succeeded"],
+            "job {id}'s transitions in order: {mine:?}"
+        );
+        let (_, record) = d.get_json(&format!("/v1/jobs/{id}"));
+        assert!(
+            record["started_at"]
+                .as_str()
+                .is_some_and(|t| t <= record["finished_at"].as_str().unwrap_or("")),
+            "the record keeps when the run started: {record}"
+        );
+    }
+    gate.open();
+    d.wait_terminal(&blocker.id);
+}
+
+/// A start not recorded at once (another run is in flight) is recorded
+/// while the job still runs: listings show it `running`, with its pid.
+#[test]
+fn a_long_job_on_a_busy_pool_shows_as_running() {
+    let d = TestDaemon::builder().workers(2).start();
+    let gate = d.gate();
+    let first = d.submit_shell(&gate.shell());
+    d.wait_running(&first.id);
+    let second = d.submit_shell(&gate.shell());
+    let running = d.wait_running(&second.id);
+    assert!(running.pid.is_some_and(|p| p > 0), "{running:?}");
+    let (_, page) = d.get_json("/v1/jobs?state=running");
+    let listed: Vec<&str> = page["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    assert!(
+        listed.contains(&second.id.as_str()) && listed.contains(&first.id.as_str()),
+        "both runs listed as running: {page}"
+    );
+    gate.open();
+    d.wait_terminal(&second.id);
+}
+
 #[test]
 fn bad_event_filters_are_rejected() {
     let d = TestDaemon::start();
