@@ -441,9 +441,9 @@ impl Store {
     }
 
     /// [`sync`](Self::sync) for a write nobody waits on before it is
-    /// announced (a job's start or end): its flush may wait up to
-    /// [`SOON_WINDOW`](commit::SOON_WINDOW) after the previous one, to be
-    /// shared with the next write.
+    /// announced (a job's start or end): its flush may wait up to 1 ms
+    /// after the previous one (`SOON_WINDOW` in `commit.rs`), to be shared
+    /// with the next write.
     pub async fn sync_soon(&self) -> Result<()> {
         self.sync_with(Urgency::Soon).await
     }
