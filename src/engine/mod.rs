@@ -362,19 +362,50 @@ impl Engine {
         Ok(out)
     }
 
-    /// One job.
-    pub fn get(&self, id: &JobId) -> Result<Job, EngineError> {
+    /// One job as the store holds it this moment, on disk or not yet: for
+    /// deciding a transition under the lock.
+    fn current(&self, id: &JobId) -> Result<Job, EngineError> {
         self.inner.store.get(id)?.ok_or(EngineError::NotFound(*id))
     }
 
+    /// One job as a client may see it. If its last change is not on disk
+    /// yet, this waits for the flush that puts it there: nobody is shown a
+    /// state a crash could still undo.
+    pub async fn get(&self, id: &JobId) -> Result<Job, EngineError> {
+        let job = self.current(id)?;
+        self.flushed([id]).await?;
+        Ok(job)
+    }
+
+    /// Returns once every change to `ids` read before the call is on disk
+    /// (at once when it already is).
+    async fn flushed<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a JobId>,
+    ) -> Result<(), EngineError> {
+        if self.inner.store.any_unflushed(ids) {
+            self.inner.store.sync().await?;
+        }
+        Ok(())
+    }
+
+    /// Returns once every count read before the call is on disk.
+    async fn counts_flushed(&self) -> Result<(), EngineError> {
+        if !self.inner.store.all_flushed() {
+            self.inner.store.sync().await?;
+        }
+        Ok(())
+    }
+
     /// Waits until the job is terminal or `limit` has passed, then returns it
-    /// as it is.
+    /// as it is (on disk, as [`Engine::get`]).
     pub async fn wait(&self, id: &JobId, limit: Duration) -> Result<Job, EngineError> {
         let wait = async {
             loop {
                 let listener = self.inner.changed.listen();
-                let job = self.get(id)?;
+                let job = self.current(id)?;
                 if job.state.is_terminal() {
+                    self.flushed([id]).await?;
                     return Ok(job);
                 }
                 listener.await;
@@ -382,13 +413,13 @@ impl Engine {
         };
         future::or(wait, async {
             Timer::after(limit).await;
-            self.get(id)
+            self.get(id).await
         })
         .await
     }
 
-    /// A page of jobs, newest first.
-    pub fn list(&self, q: &ListQuery) -> Result<Page, EngineError> {
+    /// A page of jobs, newest first, each as on disk (see [`Engine::get`]).
+    pub async fn list(&self, q: &ListQuery) -> Result<Page, EngineError> {
         let (jobs, more) = self.inner.store.list(q.before, q.limit, |job| {
             (q.states.is_empty() || q.states.contains(&job.state.name()))
                 && q.queue.as_ref().is_none_or(|name| *name == job.spec.queue)
@@ -401,6 +432,7 @@ impl Engine {
         } else {
             None
         };
+        self.flushed(jobs.iter().map(|j| &j.id)).await?;
         Ok(Page { jobs, next })
     }
 
@@ -415,7 +447,7 @@ impl Engine {
             // The run ends by itself now; its end is the answer.
             return self.wait(id, Duration::MAX).await;
         }
-        let job = self.get(id)?;
+        let job = self.current(id)?;
         let now = Timestamp::now();
         let mut next = job.clone();
         next.cancel(None, now)?;
@@ -447,7 +479,7 @@ impl Engine {
             return Err(EngineError::ShuttingDown);
         }
         let sched = self.inner.sched.lock().await;
-        let job = self.get(id)?;
+        let job = self.current(id)?;
         let mut next = job.clone();
         next.retry()?;
         self.inner.store.update(&job, &next)?;
@@ -461,7 +493,7 @@ impl Engine {
     /// again.
     pub async fn remove(&self, id: &JobId) -> Result<(), EngineError> {
         let sched = self.inner.sched.lock().await;
-        let job = self.get(id)?;
+        let job = self.current(id)?;
         if !job.state.is_terminal() {
             return Err(IllegalTransition {
                 id: job.id,
@@ -477,10 +509,15 @@ impl Engine {
         Ok(())
     }
 
-    /// Every known queue: its limit, pause flag and counts by state.
-    pub async fn queues(&self) -> Vec<QueueView> {
-        let sched = self.inner.sched.lock().await;
-        sched.queues.views(&self.inner.store.counts())
+    /// Every known queue: its limit, pause flag and counts by state (as on
+    /// disk, like [`Engine::get`]).
+    pub async fn queues(&self) -> Result<Vec<QueueView>, EngineError> {
+        let views = {
+            let sched = self.inner.sched.lock().await;
+            sched.queues.views(&self.inner.store.counts())
+        };
+        self.counts_flushed().await?;
+        Ok(views)
     }
 
     /// Changes a queue's limit or pause flag, durably.
@@ -503,8 +540,12 @@ impl Engine {
         self.inner.store.sync().await?;
         // A resumed queue or a raised limit may let jobs start.
         self.inner.wake.notify(usize::MAX);
-        let sched = self.inner.sched.lock().await;
-        Ok(sched.queues.view(name, &self.inner.store.counts()))
+        let view = {
+            let sched = self.inner.sched.lock().await;
+            sched.queues.view(name, &self.inner.store.counts())
+        };
+        self.counts_flushed().await?;
+        Ok(view)
     }
 
     /// Makes a durable change visible: a queued job goes in line and wakes

@@ -154,7 +154,7 @@ pub async fn list(req: Request<AppState>) -> Reply {
             _ => unreachable!("query() refuses unknown parameters"),
         }
     }
-    let page = req.state().engine.list(&q)?;
+    let page = req.state().engine.list(&q).await?;
     Ok(json(
         StatusCode::Ok,
         &JobList {
@@ -184,7 +184,7 @@ pub async fn get(req: Request<AppState>) -> Reply {
     let engine = &req.state().engine;
     let job = match wait {
         Some(d) => engine.wait(&id, d).await?,
-        None => engine.get(&id)?,
+        None => engine.get(&id).await?,
     };
     Ok(job_json(StatusCode::Ok, &job))
 }
@@ -278,7 +278,7 @@ pub async fn output(req: Request<AppState>) -> Reply {
         offset = p.parse().map_err(|_| bad())?;
     }
     let engine = &req.state().engine;
-    let job = engine.get(&id)?;
+    let job = engine.get(&id).await?;
     if sse || follow {
         let encoding = if sse { Encoding::Sse } else { Encoding::Raw };
         let from = Resume { offset, attempt };
@@ -312,7 +312,7 @@ pub async fn events(req: Request<AppState>) -> Reply {
                 let id: JobId = v
                     .parse()
                     .map_err(|_| ApiError::field("job", format!("{v:?} is not a job id")))?;
-                req.state().engine.get(&id)?;
+                req.state().engine.get(&id).await?;
                 filter.job = Some(id);
             }
             "queue" => {

@@ -8,7 +8,7 @@ use crate::engine::QueuePatch;
 
 /// `GET /v1/queues`.
 pub async fn list(req: Request<AppState>) -> Reply {
-    let queues = req.state().engine.queues().await;
+    let queues = req.state().engine.queues().await?;
     Ok(json(StatusCode::Ok, &QueueList { queues }))
 }
 

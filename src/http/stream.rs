@@ -132,7 +132,7 @@ pub fn follow_output(
             return;
         }
         if encoding == Encoding::Sse {
-            if let Ok(job) = engine.get(&id) {
+            if let Ok(job) = engine.get(&id).await {
                 let view = crate::api::JobView::from(&job);
                 let end = serde_json::json!({
                     "state": view.state,
@@ -187,7 +187,7 @@ pub fn events(engine: Engine, filter: EventFilter) -> Response {
     let subscription = engine.subscribe(filter.clone());
     crate::rt::spawn(async move {
         if let Some(id) = filter.job {
-            if let Ok(job) = engine.get(&id) {
+            if let Ok(job) = engine.get(&id).await {
                 if send_event(&tx, &crate::events::snapshot(&job))
                     .await
                     .is_err()

@@ -22,6 +22,7 @@
 //! thread of its own keeps it off the executor without borrowing the
 //! blocking pool for the daemon's whole life.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::Arc;
 use std::thread;
@@ -45,6 +46,42 @@ pub enum Urgency {
     Soon,
 }
 
+/// How far writes have reached disk, counted in writes: each write to the
+/// store takes the next number once it is in sled's memory
+/// ([`Progress::wrote`]), and each flush raises `flushed` to the last number
+/// taken before it began. A write is on disk once `flushed` has reached its
+/// number. Lets readers tell a state they may show from one a crash could
+/// still undo.
+#[derive(Debug, Default)]
+pub struct Progress {
+    written: AtomicU64,
+    flushed: AtomicU64,
+}
+
+impl Progress {
+    /// Counts a write that is now in sled's memory; returns its number.
+    pub fn wrote(&self) -> u64 {
+        self.written.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// True when write number `n` is on disk.
+    pub fn is_flushed(&self, n: u64) -> bool {
+        self.flushed.load(Ordering::SeqCst) >= n
+    }
+
+    /// True when every write so far is on disk.
+    pub fn all_flushed(&self) -> bool {
+        self.is_flushed(self.written.load(Ordering::SeqCst))
+    }
+
+    /// Counts everything written so far as on disk: after the store was
+    /// reopened, what it holds is what was flushed.
+    pub fn settle(&self) {
+        self.flushed
+            .fetch_max(self.written.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+}
+
 /// One request: how urgent it is and where its answer goes.
 struct Request {
     urgency: Urgency,
@@ -59,12 +96,13 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    /// Starts the flusher thread for `db`.
-    pub fn start(db: sled::Db) -> std::io::Result<GroupCommit> {
+    /// Starts the flusher thread for `db`, reporting each flush to
+    /// `progress`.
+    pub fn start(db: sled::Db, progress: Arc<Progress>) -> std::io::Result<GroupCommit> {
         let (tx, rx) = mpsc::channel();
         thread::Builder::new()
             .name("jobq-flusher".into())
-            .spawn(move || flusher(db, rx))?;
+            .spawn(move || flusher(db, rx, &progress))?;
         Ok(GroupCommit { requests: tx })
     }
 
@@ -86,7 +124,7 @@ impl GroupCommit {
     }
 }
 
-fn flusher(db: sled::Db, requests: mpsc::Receiver<Request>) {
+fn flusher(db: sled::Db, requests: mpsc::Receiver<Request>, progress: &Progress) {
     let mut batch: Vec<Request> = Vec::new();
     // When the previous flush ended; the first request never waits.
     let mut last_flush: Option<Instant> = None;
@@ -106,8 +144,14 @@ fn flusher(db: sled::Db, requests: mpsc::Receiver<Request>) {
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => break,
             }
         }
+        // Every write numbered by now is in sled's memory: this flush
+        // covers it.
+        let covers = progress.written.load(Ordering::SeqCst);
         let result = db.flush().map(drop).map_err(Arc::new);
         last_flush = Some(Instant::now());
+        if result.is_ok() {
+            progress.flushed.fetch_max(covers, Ordering::SeqCst);
+        }
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = batch.len(), "store flush failed");
         }

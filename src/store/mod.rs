@@ -29,7 +29,7 @@
 mod commit;
 pub mod keys;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,7 +39,7 @@ use jiff::Timestamp;
 
 use crate::config::Durability;
 use crate::job::{Job, JobId, State, StateName};
-use commit::Urgency;
+use commit::{Progress, Urgency};
 
 /// The on-disk format this build writes. Bump it with a migration in
 /// `Store::migrate` when the layout or the record encoding changes.
@@ -47,6 +47,10 @@ pub const FORMAT_VERSION: u32 = 1;
 /// sled's page cache: bounds the daemon's memory for the store. 256 MiB
 /// keeps a million queued jobs' hot pages while leaving RSS well under 1 GiB.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// How many entries [`Store`]'s table of unflushed writes may hold before
+/// the flushed ones are dropped from it.
+const UNFLUSHED_PRUNE_AT: usize = 4096;
 
 /// Which stream an output chunk came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +265,13 @@ pub struct Store {
     broken: Arc<AtomicBool>,
     /// Notified when `broken` is set, to wake the repair loop.
     broke: Arc<event_listener::Event>,
+    /// How far writes have reached disk (shared with the flusher).
+    progress: Arc<Progress>,
+    /// The number of each job's latest write, while it may not be on disk
+    /// yet. Locked by [`Store::apply`] from before its batch until the
+    /// entries are in, so a reader that saw a write in sled and then looks
+    /// here finds its number.
+    unflushed: Arc<Mutex<HashMap<JobId, u64>>>,
 }
 
 impl Store {
@@ -304,9 +315,15 @@ impl Store {
         let mut slot = self.handles.write().unwrap_or_else(|e| e.into_inner());
         // Drop the old handles first: sled holds a lock on its files.
         *slot = None;
-        let handles = open_handles(&self.dir, self.flush_every_ms)?;
+        let handles = open_handles(&self.dir, self.flush_every_ms, &self.progress)?;
         *slot = Some(handles);
         drop(slot);
+        // What the reopened store holds is what was flushed.
+        self.progress.settle();
+        self.unflushed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         self.check_format(&self.dir, false, read_marker(&self.dir).ok().flatten())?;
         self.counts
             .lock()
@@ -344,7 +361,8 @@ impl Store {
             Durability::Fsync => 500,
             Durability::Relaxed => flush_interval.as_millis().max(1) as u64,
         };
-        let handles = open_handles(dir, flush_every_ms)?;
+        let progress = Arc::new(Progress::default());
+        let handles = open_handles(dir, flush_every_ms, &progress)?;
         let store = Store {
             dir: dir.to_owned(),
             handles: Arc::new(RwLock::new(Some(handles))),
@@ -353,6 +371,8 @@ impl Store {
             counts: Arc::default(),
             broken: Arc::default(),
             broke: Arc::default(),
+            progress,
+            unflushed: Arc::default(),
         };
         store.check_format(dir, fresh, marked)?;
         store.load_counts()?;
@@ -500,6 +520,7 @@ impl Store {
     pub fn apply(&self, changes: &[Change<'_>]) -> Result<()> {
         let h = self.h()?;
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unflushed = self.unflushed.lock().unwrap_or_else(|e| e.into_inner());
         let mut batch = sled::Batch::default();
         let mut touched: BTreeMap<(String, StateName), u64> = BTreeMap::new();
         for change in changes {
@@ -562,6 +583,12 @@ impl Store {
             _ => format!("write {} jobs", changes.len()),
         }));
         self.mark_broken(written)?;
+        let number = self.progress.wrote();
+        if unflushed.len() >= UNFLUSHED_PRUNE_AT {
+            unflushed.retain(|_, n| !self.progress.is_flushed(*n));
+        }
+        unflushed.extend(changes.iter().map(|c| (c.id(), number)));
+        drop(unflushed);
         for (slot, n) in touched {
             if n == 0 {
                 counts.remove(&slot);
@@ -570,6 +597,27 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// True when a change to one of `ids` read from this store may not be
+    /// on disk yet: [`Store::sync`] puts it there. Always false with
+    /// relaxed durability, which promises nothing between flushes.
+    pub fn any_unflushed<'a>(&self, ids: impl IntoIterator<Item = &'a JobId>) -> bool {
+        if self.durability == Durability::Relaxed {
+            return false;
+        }
+        let unflushed = self.unflushed.lock().unwrap_or_else(|e| e.into_inner());
+        ids.into_iter().any(|id| {
+            unflushed
+                .get(id)
+                .is_some_and(|n| !self.progress.is_flushed(*n))
+        })
+    }
+
+    /// True when every change made so far (and so every count read before)
+    /// is on disk. Always true with relaxed durability.
+    pub fn all_flushed(&self) -> bool {
+        self.durability == Durability::Relaxed || self.progress.all_flushed()
     }
 
     /// Jobs per queue and state, as the records say.
@@ -953,7 +1001,7 @@ fn index_entries(job: &Job) -> Vec<(Vec<u8>, Vec<u8>)> {
 /// Opens sled in `dir` with the trees and the flusher thread. sled's own
 /// periodic flush (`flush_every_ms`) is a backstop with fsync durability and
 /// the only flush with relaxed durability.
-fn open_handles(dir: &Path, flush_every_ms: u64) -> Result<Handles> {
+fn open_handles(dir: &Path, flush_every_ms: u64, progress: &Arc<Progress>) -> Result<Handles> {
     let db = sled::Config::new()
         .path(dir)
         .cache_capacity(CACHE_BYTES)
@@ -974,10 +1022,11 @@ fn open_handles(dir: &Path, flush_every_ms: u64) -> Result<Handles> {
         })?;
     let main = db.open_tree("jobq").map_err(io("open tree jobq"))?;
     let output = db.open_tree("output").map_err(io("open tree output"))?;
-    let commit = commit::GroupCommit::start(db.clone()).map_err(|e| StoreError::Io {
-        action: "start the flusher thread".into(),
-        source: sled::Error::Io(e),
-    })?;
+    let commit =
+        commit::GroupCommit::start(db.clone(), progress.clone()).map_err(|e| StoreError::Io {
+            action: "start the flusher thread".into(),
+            source: sled::Error::Io(e),
+        })?;
     Ok(Handles {
         db,
         main,

@@ -121,6 +121,35 @@ fn finished_jobs_and_their_output_survive_a_crash() {
     assert_eq!(d.output(&ok.id, "stderr"), b"also\n");
 }
 
+/// What a client was shown is on disk: a job GET showed ended is still
+/// ended, as shown, after a kill -9 right after the answer. (A daemon that
+/// answered from memory before the flush would run it again after the
+/// restart.) The job ends while another writes output, so its end's flush
+/// may wait for company and carries more; GET is polled without pause so
+/// the kill lands in that window.
+#[test]
+fn a_state_a_client_was_shown_survives_a_crash() {
+    // About one round in ten catches a daemon that answers too early.
+    for round in 0..30 {
+        let mut d = TestDaemon::builder().workers(2).start();
+        d.submit_shell("yes jobq | head -c 200000000; sleep 5");
+        let id = d.submit(json!({ "command": ["true"] })).id;
+        let shown = loop {
+            let job = d.job(&id);
+            if job.is_terminal() {
+                break job;
+            }
+        };
+        d.kill9();
+        d.restart();
+        assert_eq!(
+            d.job(&id),
+            shown,
+            "round {round}: a job shown ended changed after a crash"
+        );
+    }
+}
+
 #[test]
 fn sigterm_stops_running_jobs_and_exits_0_and_nothing_is_lost() {
     let mut d = TestDaemon::builder()
