@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use tide::{Body, Request, Response, StatusCode};
 
 use super::stream::{self, Encoding};
-use super::{body, json, parse_json, ApiError, AppState, Reply};
+use super::{body, from_object, json, parse_json, parse_object, ApiError, AppState, Reply};
 use crate::api::{
     parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView, Upload,
 };
@@ -77,7 +77,16 @@ pub async fn submit(req: Request<AppState>) -> Reply {
 /// `POST /v1/jobs/batch`: `{"jobs": [spec…]}`, all or nothing, one flush.
 pub async fn submit_batch(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
-    let batch: BatchRequest = parse_json(body(&req))?;
+    let value = parse_object(body(&req))?;
+    // serde would also take a spec as an array of its fields in order.
+    let items = value.get("jobs").and_then(|j| j.as_array());
+    if let Some(i) = items.and_then(|items| items.iter().position(|j| !j.is_object())) {
+        return Err(ApiError::field(
+            format!("jobs[{i}]"),
+            "must be a JSON object (one job spec {...})",
+        ));
+    }
+    let batch: BatchRequest = from_object(value)?;
     if batch.jobs.is_empty() {
         return Err(ApiError::field("jobs", "must hold at least one job spec"));
     }

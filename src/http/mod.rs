@@ -267,6 +267,11 @@ async fn read_body(req: &mut Request<AppState>, max: u64) -> Result<Vec<u8>, Api
 
 /// Parses a JSON body into `T`, naming the field at fault on error.
 fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    from_object(parse_object(bytes)?)
+}
+
+/// Parses a JSON body that must be an object.
+fn parse_object(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
     let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::new(
             StatusCode::BadRequest,
@@ -281,6 +286,11 @@ fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             "the body must be a JSON object",
         ));
     }
+    Ok(value)
+}
+
+/// Turns a parsed body into `T`, naming the field at fault on error.
+fn from_object<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();

@@ -79,6 +79,13 @@ fn one_bad_spec_refuses_the_whole_batch() {
     assert_error(status, &body, 400, "invalid_field", Some("jobs[1].after"));
     let (status, body) = d.post_json("/v1/jobs/batch", &json!({ "jobs": [] }));
     assert_error(status, &body, 400, "invalid_field", Some("jobs"));
+    // A spec as an array of its fields in order (serde's other form of a
+    // struct) is not a spec.
+    let (status, body) = d.post_json(
+        "/v1/jobs/batch",
+        &json!({ "jobs": [{ "command": ["true"] }, [["true"]]] }),
+    );
+    assert_error(status, &body, 400, "invalid_field", Some("jobs[1]"));
     assert_eq!(d.job_count(), 0, "a refused batch created jobs");
 }
 
