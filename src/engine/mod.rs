@@ -12,6 +12,8 @@
 //!   only then is the change announced (ready queues, timers, the `changed`
 //!   event, the HTTP answer). Nobody learns of a change the store could
 //!   still lose, and no process starts for a job the store could lose.
+//!   Reads for clients (`get`, `list`, `wait`, `queues`) hold to this too:
+//!   what they read that is not on disk yet, they answer after its flush.
 //! - Limits are counted under the lock (per queue) and by a semaphore
 //!   (global `workers`); wake-ups are events; nothing polls.
 
