@@ -6,23 +6,19 @@ Starts a daemon (fsync durability, paused default queue), posts batches of
 and prints that rate. Usage:
     scripts/batch_at_scale.py [--bin PATH] [--pre N]
 The benchmark proper is `cargo bench --bench throughput -- --parts scale`."""
-import argparse, http.client, json, os, subprocess, tempfile, time
+import argparse, http.client, json, time
+
+import probe_daemon
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--bin", default="target/release/jobq")
 ap.add_argument("--pre", type=int, default=900000)
 a = ap.parse_args()
 
-data = tempfile.mkdtemp(prefix="jobq-scale-")
-config = os.path.join(data, "jobq.toml")
-open(config, "w").write('log = "warn"\nworkers = 2\ndurability = "fsync"\nmax_queued = 10000000\n')
-d = subprocess.Popen([a.bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
-                      "--config", config])
-addr_file = os.path.join(data, "jobq.addr")
-while not os.path.exists(addr_file):
-    time.sleep(0.02)
-host, port = open(addr_file).read().strip().rsplit(":", 1)
-c = http.client.HTTPConnection(host, int(port))
+d, host, port, data = probe_daemon.start(
+    a.bin, 'log = "warn"\nworkers = 2\ndurability = "fsync"\nmax_queued = 10000000\n',
+    "jobq-scale-")
+c = http.client.HTTPConnection(host, port)
 
 def post(method, path, body):
     c.request(method, path, body=body, headers={"Content-Type": "application/json"})

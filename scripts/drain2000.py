@@ -3,7 +3,9 @@
 threads, and time until all are terminal. Prints jobs/s. Usage:
     scripts/drain2000.py [--jobs N] [--workers W] [--clients C] [--bin PATH]
 The real benchmark lives in benches/ (a later issue); this is a quick probe."""
-import argparse, http.client, json, os, socket, subprocess, tempfile, threading, time
+import argparse, http.client, json, socket, tempfile, threading, time
+
+import probe_daemon
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--jobs", type=int, default=2000)
@@ -12,19 +14,11 @@ ap.add_argument("--clients", type=int, default=8)
 ap.add_argument("--bin", default="target/release/jobq")
 a = ap.parse_args()
 
-data = tempfile.mkdtemp(prefix="jobq-probe-")
-log = open(os.path.join(data, "daemon.log"), "w")
-d = subprocess.Popen([a.bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
-                      "--workers", str(a.workers)], stderr=log)
-addr_file = os.path.join(data, "jobq.addr")
-for _ in range(200):
-    if os.path.exists(addr_file):
-        break
-    time.sleep(0.05)
-host, port = open(addr_file).read().strip().rsplit(":", 1)
+log = tempfile.TemporaryFile()
+d, host, port, data = probe_daemon.start(a.bin, f"workers = {a.workers}\n", stderr=log)
 
 def conn():
-    c = http.client.HTTPConnection(host, int(port), timeout=60)
+    c = http.client.HTTPConnection(host, port, timeout=60)
     c.connect()
     c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return c

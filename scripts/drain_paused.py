@@ -6,7 +6,9 @@ the first 600 jobs' timestamps: how long each ran (started_at → finished_at,
 spawn excluded) and the gap between consecutive starts. Usage:
     scripts/drain_paused.py [--jobs N] [--workers W] [--bin PATH]
 The benchmark proper is `cargo bench --bench throughput`; this is a probe."""
-import argparse, http.client, json, os, statistics, subprocess, tempfile, time
+import argparse, http.client, json, statistics, time
+
+import probe_daemon
 from datetime import datetime
 
 ap = argparse.ArgumentParser()
@@ -15,16 +17,9 @@ ap.add_argument("--workers", type=int, default=2)
 ap.add_argument("--bin", default="target/release/jobq")
 a = ap.parse_args()
 
-data = tempfile.mkdtemp(prefix="jobq-drain-")
-config = os.path.join(data, "jobq.toml")
-open(config, "w").write(f'log = "warn"\nworkers = {a.workers}\ndurability = "fsync"\n')
-d = subprocess.Popen([a.bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
-                      "--config", config])
-addr_file = os.path.join(data, "jobq.addr")
-while not os.path.exists(addr_file):
-    time.sleep(0.02)
-host, port = open(addr_file).read().strip().rsplit(":", 1)
-c = http.client.HTTPConnection(host, int(port))
+d, host, port, data = probe_daemon.start(
+    a.bin, f'log = "warn"\nworkers = {a.workers}\ndurability = "fsync"\n', "jobq-drain-")
+c = http.client.HTTPConnection(host, port)
 
 def req(method, path, body=None):
     c.request(method, path, body=None if body is None else json.dumps(body),

@@ -4,7 +4,9 @@
     scripts/retention_disk.py [--jobs N] [--keep K] [--bin PATH]
 Submits in batches of 1,000 (POST /v1/jobs/batch), keeping at most ~5,000
 jobs waiting, and prints `du` of <data_dir>/store every 25,000 jobs."""
-import argparse, http.client, json, os, socket, subprocess, tempfile, time
+import argparse, http.client, json, os, socket, subprocess, time
+
+import probe_daemon
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--jobs", type=int, default=200_000)
@@ -13,16 +15,9 @@ ap.add_argument("--workers", type=int, default=2)
 ap.add_argument("--bin", default="target/release/jobq")
 a = ap.parse_args()
 
-data = tempfile.mkdtemp(prefix="jobq-retention-")
-with open(os.path.join(data, "jobq.toml"), "w") as f:
-    f.write(f"keep_finished = {a.keep}\nlog = \"warn\"\n")
-d = subprocess.Popen([a.bin, "serve", "--listen", "127.0.0.1:0", "--data-dir", data,
-                      "--workers", str(a.workers), "--config", os.path.join(data, "jobq.toml")])
-addr = os.path.join(data, "jobq.addr")
-while not os.path.exists(addr):
-    time.sleep(0.05)
-host, port = open(addr).read().strip().rsplit(":", 1)
-c = http.client.HTTPConnection(host, int(port), timeout=120)
+d, host, port, data = probe_daemon.start(
+    a.bin, f'keep_finished = {a.keep}\nlog = "warn"\nworkers = {a.workers}\n', "jobq-retention-")
+c = http.client.HTTPConnection(host, port, timeout=120)
 c.connect(); c.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 def call(method, path, body=None):
