@@ -27,7 +27,8 @@
 //!   batches, the daemon's RSS (VmRSS) and the data dir's size at the end,
 //!   the restart time (SIGKILL, then a new daemon on the same data dir,
 //!   from spawn until `/readyz` is 200), the time of `GET /v1/jobs` (first
-//!   page, median of 5) and of `jobq list` (median of 3). References: the
+//!   page, median of 5), of `GET /v1/jobs?state=failed` (no match among
+//!   1M: the state-index path) and of `jobq list` (median of 3). References: the
 //!   same daemon measured empty before the submissions; for the data dir,
 //!   the jobs' own JSON (jobs × the size of one job as `GET` returns it).
 //! - `cli`: `jobq submit -- true` invocations per second from a shell
@@ -465,9 +466,10 @@ fn median_ms(runs: usize, mut f: impl FnMut()) -> f64 {
     v[v.len() / 2]
 }
 
-fn list_page_ms(d: &Daemon) -> f64 {
+/// Median time of `GET /v1/jobs{query}` (first page), read to the end.
+fn list_page_ms(d: &Daemon, query: &str) -> f64 {
     let agent = agent();
-    let url = format!("{}/v1/jobs", d.url);
+    let url = format!("{}/v1/jobs{query}", d.url);
     median_ms(5, || {
         let res = agent.get(&url).call().expect("GET /v1/jobs");
         std::io::copy(&mut res.into_reader(), &mut std::io::sink()).expect("read list");
@@ -492,7 +494,8 @@ fn scale(threads: usize, jobs: usize) {
     // References: the same daemon, empty.
     let restart_empty = d.restart().as_secs_f64() * 1e3;
     let rss_empty = rss_kib(d.pid()) / 1024.0;
-    let page_empty = list_page_ms(&d);
+    let page_empty = list_page_ms(&d, "");
+    let failed_empty = list_page_ms(&d, "?state=failed");
     let cli_empty = cli_list_ms(&d);
 
     eprintln!("scale: submitting {jobs} jobs");
@@ -513,7 +516,8 @@ fn scale(threads: usize, jobs: usize) {
         .expect("list json");
     let job_bytes = serde_json::to_vec(&one["jobs"][0]).expect("job").len();
     let json_mib = (jobs * job_bytes) as f64 / (1 << 20) as f64;
-    let page = list_page_ms(&d);
+    let page = list_page_ms(&d, "");
+    let failed = list_page_ms(&d, "?state=failed");
     let cli = cli_list_ms(&d);
     let restart = d.restart().as_secs_f64() * 1e3;
     let queued = count(&default_counts(&agent(), &d), &["queued"]);
@@ -559,6 +563,13 @@ fn scale(threads: usize, jobs: usize) {
     );
     row(
         "scale",
+        &format!("GET /v1/jobs?state=failed (none) ms at {k} (ref: empty)"),
+        failed,
+        failed_empty,
+        1,
+    );
+    row(
+        "scale",
         &format!("`jobq list` ms at {k} (ref: empty)"),
         cli,
         cli_empty,
@@ -568,7 +579,6 @@ fn scale(threads: usize, jobs: usize) {
 
 // ---------------------------------------------------------------- cli
 
-/// Sequential runs of the binary with `args`, per second.
 /// `jobq <args>` run `runs` times by a shell loop, as a user's script
 /// would; invocations per second, process start included.
 fn process_rate(runs: usize, args: &[&str]) -> f64 {

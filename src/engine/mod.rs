@@ -422,7 +422,7 @@ impl Engine {
 
     /// A page of jobs, newest first, each as on disk (see [`Engine::get`]).
     pub async fn list(&self, q: &ListQuery) -> Result<Page, EngineError> {
-        let (jobs, more) = self.inner.store.list(q.before, q.limit, |job| {
+        let (jobs, more) = self.inner.store.list(q.before, q.limit, &q.states, |job| {
             (q.states.is_empty() || q.states.contains(&job.state.name()))
                 && q.queue.as_ref().is_none_or(|name| *name == job.spec.queue)
                 && q.labels

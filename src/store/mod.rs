@@ -736,36 +736,105 @@ impl Store {
     }
 
     /// Up to `limit` jobs older than `before` (all when `None`) that `keep`
-    /// accepts, newest first, and whether more may follow. Reads records one
-    /// at a time: nothing loads every job.
+    /// accepts, newest first, and whether more may follow. Nothing loads
+    /// every job: when `keep` only takes jobs in `states` (empty: any
+    /// state) and those are few, their ids come from the state indexes and
+    /// only their records are read; otherwise records are read newest first
+    /// until the page is full.
     pub fn list(
         &self,
         before: Option<JobId>,
         limit: usize,
+        states: &[StateName],
         mut keep: impl FnMut(&Job) -> bool,
     ) -> Result<(Vec<Job>, bool)> {
+        let mut jobs = Vec::new();
+        let mut take = |job: Job, jobs: &mut Vec<Job>| {
+            if !keep(&job) {
+                return false;
+            }
+            if jobs.len() == limit {
+                return true;
+            }
+            jobs.push(job);
+            false
+        };
+        if self.index_is_cheaper(states, limit) {
+            let mut ids = self.index_ids(states)?;
+            if let Some(before) = before {
+                ids.retain(|id| *id < before);
+            }
+            for id in ids {
+                if let Some(job) = self.get(&id)? {
+                    if take(job, &mut jobs) {
+                        return Ok((jobs, true));
+                    }
+                }
+            }
+            return Ok((jobs, false));
+        }
         let h = self.h()?;
         let start = vec![keys::JOB];
         let end = match before {
             Some(id) => keys::by_id(keys::JOB, &id).to_vec(),
             None => vec![keys::JOB + 1],
         };
-        let mut jobs = Vec::new();
         for item in h.main.range(start..end).rev() {
             let (key, value) = item.map_err(io("list jobs"))?;
             let id = keys::id_of(&key).ok_or_else(|| StoreError::Corrupt {
                 key: format!("{key:?}"),
                 reason: "a job key without an id".into(),
             })?;
-            let job = decode(&id, &value)?;
-            if keep(&job) {
-                if jobs.len() == limit {
-                    return Ok((jobs, true));
-                }
-                jobs.push(job);
+            if take(decode(&id, &value)?, &mut jobs) {
+                return Ok((jobs, true));
             }
         }
         Ok((jobs, false))
+    }
+
+    /// Whether listing `states` through their indexes reads fewer entries
+    /// than walking the records would, by the stored counts: the indexes
+    /// hold every job of those states (terminal states share one index),
+    /// while a walk reads about `total × limit / matching` records to fill a
+    /// page, or all of them when nothing matches.
+    fn index_is_cheaper(&self, states: &[StateName], limit: usize) -> bool {
+        if states.is_empty() {
+            return false;
+        }
+        let counts = self.counts();
+        let sum = |wanted: &dyn Fn(StateName) -> bool| -> u64 {
+            counts
+                .iter()
+                .filter(|((_, s), _)| wanted(*s))
+                .map(|(_, n)| *n)
+                .sum()
+        };
+        let total = sum(&|_| true);
+        let matching = sum(&|s| states.contains(&s));
+        let terminal = states.iter().any(|s| s.is_terminal());
+        let indexed = sum(&|s| states.contains(&s) || (terminal && s.is_terminal()));
+        let walk = total.min(total.saturating_mul(limit as u64 + 1) / matching.max(1));
+        indexed < walk
+    }
+
+    /// The ids of every job in `states`, newest first, from the state
+    /// indexes (a terminal state reads the whole retention index).
+    fn index_ids(&self, states: &[StateName]) -> Result<Vec<JobId>> {
+        let h = self.h()?;
+        let indexes: BTreeMap<u8, IdOf> = states.iter().map(|s| state_index(*s)).collect();
+        let mut ids = Vec::new();
+        for (prefix, id_of) in indexes {
+            for item in h.main.scan_prefix([prefix]) {
+                let (key, value) = item.map_err(io("read a state index"))?;
+                ids.push(id_of(&key, &value).ok_or_else(|| StoreError::Corrupt {
+                    key: format!("{key:?}"),
+                    reason: "malformed index entry".into(),
+                })?);
+            }
+        }
+        ids.sort_unstable_by(|a, b| b.cmp(a));
+        ids.dedup();
+        Ok(ids)
     }
 
     /// Every ready-index entry, in index order (queue, priority, FIFO).
@@ -960,6 +1029,33 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64> {
         let h = self.h()?;
         h.db.size_on_disk().map_err(io("measure the store"))
+    }
+}
+
+/// Where an index entry keeps its job's id: in its key or its value.
+type IdOf = fn(key: &[u8], value: &[u8]) -> Option<JobId>;
+
+/// The index that holds every job of `state` (the terminal states share
+/// one), and how to read a job's id from its entries. Follows
+/// [`index_entries`].
+fn state_index(state: StateName) -> (u8, IdOf) {
+    match state {
+        StateName::Queued => (keys::READY, |_, value| {
+            Some(JobId::from_bytes(value.try_into().ok()?))
+        }),
+        StateName::Running => (keys::RUNNING, |key, _| keys::id_of(key)),
+        StateName::Scheduled => (keys::SCHEDULED, |key, _| {
+            keys::parse_by_time(key).map(|(_, id)| id)
+        }),
+        // `w` + awaited + waiting: the waiting job is the second id.
+        StateName::Waiting => (keys::DEPENDENT, |key, _| {
+            Some(JobId::from_bytes(key.get(17..33)?.try_into().ok()?))
+        }),
+        StateName::Succeeded | StateName::Failed | StateName::Cancelled => {
+            (keys::FINISHED, |key, _| {
+                keys::parse_by_time(key).map(|(_, id)| id)
+            })
+        }
     }
 }
 

@@ -162,3 +162,67 @@ fn filtered_pages_walk_every_match_once() {
     }
     assert_eq!(seen, want);
 }
+
+/// A state filter pages through its matches newest first, exactly once,
+/// whether the daemon walks the records (many matches) or reads the state
+/// indexes (few matches among many jobs): every state, and a terminal state
+/// among many terminal jobs, which share one index.
+#[test]
+fn state_filtered_pages_match_a_walk_of_every_job() {
+    let d = TestDaemon::builder().workers(2).start();
+    let (status, body) = d.patch_json("/v1/queues/held", &json!({ "paused": true }));
+    assert_eq!(status, 200, "{body}");
+    let gate = d.gate();
+    let running = d.submit_shell(&gate.shell());
+    d.wait_running(&running.id);
+    for i in 0..12 {
+        let line = if i % 4 == 0 { "exit 3" } else { "true" };
+        let job = d.submit(json!({ "shell": line, "queue": "done" }));
+        d.wait_terminal(&job.id);
+    }
+    for _ in 0..30 {
+        d.submit(json!({ "command": ["true"], "queue": "held" }));
+    }
+    for _ in 0..2 {
+        d.submit(json!({ "command": ["true"], "delay": "1h" }));
+        d.submit(json!({ "command": ["true"], "after": [running.id.clone()] }));
+    }
+    let every = d.list_all("");
+    for states in [
+        "running",
+        "failed",
+        "succeeded",
+        "queued",
+        "scheduled",
+        "waiting",
+        "failed,cancelled",
+        "running,scheduled,waiting",
+        "queued,failed",
+    ] {
+        let want: Vec<String> = every
+            .iter()
+            .filter(|j| states.split(',').any(|s| s == j.state.as_str()))
+            .map(|j| j.id.clone())
+            .collect();
+        assert!(
+            !want.is_empty(),
+            "state={states} matches nothing to page through"
+        );
+        let mut seen = Vec::new();
+        let mut path = format!("/v1/jobs?state={states}&limit=2");
+        for _ in 0..=want.len() {
+            let p = page(&d, &path);
+            assert!(p.jobs.len() <= 2, "{path}: {} jobs", p.jobs.len());
+            seen.extend(p.jobs.into_iter().map(|j| j.id));
+            match p.next_cursor {
+                Some(c) => path = format!("/v1/jobs?state={states}&limit=2&cursor={}", encode(&c)),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen, want,
+            "state={states}: pages against a walk of every job"
+        );
+    }
+    gate.open();
+}
