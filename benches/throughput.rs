@@ -566,7 +566,7 @@ fn scale(threads: usize, jobs: usize) {
         &format!("GET /v1/jobs?state=failed (none) ms at {k} (ref: empty)"),
         failed,
         failed_empty,
-        1,
+        2,
     );
     row(
         "scale",
