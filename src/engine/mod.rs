@@ -44,7 +44,7 @@ use crate::events::{EventFilter, EventHub, Subscription};
 use crate::job::{IllegalTransition, Job, JobId, JobSpec, State, StateName};
 use crate::output::{OutputHub, OutputWriter};
 use crate::runner::{self, Launch, StopReason};
-use crate::store::{Change, Store, StoreError};
+use crate::store::{Change, Scope, Store, StoreError};
 
 use queues::QueueLimits;
 pub use queues::{QueuePatch, QueueView};
@@ -422,7 +422,11 @@ impl Engine {
 
     /// A page of jobs, newest first, each as on disk (see [`Engine::get`]).
     pub async fn list(&self, q: &ListQuery) -> Result<Page, EngineError> {
-        let (jobs, more) = self.inner.store.list(q.before, q.limit, &q.states, |job| {
+        let scope = Scope {
+            states: &q.states,
+            queue: q.queue.as_deref(),
+        };
+        let (jobs, more) = self.inner.store.list(q.before, q.limit, &scope, |job| {
             (q.states.is_empty() || q.states.contains(&job.state.name()))
                 && q.queue.as_ref().is_none_or(|name| *name == job.spec.queue)
                 && q.labels

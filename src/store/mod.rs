@@ -736,16 +736,16 @@ impl Store {
     }
 
     /// Up to `limit` jobs older than `before` (all when `None`) that `keep`
-    /// accepts, newest first, and whether more may follow. Nothing loads
-    /// every job: when `keep` only takes jobs in `states` (empty: any
-    /// state) and those are few, their ids come from the state indexes and
-    /// only their records are read; otherwise records are read newest first
-    /// until the page is full.
+    /// accepts, newest first, and whether more may follow. `scope` tells
+    /// what `keep` asks at least (states, queue). Nothing loads every job:
+    /// when the scope holds few jobs, their ids come from the state indexes
+    /// and only their records are read; otherwise records are read newest
+    /// first until the page is full.
     pub fn list(
         &self,
         before: Option<JobId>,
         limit: usize,
-        states: &[StateName],
+        scope: &Scope<'_>,
         mut keep: impl FnMut(&Job) -> bool,
     ) -> Result<(Vec<Job>, bool)> {
         let mut jobs = Vec::new();
@@ -759,8 +759,8 @@ impl Store {
             jobs.push(job);
             false
         };
-        if self.index_is_cheaper(states, limit) {
-            let mut ids = self.index_ids(states)?;
+        if self.index_is_cheaper(scope, limit) {
+            let mut ids = self.index_ids(scope)?;
             if let Some(before) = before {
                 ids.retain(|id| *id < before);
             }
@@ -792,39 +792,56 @@ impl Store {
         Ok((jobs, false))
     }
 
-    /// Whether listing `states` through their indexes reads fewer entries
-    /// than walking the records would, by the stored counts: the indexes
-    /// hold every job of those states (terminal states share one index),
-    /// while a walk reads about `total × limit / matching` records to fill a
-    /// page, or all of them when nothing matches.
-    fn index_is_cheaper(&self, states: &[StateName], limit: usize) -> bool {
-        if states.is_empty() {
+    /// Whether listing `scope` through the state indexes reads fewer
+    /// entries than walking the records would, by the stored counts: the
+    /// indexes hold every job of a state (terminal states share one index;
+    /// only the ready index is per queue), while a walk reads about
+    /// `total × limit / matching` records to fill a page, or all of them
+    /// when nothing matches.
+    fn index_is_cheaper(&self, scope: &Scope<'_>, limit: usize) -> bool {
+        if scope.states.is_empty() && scope.queue.is_none() {
             return false;
         }
+        let states = scope.states_or_all();
         let counts = self.counts();
-        let sum = |wanted: &dyn Fn(StateName) -> bool| -> u64 {
+        let sum = |wanted: &dyn Fn(&str, StateName) -> bool| -> u64 {
             counts
                 .iter()
-                .filter(|((_, s), _)| wanted(*s))
+                .filter(|((q, s), _)| wanted(q, *s))
                 .map(|(_, n)| *n)
                 .sum()
         };
-        let total = sum(&|_| true);
-        let matching = sum(&|s| states.contains(&s));
+        let in_queue = |q: &str| scope.queue.is_none_or(|want| want == q);
+        let total = sum(&|_, _| true);
+        let matching = sum(&|q, s| in_queue(q) && states.contains(&s));
         let terminal = states.iter().any(|s| s.is_terminal());
-        let indexed = sum(&|s| states.contains(&s) || (terminal && s.is_terminal()));
+        let indexed = sum(&|q, s| match s {
+            StateName::Queued => states.contains(&s) && in_queue(q),
+            _ => states.contains(&s) || (terminal && s.is_terminal()),
+        });
         let walk = total.min(total.saturating_mul(limit as u64 + 1) / matching.max(1));
         indexed < walk
     }
 
-    /// The ids of every job in `states`, newest first, from the state
-    /// indexes (a terminal state reads the whole retention index).
-    fn index_ids(&self, states: &[StateName]) -> Result<Vec<JobId>> {
+    /// The ids of every job in `scope`'s states (and queue, for queued
+    /// jobs), newest first, from the state indexes; a terminal state reads
+    /// the whole retention index. A superset: the caller checks each record.
+    fn index_ids(&self, scope: &Scope<'_>) -> Result<Vec<JobId>> {
         let h = self.h()?;
-        let indexes: BTreeMap<u8, IdOf> = states.iter().map(|s| state_index(*s)).collect();
+        let mut prefixes: BTreeMap<Vec<u8>, IdOf> = BTreeMap::new();
+        for state in scope.states_or_all() {
+            let (prefix, id_of) = state_index(state);
+            let mut prefix = vec![prefix];
+            if let (StateName::Queued, Some(queue)) = (state, scope.queue) {
+                // The ready index is per queue: `r` + queue + 0 + ….
+                prefix.extend_from_slice(queue.as_bytes());
+                prefix.push(0);
+            }
+            prefixes.insert(prefix, id_of);
+        }
         let mut ids = Vec::new();
-        for (prefix, id_of) in indexes {
-            for item in h.main.scan_prefix([prefix]) {
+        for (prefix, id_of) in prefixes {
+            for item in h.main.scan_prefix(prefix) {
                 let (key, value) = item.map_err(io("read a state index"))?;
                 ids.push(id_of(&key, &value).ok_or_else(|| StoreError::Corrupt {
                     key: format!("{key:?}"),
@@ -1029,6 +1046,27 @@ impl Store {
     pub fn size_on_disk(&self) -> Result<u64> {
         let h = self.h()?;
         h.db.size_on_disk().map_err(io("measure the store"))
+    }
+}
+
+/// What a listing asks for at least, so that [`Store::list`] can read
+/// indexes instead of every record: jobs in one of `states` (empty: any)
+/// and, if set, in `queue`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scope<'a> {
+    /// The states asked for; empty for every state.
+    pub states: &'a [StateName],
+    /// The queue asked for, if any.
+    pub queue: Option<&'a str>,
+}
+
+impl Scope<'_> {
+    fn states_or_all(&self) -> Vec<StateName> {
+        if self.states.is_empty() {
+            StateName::ALL.to_vec()
+        } else {
+            self.states.to_vec()
+        }
     }
 }
 

@@ -163,10 +163,10 @@ fn filtered_pages_walk_every_match_once() {
     assert_eq!(seen, want);
 }
 
-/// A state filter pages through its matches newest first, exactly once,
-/// whether the daemon walks the records (many matches) or reads the state
-/// indexes (few matches among many jobs): every state, and a terminal state
-/// among many terminal jobs, which share one index.
+/// A state or queue filter pages through its matches newest first, exactly
+/// once, whether the daemon walks the records (many matches) or reads the
+/// state indexes (few matches among many jobs): every state, a terminal
+/// state among many terminal jobs (they share one index), and queues.
 #[test]
 fn state_filtered_pages_match_a_walk_of_every_job() {
     let d = TestDaemon::builder().workers(2).start();
@@ -188,41 +188,49 @@ fn state_filtered_pages_match_a_walk_of_every_job() {
         d.submit(json!({ "command": ["true"], "after": [running.id.clone()] }));
     }
     let every = d.list_all("");
-    for states in [
-        "running",
-        "failed",
-        "succeeded",
-        "queued",
-        "scheduled",
-        "waiting",
-        "failed,cancelled",
-        "running,scheduled,waiting",
-        "queued,failed",
+    for (states, queue) in [
+        ("running", None),
+        ("failed", None),
+        ("succeeded", None),
+        ("queued", None),
+        ("scheduled", None),
+        ("waiting", None),
+        ("failed,cancelled", None),
+        ("running,scheduled,waiting", None),
+        ("queued,failed", None),
+        ("", Some("default")),
+        ("", Some("done")),
+        ("", Some("held")),
+        ("queued", Some("held")),
+        ("failed", Some("done")),
     ] {
         let want: Vec<String> = every
             .iter()
-            .filter(|j| states.split(',').any(|s| s == j.state.as_str()))
+            .filter(|j| states.is_empty() || states.split(',').any(|s| s == j.state.as_str()))
+            .filter(|j| queue.is_none_or(|q| q == j.queue))
             .map(|j| j.id.clone())
             .collect();
-        assert!(
-            !want.is_empty(),
-            "state={states} matches nothing to page through"
-        );
+        let mut parts = Vec::new();
+        if !states.is_empty() {
+            parts.push(format!("state={states}"));
+        }
+        if let Some(q) = queue {
+            parts.push(format!("queue={q}"));
+        }
+        let filter = parts.join("&");
+        assert!(!want.is_empty(), "{filter} matches nothing to page through");
         let mut seen = Vec::new();
-        let mut path = format!("/v1/jobs?state={states}&limit=2");
+        let mut path = format!("/v1/jobs?{filter}&limit=2");
         for _ in 0..=want.len() {
             let p = page(&d, &path);
             assert!(p.jobs.len() <= 2, "{path}: {} jobs", p.jobs.len());
             seen.extend(p.jobs.into_iter().map(|j| j.id));
             match p.next_cursor {
-                Some(c) => path = format!("/v1/jobs?state={states}&limit=2&cursor={}", encode(&c)),
+                Some(c) => path = format!("/v1/jobs?{filter}&limit=2&cursor={}", encode(&c)),
                 None => break,
             }
         }
-        assert_eq!(
-            seen, want,
-            "state={states}: pages against a walk of every job"
-        );
+        assert_eq!(seen, want, "{filter}: pages against a walk of every job");
     }
     gate.open();
 }
