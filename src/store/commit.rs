@@ -149,11 +149,11 @@ fn flusher(db: sled::Db, requests: mpsc::Receiver<Request>, progress: &Progress)
         let covers = progress.written.load(Ordering::SeqCst);
         let result = db.flush().map(drop).map_err(Arc::new);
         last_flush = Some(Instant::now());
-        if result.is_ok() {
-            progress.flushed.fetch_max(covers, Ordering::SeqCst);
-        }
-        if let Err(e) = &result {
-            tracing::error!(error = %e, waiters = batch.len(), "store flush failed");
+        match &result {
+            Ok(()) => {
+                progress.flushed.fetch_max(covers, Ordering::SeqCst);
+            }
+            Err(e) => tracing::error!(error = %e, waiters = batch.len(), "store flush failed"),
         }
         for request in batch.drain(..) {
             let _ = request.answer.try_send(result.clone());
