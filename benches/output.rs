@@ -20,7 +20,8 @@ fn submit(d: &Daemon, spec: serde_json::Value) -> String {
     let job: serde_json::Value = ureq::post(&format!("{}/v1/jobs", d.url))
         .send_json(spec)
         .expect("submit")
-        .into_json()
+        .body_mut()
+        .read_json()
         .expect("job json");
     job["id"].as_str().expect("id").to_owned()
 }
@@ -30,7 +31,8 @@ fn wait_done(d: &Daemon, id: &str) -> serde_json::Value {
         let job: serde_json::Value = ureq::get(&format!("{}/v1/jobs/{id}?wait=60s", d.url))
             .call()
             .expect("get job")
-            .into_json()
+            .body_mut()
+            .read_json()
             .expect("job json");
         if ["succeeded", "failed", "cancelled"].contains(&job["state"].as_str().unwrap_or("")) {
             return job;
@@ -92,7 +94,7 @@ fn follow_latencies(lines: usize) -> Vec<f64> {
         .call()
         .expect("follow");
     let mut out = Vec::with_capacity(lines);
-    for line in BufReader::new(res.into_reader()).lines() {
+    for line in BufReader::new(res.into_body().into_reader()).lines() {
         let line = line.expect("read line");
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -15,7 +15,7 @@ use support::{submissions_per_second, Daemon};
 /// Submissions per second by `clients` threads over `seconds`.
 fn submit_rate(durability: &str, clients: usize, seconds: f64) -> f64 {
     let d = Daemon::start(&format!("durability = \"{durability}\"\nlog = \"warn\"\n"));
-    ureq::request("PATCH", &format!("{}/v1/queues/default", d.url))
+    ureq::patch(&format!("{}/v1/queues/default", d.url))
         .send_json(serde_json::json!({"paused": true}))
         .expect("pause the queue");
     submissions_per_second(&d, clients, seconds)

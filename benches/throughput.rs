@@ -148,9 +148,7 @@ fn row(part: &str, figure: &str, value: f64, reference: f64, decimals: usize) {
 }
 
 fn agent() -> ureq::Agent {
-    ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(120))
-        .build()
+    support::agent(Duration::from_secs(120))
 }
 
 /// A daemon with `workers` = `threads`, fsync durability and room for
@@ -163,7 +161,7 @@ fn daemon(threads: usize, max_queued: usize) -> Daemon {
 }
 
 fn set_paused(d: &Daemon, paused: bool) {
-    ureq::request("PATCH", &format!("{}/v1/queues/default", d.url))
+    ureq::patch(&format!("{}/v1/queues/default", d.url))
         .send_json(json!({ "paused": paused }))
         .expect("pause/resume the queue");
 }
@@ -181,7 +179,8 @@ fn submit_batches(d: &Daemon, n: usize) -> Vec<(usize, f64)> {
         let start = Instant::now();
         let res = agent.post(&url).send_json(&body).expect("batch accepted");
         // The answer holds every job; read it whole, but do not parse it.
-        std::io::copy(&mut res.into_reader(), &mut std::io::sink()).expect("read batch answer");
+        std::io::copy(&mut res.into_body().into_reader(), &mut std::io::sink())
+            .expect("read batch answer");
         times.push((k, start.elapsed().as_secs_f64()));
         left -= k;
     }
@@ -194,7 +193,8 @@ fn default_counts(agent: &ureq::Agent, d: &Daemon) -> Value {
         .get(&format!("{}/v1/queues", d.url))
         .call()
         .expect("GET /v1/queues")
-        .into_json()
+        .body_mut()
+        .read_json()
         .expect("queues json");
     queues["queues"]
         .as_array()
@@ -357,14 +357,15 @@ fn latencies(threads: usize, jobs: usize) -> Latencies {
     // One event stream for the whole run, opened before the first job:
     // (job id, state, arrival time) for every state change.
     let (tx, rx) = mpsc::channel::<(String, String, Instant)>();
-    let events = ureq::AgentBuilder::new()
-        .timeout_read(Duration::from_secs(60))
+    let events = ureq::Agent::config_builder()
+        .timeout_per_read(Some(Duration::from_secs(60)))
         .build()
+        .new_agent()
         .get(&format!("{}/v1/events?queue=default", d.url))
         .call()
         .expect("GET /v1/events");
     thread::spawn(move || {
-        for line in BufReader::new(events.into_reader()).lines() {
+        for line in BufReader::new(events.into_body().into_reader()).lines() {
             let Ok(line) = line else { return };
             let Some(data) = line.strip_prefix("data:") else {
                 continue;
@@ -390,7 +391,8 @@ fn latencies(threads: usize, jobs: usize) -> Latencies {
             .post(&format!("{}/v1/jobs", d.url))
             .send_json(json!({"command": ["sleep", "0.05"]}))
             .expect("submit")
-            .into_json()
+            .body_mut()
+            .read_json()
             .expect("job json");
         let id = job["id"].as_str().expect("id").to_owned();
         let mut running = None;
@@ -414,7 +416,8 @@ fn latencies(threads: usize, jobs: usize) -> Latencies {
             .get(&format!("{}/v1/jobs/{id}", d.url))
             .call()
             .expect("get job")
-            .into_json()
+            .body_mut()
+            .read_json()
             .expect("job json");
         api.push(
             seconds_between(
@@ -472,7 +475,7 @@ fn list_page_ms(d: &Daemon, query: &str) -> f64 {
     let url = format!("{}/v1/jobs{query}", d.url);
     median_ms(5, || {
         let res = agent.get(&url).call().expect("GET /v1/jobs");
-        std::io::copy(&mut res.into_reader(), &mut std::io::sink()).expect("read list");
+        std::io::copy(&mut res.into_body().into_reader(), &mut std::io::sink()).expect("read list");
     })
 }
 
@@ -512,7 +515,8 @@ fn scale(threads: usize, jobs: usize) {
         .get(&format!("{}/v1/jobs?limit=1", d.url))
         .call()
         .expect("GET /v1/jobs")
-        .into_json()
+        .body_mut()
+        .read_json()
         .expect("list json");
     let job_bytes = serde_json::to_vec(&one["jobs"][0]).expect("job").len();
     let json_mib = (jobs * job_bytes) as f64 / (1 << 20) as f64;

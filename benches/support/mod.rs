@@ -92,9 +92,7 @@ fn spawn_ready(config_path: &Path, data: &Path) -> (Child, String, Duration) {
         .spawn()
         .expect("start jobq serve");
     let deadline = start + Duration::from_secs(600);
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(10))
-        .build();
+    let agent = agent(Duration::from_secs(10));
     loop {
         if let Some(addr) = read_addr(&addr_file) {
             let url = format!("http://{addr}");
@@ -109,6 +107,14 @@ fn spawn_ready(config_path: &Path, data: &Path) -> (Child, String, Duration) {
         }
         thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// An HTTP client whose every request must be done within `timeout`.
+pub fn agent(timeout: Duration) -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(timeout))
+        .build()
+        .new_agent()
 }
 
 fn read_addr(path: &Path) -> Option<String> {
@@ -130,9 +136,7 @@ pub fn submissions_per_second(d: &Daemon, clients: usize, seconds: f64) -> f64 {
         .map(|_| {
             let (url, done, stop) = (format!("{}/v1/jobs", d.url), done.clone(), stop.clone());
             thread::spawn(move || {
-                let agent = ureq::AgentBuilder::new()
-                    .timeout(Duration::from_secs(120))
-                    .build();
+                let agent = agent(Duration::from_secs(120));
                 let body = serde_json::json!({"command": ["true"]});
                 while !stop.load(Ordering::Relaxed) {
                     agent

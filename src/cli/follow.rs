@@ -86,7 +86,7 @@ fn reconnect(
     offset: u64,
     failures: &mut u32,
     mut last: ClientError,
-) -> Result<Box<dyn Read + Send + Sync>, CliError> {
+) -> Result<Box<dyn Read + Send>, CliError> {
     loop {
         *failures += 1;
         if *failures > MAX_RECONNECTS {

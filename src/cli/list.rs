@@ -17,6 +17,9 @@ pub struct ListArgs {
     /// Only jobs of this queue
     #[arg(long, short, value_name = "Q")]
     pub queue: Option<String>,
+    /// Only jobs of this owner (token:NAME, unix:USER, anonymous)
+    #[arg(long, value_name = "OWNER")]
+    pub owner: Option<String>,
     /// Show at most N jobs (1 to 1000) [default: 100]
     #[arg(long, short = 'n', value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub limit: Option<u32>,
@@ -30,6 +33,7 @@ pub fn run(client: &Client, args: ListArgs, out: &mut dyn Write) -> Result<i32, 
     let filter = ListFilter {
         state: args.state,
         queue: args.queue,
+        owner: args.owner,
         limit: args.limit,
         cursor: None,
     };

@@ -23,9 +23,7 @@ const CLIENTS: usize = 4;
 /// Submits jobs until `stop` or until the daemon stops answering; returns
 /// the ids that were acknowledged with 201.
 fn submitter(url: String, stop: Arc<AtomicBool>, n: usize) -> Vec<String> {
-    let agent = ureq::AgentBuilder::new()
-        .timeout(Duration::from_secs(5))
-        .build();
+    let agent = crate::support::agent(Duration::from_secs(5), true);
     let mut acked = Vec::new();
     let mut i = 0usize;
     while !stop.load(Ordering::SeqCst) {
@@ -36,11 +34,15 @@ fn submitter(url: String, stop: Arc<AtomicBool>, n: usize) -> Vec<String> {
         } else {
             serde_json::json!({"command": ["true"], "name": format!("c{n}-{i}")})
         };
-        match agent.post(&format!("{url}/v1/jobs")).send_json(spec) {
-            Ok(res) if res.status() == 201 => {
+        let body = serde_json::to_vec(&spec).expect("serialize");
+        match agent.post(&format!("{url}/v1/jobs")).send(&body[..]) {
+            Ok(mut res) if res.status() == 201 => {
                 // Killed while the body was on its way: acknowledged, but
                 // the id never arrived, so there is nothing to check.
-                let Ok(body) = res.into_json::<serde_json::Value>() else {
+                let Ok(body) = res.body_mut().read_to_vec() else {
+                    break;
+                };
+                let Ok(body) = serde_json::from_slice::<serde_json::Value>(&body) else {
                     break;
                 };
                 acked.push(body["id"].as_str().expect("job id").to_owned());

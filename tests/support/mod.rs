@@ -295,6 +295,8 @@ pub struct Builder {
     /// Where the temp dir (and so the data dir) is made, when not the
     /// system's temp dir (a small file system, say).
     root_in: Option<PathBuf>,
+    /// The token the test's requests carry, when the config needs one.
+    token: Option<String>,
 }
 
 impl Builder {
@@ -313,6 +315,13 @@ impl Builder {
     /// Makes the daemon's temp dir (and data dir) inside `dir`.
     pub fn root_in(mut self, dir: &Path) -> Builder {
         self.root_in = Some(dir.to_owned());
+        self
+    }
+
+    /// Sends `token` with every request of the test's own helpers (the
+    /// config must declare it).
+    pub fn token(mut self, token: &str) -> Builder {
+        self.token = Some(token.to_owned());
         self
     }
 
@@ -351,7 +360,8 @@ impl Builder {
             tag,
             child: None,
             addr: None,
-            agent: ureq::AgentBuilder::new().timeout(HTTP_TIMEOUT).build(),
+            agent: agent(HTTP_TIMEOUT, true),
+            token: self.token,
             started: 0,
             root,
         };
@@ -383,6 +393,8 @@ pub struct TestDaemon {
     addr: Option<SocketAddr>,
     /// One HTTP client, reusing connections.
     agent: ureq::Agent,
+    /// Sent as `Authorization: Bearer` with every request, when set.
+    token: Option<String>,
     /// How many daemon processes were started (for the stderr log).
     started: u32,
 }
@@ -450,7 +462,7 @@ impl TestDaemon {
                     return false;
                 };
                 self.addr = Some(addr);
-                self.try_call(self.agent.get(&self.at("/readyz")), None)
+                self.try_call(&self.agent, "GET", "/readyz", &[], None)
                     .is_ok_and(|reply| reply.status == 200)
             },
         );
@@ -550,29 +562,85 @@ impl TestDaemon {
 
     // ---- HTTP ----
 
-    fn call(&self, req: ureq::Request, body: Option<(&str, &[u8])>) -> Reply {
-        let what = format!("{} {}", req.method(), req.url());
-        self.try_call(req, body)
-            .unwrap_or_else(|e| panic!("{what}: no HTTP answer: {e}"))
+    fn call(
+        &self,
+        agent: &ureq::Agent,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Reply {
+        self.try_call(agent, method, path, headers, body)
+            .unwrap_or_else(|e| panic!("{method} {path}: no HTTP answer: {e}"))
     }
 
-    /// Sends a request; `Err` only when no HTTP answer came at all.
-    fn try_call(&self, req: ureq::Request, body: Option<(&str, &[u8])>) -> Result<Reply, String> {
-        let what = format!("{} {}", req.method(), req.url());
+    /// Sends a request (with this daemon's token, unless `headers` name
+    /// `Authorization`); `Err` only when no HTTP answer came at all.
+    fn try_call(
+        &self,
+        agent: &ureq::Agent,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Result<Reply, String> {
+        let req = self.request(method, path, headers);
+        let what = format!("{method} {path}");
         let result = match body {
-            Some((content_type, bytes)) => req.set("Content-Type", content_type).send_bytes(bytes),
-            None => req.call(),
+            Some((content_type, bytes)) => {
+                let req = req
+                    .header("Content-Type", content_type)
+                    .body(bytes.to_vec())
+                    .map_err(|e| e.to_string())?;
+                agent.run(req)
+            }
+            None => agent.run(req.body(()).map_err(|e| e.to_string())?),
         };
         reply_of(result, &what)
+    }
+
+    /// A request to this daemon with its token and `headers`, body still to
+    /// be given.
+    fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> ureq::http::request::Builder {
+        let mut req = ureq::http::Request::builder()
+            .method(method)
+            .uri(self.at(path));
+        let own_auth = headers
+            .iter()
+            .any(|(name, _)| name.eq_ignore_ascii_case("authorization"));
+        if let (Some(token), false) = (&self.token, own_auth) {
+            req = req.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        req
     }
 
     fn at(&self, path: &str) -> String {
         format!("{}{path}", self.url())
     }
 
+    /// Any request, with extra headers (an `Authorization` header replaces
+    /// the daemon's token), any status, read in full.
+    pub fn send(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<(&str, &[u8])>,
+    ) -> Reply {
+        self.call(&self.agent, method, path, headers, body)
+    }
+
     /// `GET path`, any status.
     pub fn get(&self, path: &str) -> Reply {
-        self.call(self.agent.get(&self.at(path)), None)
+        self.send("GET", path, &[], None)
     }
 
     /// `GET path` → (status, JSON body).
@@ -601,7 +669,7 @@ impl TestDaemon {
 
     /// `POST path` without a body, as the actions (`cancel`, `retry`) take.
     pub fn post_empty(&self, path: &str) -> (u16, Value) {
-        let reply = self.call(self.agent.post(&self.at(path)), None);
+        let reply = self.send("POST", path, &[], None);
         (reply.status, reply.json())
     }
 
@@ -610,16 +678,13 @@ impl TestDaemon {
     /// body (413), after which the connection's state is not this test's
     /// concern (see `http::keep_alive_*` for that).
     pub fn post_raw_alone(&self, path: &str, content_type: &str, bytes: &[u8]) -> Reply {
-        let agent = ureq::AgentBuilder::new()
-            .timeout(HTTP_TIMEOUT)
-            .max_idle_connections(0)
-            .build();
-        self.call(agent.post(&self.at(path)), Some((content_type, bytes)))
+        let agent = agent(HTTP_TIMEOUT, false);
+        self.call(&agent, "POST", path, &[], Some((content_type, bytes)))
     }
 
     /// `POST path` with any bytes, for bodies that are not valid requests.
     pub fn post_raw(&self, path: &str, content_type: &str, bytes: &[u8]) -> Reply {
-        self.call(self.agent.post(&self.at(path)), Some((content_type, bytes)))
+        self.send("POST", path, &[], Some((content_type, bytes)))
     }
 
     /// `POST /v1/uploads` with the bytes of `file` as the body, streamed
@@ -627,39 +692,33 @@ impl TestDaemon {
     pub fn upload_file(&self, file: &Path) -> Reply {
         let len = fs::metadata(file).expect("stat upload file").len();
         let body = File::open(file).expect("open upload file");
-        let agent = ureq::AgentBuilder::new()
-            .timeout(HTTP_TIMEOUT)
-            .max_idle_connections(0)
-            .build();
-        let req = agent
-            .post(&self.at("/v1/uploads"))
-            .set("Content-Type", "application/octet-stream")
-            .set("Content-Length", &len.to_string());
+        let agent = agent(HTTP_TIMEOUT, false);
+        let req = self
+            .request("POST", "/v1/uploads", &[])
+            .header("Content-Type", "application/octet-stream")
+            .header("Content-Length", len.to_string())
+            .body(ureq::SendBody::from_owned_reader(body))
+            .expect("a request");
         let what = format!("POST /v1/uploads ({len} bytes)");
-        reply_of(req.send(body), &what).unwrap_or_else(|e| panic!("{what}: no HTTP answer: {e}"))
+        reply_of(agent.run(req), &what).unwrap_or_else(|e| panic!("{what}: no HTTP answer: {e}"))
     }
 
     /// `PATCH path` with a JSON body → (status, JSON body).
     pub fn patch_json(&self, path: &str, body: &Value) -> (u16, Value) {
         let bytes = serde_json::to_vec(body).expect("serialize");
-        let req = self.agent.request("PATCH", &self.at(path));
-        let reply = self.call(req, Some(("application/json", &bytes)));
+        let reply = self.send("PATCH", path, &[], Some(("application/json", &bytes)));
         (reply.status, reply.json())
     }
 
     /// `DELETE path` → (status, JSON body, `null` when empty).
     pub fn delete(&self, path: &str) -> (u16, Value) {
-        let reply = self.call(self.agent.delete(&self.at(path)), None);
+        let reply = self.send("DELETE", path, &[], None);
         (reply.status, reply.json())
     }
 
     /// `GET path` with extra request headers, any status, read in full.
     pub fn get_with(&self, path: &str, headers: &[(&str, &str)]) -> Reply {
-        let mut req = self.agent.get(&self.at(path));
-        for (name, value) in headers {
-            req = req.set(name, value);
-        }
-        self.call(req, None)
+        self.send("GET", path, headers, None)
     }
 
     // ---- streams ----
@@ -670,26 +729,20 @@ impl TestDaemon {
     /// body included, is bounded by [`STREAM_TIMEOUT`], so a stream that
     /// never ends fails the test instead of hanging it.
     pub fn open_stream(&self, path: &str, headers: &[(&str, &str)]) -> Streamed {
-        let agent = ureq::AgentBuilder::new()
-            .timeout_connect(HTTP_TIMEOUT)
-            .timeout(STREAM_TIMEOUT)
-            .max_idle_connections(0)
-            .build();
+        let agent = agent(STREAM_TIMEOUT, false);
         let what = format!("GET {path}");
-        let mut req = agent.get(&self.at(path));
-        for (name, value) in headers {
-            req = req.set(name, value);
-        }
-        let resp = match req.call() {
-            Ok(resp) => resp,
-            Err(ureq::Error::Status(_, resp)) => resp,
-            Err(e) => panic!("{what}: no HTTP answer: {e}"),
-        };
+        let req = self
+            .request("GET", path, headers)
+            .body(())
+            .expect("a request");
+        let resp = agent
+            .run(req)
+            .unwrap_or_else(|e| panic!("{what}: no HTTP answer: {e}"));
         Streamed {
-            status: resp.status(),
-            content_type: resp.header("Content-Type").map(str::to_owned),
-            transfer_encoding: resp.header("Transfer-Encoding").map(str::to_owned),
-            body: resp.into_reader(),
+            status: resp.status().as_u16(),
+            content_type: header(&resp, "Content-Type"),
+            transfer_encoding: header(&resp, "Transfer-Encoding"),
+            body: Box::new(resp.into_body().into_reader()),
             what,
         }
     }
@@ -1107,7 +1160,7 @@ pub struct Streamed {
     pub transfer_encoding: Option<String>,
     /// The body, decoded from chunked transfer encoding; each read is bounded
     /// by what is left of [`STREAM_TIMEOUT`].
-    pub body: Box<dyn Read + Send + Sync + 'static>,
+    pub body: Box<dyn Read + Send + 'static>,
     /// The request, for messages.
     pub what: String,
 }
@@ -1222,7 +1275,7 @@ pub struct SseReader {
     /// The request, for messages.
     what: String,
     /// The body.
-    lines: std::io::BufReader<Box<dyn Read + Send + Sync + 'static>>,
+    lines: std::io::BufReader<Box<dyn Read + Send + 'static>>,
 }
 
 impl SseReader {
@@ -1325,19 +1378,41 @@ fn live_pids() -> impl Iterator<Item = u32> {
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
 }
 
+/// An HTTP client for tests: answers of any status are answers, not
+/// errors; `timeout` bounds a whole request, body included; `keep_alive`
+/// off gives every request a connection of its own.
+pub fn agent(timeout: Duration, keep_alive: bool) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(timeout));
+    if !keep_alive {
+        config = config.max_idle_connections(0);
+    }
+    config.build().new_agent()
+}
+
+/// A response header as text.
+fn header(resp: &ureq::http::Response<ureq::Body>, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// A [`Reply`] from what ureq returned (4xx/5xx answers included), or why
 /// there was no answer.
-fn reply_of(result: Result<ureq::Response, ureq::Error>, what: &str) -> Result<Reply, String> {
-    let resp = match result {
-        Ok(resp) => resp,
-        Err(ureq::Error::Status(_, resp)) => resp,
-        Err(e) => return Err(e.to_string()),
-    };
-    let status = resp.status();
-    let location = resp.header("Location").map(str::to_owned);
-    let content_type = resp.header("Content-Type").map(str::to_owned);
+fn reply_of(
+    result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+    what: &str,
+) -> Result<Reply, String> {
+    let resp = result.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let location = header(&resp, "Location");
+    let content_type = header(&resp, "Content-Type");
     let mut body = Vec::new();
-    resp.into_reader()
+    resp.into_body()
+        .into_reader()
         .read_to_end(&mut body)
         .map_err(|e| format!("{what}: reading the body: {e}"))?;
     Ok(Reply {

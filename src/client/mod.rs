@@ -1,5 +1,6 @@
 //! A typed, blocking HTTP client for the daemon's API (API.md), used by the
-//! CLI's client commands and usable by tests.
+//! CLI's client commands and usable by tests, over TCP or the daemon's
+//! unix socket (`unix.rs`).
 //!
 //! This module is the only code that names ureq. It turns every answer into
 //! either a value of the shared wire types of [`crate::api`] or a
@@ -12,9 +13,13 @@
 //! connection is the caller's policy, not this module's. Their requests go
 //! through a second agent without a read timeout: a followed job or a
 //! waited-for one may say nothing for hours. The Server-Sent Events parser
-//! is [`sse`], at the end of this file.
+//! is [`sse`].
+
+pub mod sse;
+mod unix;
 
 use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
@@ -28,6 +33,10 @@ use crate::engine::{QueuePatch, QueueView};
 
 /// API.md's default address, as a URL.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7711";
+
+/// The socket of a daemon run by the shipped systemd unit
+/// (`RuntimeDirectory=jobq`); the CLI's default when it exists (API.md).
+pub const SYSTEM_SOCKET: &str = "/run/jobq/jobq.sock";
 
 /// How long to wait for a TCP connection: the daemon is usually on the same
 /// host, so a connection that takes longer than this is not going to happen.
@@ -131,7 +140,9 @@ fn api_message(status: u16, body: &ErrorBody) -> String {
                 line.push_str("; try again later");
             }
         }
-        ErrorCode::Unauthorized => line.push_str(" (pass --token or set JOBQ_TOKEN)"),
+        ErrorCode::Unauthorized => {
+            line.push_str(" (pass --token TOKEN, or set JOBQ_TOKEN or JOBQ_TOKEN_FILE)")
+        }
         ErrorCode::Internal => line = format!("daemon error ({status}): {line}"),
         _ => {}
     }
@@ -168,6 +179,8 @@ pub struct ListFilter {
     pub state: Option<String>,
     /// One queue.
     pub queue: Option<String>,
+    /// Only jobs of this owner (`token:ci`, `unix:alice`, `anonymous`).
+    pub owner: Option<String>,
     /// Most jobs in the page.
     pub limit: Option<u32>,
     /// Where the previous page stopped (its `next_cursor`).
@@ -202,9 +215,9 @@ pub enum StreamEvent {
 /// An open `GET /v1/events` stream, read one event at a time.
 pub struct EventStream {
     /// The SSE body.
-    sse: sse::Reader<BufReader<Box<dyn Read + Send + Sync>>>,
-    /// The server URL, for errors.
-    base: String,
+    sse: sse::Reader<BufReader<Box<dyn Read + Send>>>,
+    /// The server, for errors.
+    server: String,
 }
 
 impl EventStream {
@@ -220,7 +233,7 @@ impl EventStream {
                 Ok(None) => return Ok(None),
                 Err(e) => {
                     return Err(ClientError::Unreachable {
-                        url: self.base.clone(),
+                        url: self.server.clone(),
                         reason: format!("connection lost: {}", io_reason(&e)),
                     })
                 }
@@ -239,7 +252,7 @@ impl EventStream {
                             data: event.data,
                         })),
                         Err(detail) => Err(ClientError::Protocol {
-                            url: self.base.clone(),
+                            url: self.server.clone(),
                             detail: format!("a job event that is not one: {detail}"),
                         }),
                     };
@@ -270,6 +283,81 @@ pub struct Reply<T> {
     pub json: serde_json::Value,
 }
 
+/// Where the daemon is: a TCP address or a unix socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// `http://host:port[/prefix]`, without a trailing slash.
+    Http(String),
+    /// `unix:/path/to/socket`: the daemon knows who connected, no token
+    /// needed.
+    Unix(PathBuf),
+}
+
+impl Server {
+    /// Parses `--server`: `unix:/path`, `http://host:port`, or a bare
+    /// `host:port` (taken as http). An empty value is [`default_server`].
+    pub fn parse(server: &str) -> Result<Server, ClientError> {
+        let invalid = |reason: &str| ClientError::InvalidServer {
+            url: server.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let trimmed = server.trim();
+        if let Some(path) = trimmed.strip_prefix("unix:") {
+            let path = Path::new(path);
+            if !path.is_absolute() {
+                return Err(invalid(
+                    "a unix socket needs an absolute path, such as unix:/run/jobq/jobq.sock",
+                ));
+            }
+            return Ok(Server::Unix(path.to_owned()));
+        }
+        let trimmed = trimmed.trim_end_matches('/');
+        if trimmed.is_empty() {
+            // `JOBQ_SERVER=` is how people unset it in a shell line.
+            return Ok(default_server());
+        }
+        let url = match trimmed.split_once("://") {
+            Some(("http", rest)) if !rest.is_empty() => trimmed.to_owned(),
+            Some(("https", _)) => {
+                return Err(invalid(
+                    "this jobq speaks plain http only; use an http:// URL (a TLS proxy in front of the daemon can add https)",
+                ))
+            }
+            Some(_) => {
+                return Err(invalid(
+                    "not an http URL such as http://127.0.0.1:7711, nor unix:/path",
+                ))
+            }
+            None => format!("http://{trimmed}"),
+        };
+        if url.contains(char::is_whitespace) {
+            return Err(invalid("a URL cannot contain spaces"));
+        }
+        Ok(Server::Http(url))
+    }
+}
+
+impl std::fmt::Display for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Server::Http(url) => f.write_str(url),
+            Server::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// The server a client uses when neither `--server` nor `JOBQ_SERVER`
+/// names one: the system socket when it exists (the daemon runs as a
+/// service on this machine), else API.md's default address.
+pub fn default_server() -> Server {
+    let socket = Path::new(SYSTEM_SOCKET);
+    if socket.exists() {
+        Server::Unix(socket.to_owned())
+    } else {
+        Server::Http(DEFAULT_SERVER.to_owned())
+    }
+}
+
 /// A connection to one daemon. Cheap to clone; reuses connections.
 #[derive(Clone)]
 pub struct Client {
@@ -277,8 +365,10 @@ pub struct Client {
     agent: ureq::Agent,
     /// The same without a read timeout, for streamed answers.
     stream_agent: ureq::Agent,
-    /// `http://host:port[/prefix]` without a trailing slash; every path is
-    /// appended to it.
+    /// Where requests go, as shown in messages.
+    server: Server,
+    /// The URL every path is appended to: the server's for TCP, a
+    /// placeholder host for a unix socket (the connector ignores it).
     base: String,
     /// Sent as `Authorization: Bearer` when set.
     token: Option<String>,
@@ -288,42 +378,126 @@ pub struct Client {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.base)
+            .field("server", &self.server)
             .field("token", &self.token.as_ref().map(|_| "<hidden>"))
             .finish()
     }
 }
 
+/// A request body.
+enum Payload {
+    /// None.
+    Empty,
+    /// JSON bytes.
+    Json(Vec<u8>),
+    /// Bytes read as they are sent, `application/octet-stream`, with their
+    /// length when known (else chunked).
+    Stream(Box<dyn Read>, Option<u64>),
+}
+
+/// A request, before it is sent.
+struct Call<'a> {
+    /// The HTTP method.
+    method: ureq::http::Method,
+    /// The path, escaped.
+    path: String,
+    /// Query parameters, in order, unescaped.
+    query: Vec<(&'a str, String)>,
+    /// Extra headers.
+    headers: Vec<(&'static str, String)>,
+    /// The body.
+    payload: Payload,
+    /// Whether the answer is a stream (no read timeout).
+    streamed: bool,
+    /// The whole request must be done by then.
+    deadline: Option<Instant>,
+}
+
+impl<'a> Call<'a> {
+    fn new(method: ureq::http::Method, path: impl Into<String>) -> Call<'a> {
+        Call {
+            method,
+            path: path.into(),
+            query: Vec::new(),
+            headers: Vec::new(),
+            payload: Payload::Empty,
+            streamed: false,
+            deadline: None,
+        }
+    }
+
+    fn get(path: impl Into<String>) -> Call<'a> {
+        Call::new(ureq::http::Method::GET, path)
+    }
+
+    fn post(path: impl Into<String>) -> Call<'a> {
+        Call::new(ureq::http::Method::POST, path)
+    }
+
+    fn query(mut self, key: &'a str, value: impl Into<String>) -> Call<'a> {
+        self.query.push((key, value.into()));
+        self
+    }
+
+    fn json<B: Serialize>(mut self, body: &B) -> Call<'a> {
+        // Our own types always serialize.
+        self.payload = Payload::Json(serde_json::to_vec(body).unwrap_or_default());
+        self
+    }
+}
+
 impl Client {
-    /// A client for the daemon at `server` (`http://host:port`; a bare
-    /// `host:port` is taken as http, an empty one as [`DEFAULT_SERVER`]).
-    /// This build speaks plain HTTP only.
+    /// A client for the daemon at `server` (see [`Server::parse`]). This
+    /// build speaks plain HTTP only, over TCP or a unix socket.
     pub fn new(server: &str, token: Option<String>) -> Result<Client, ClientError> {
-        let base = normalize_server(server)?;
-        let builder = || {
-            ureq::AgentBuilder::new()
-                .timeout_connect(CONNECT_TIMEOUT)
-                .timeout_write(READ_TIMEOUT)
+        Client::with_server(Server::parse(server)?, token)
+    }
+
+    /// A client for `server`.
+    pub fn with_server(server: Server, token: Option<String>) -> Result<Client, ClientError> {
+        let config = |read_timeout: Option<Duration>| {
+            ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .max_redirects(0)
+                .timeout_connect(Some(CONNECT_TIMEOUT))
+                .timeout_per_write(Some(READ_TIMEOUT))
+                .timeout_per_read(read_timeout)
                 .user_agent(concat!("jobq/", env!("CARGO_PKG_VERSION")))
+                .build()
+        };
+        let agent = |read_timeout| match &server {
+            Server::Http(_) => ureq::Agent::new_with_config(config(read_timeout)),
+            Server::Unix(path) => ureq::Agent::with_parts(
+                config(read_timeout),
+                unix::UnixConnector { path: path.clone() },
+                unix::NoResolver,
+            ),
+        };
+        let base = match &server {
+            Server::Http(url) => url.clone(),
+            // The Host header the daemon sees; it does not check it on a
+            // unix socket.
+            Server::Unix(_) => "http://localhost".to_owned(),
         };
         Ok(Client {
-            agent: builder().timeout_read(READ_TIMEOUT).build(),
-            stream_agent: builder().build(),
+            agent: agent(Some(READ_TIMEOUT)),
+            stream_agent: agent(None),
+            server,
             base,
             token: token.filter(|t| !t.is_empty()),
         })
     }
 
-    /// The server URL requests go to, as shown in messages.
-    pub fn server(&self) -> &str {
-        &self.base
+    /// The server requests go to, as shown in messages (`http://…` or
+    /// `unix:/…`).
+    pub fn server(&self) -> String {
+        self.server.to_string()
     }
 
     /// `POST /v1/jobs`: the new job (201), or the existing one for a repeated
     /// idempotency key (200).
     pub fn submit(&self, request: &JobRequest) -> Result<Reply<JobView>, ClientError> {
-        let req = self.request("POST", "/v1/jobs");
-        let resp = self.send(req, Some(request))?;
+        let resp = self.send(Call::post("/v1/jobs").json(request))?;
         self.expect_json(resp, &[200, 201])
     }
 
@@ -333,15 +507,13 @@ impl Client {
         &self,
         request: &BatchRequest,
     ) -> Result<Reply<BatchResponse>, ClientError> {
-        let req = self.request("POST", "/v1/jobs/batch");
-        let resp = self.send(req, Some(request))?;
+        let resp = self.send(Call::post("/v1/jobs/batch").json(request))?;
         self.expect_json(resp, &[200, 201])
     }
 
     /// `GET /v1/queues`: every queue with its limit, pause flag and counts.
     pub fn queues(&self) -> Result<Reply<QueueList>, ClientError> {
-        let req = self.request("GET", "/v1/queues");
-        let resp = self.send(req, None::<&()>)?;
+        let resp = self.send(Call::get("/v1/queues"))?;
         self.expect_json(resp, &[200])
     }
 
@@ -354,56 +526,56 @@ impl Client {
         patch: &QueuePatch,
     ) -> Result<Reply<QueueView>, ClientError> {
         let path = format!("/v1/queues/{}", path_segment(name));
-        let req = self.request("PATCH", &path);
-        let resp = self.send(req, Some(&patch_body(patch)))?;
+        let call = Call::new(ureq::http::Method::PATCH, path).json(&patch_body(patch));
+        let resp = self.send(call)?;
         self.expect_json(resp, &[200])
     }
 
     /// `GET /v1/jobs`: one page of jobs, newest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Reply<JobList>, ClientError> {
-        let mut req = self.request("GET", "/v1/jobs");
+        let mut call = Call::get("/v1/jobs");
         if let Some(state) = &filter.state {
-            req = req.query("state", state);
+            call = call.query("state", state);
         }
         if let Some(queue) = &filter.queue {
-            req = req.query("queue", queue);
+            call = call.query("queue", queue);
+        }
+        if let Some(owner) = &filter.owner {
+            call = call.query("owner", owner);
         }
         if let Some(limit) = filter.limit {
-            req = req.query("limit", &limit.to_string());
+            call = call.query("limit", limit.to_string());
         }
         if let Some(cursor) = &filter.cursor {
-            req = req.query("cursor", cursor);
+            call = call.query("cursor", cursor);
         }
-        let resp = self.send(req, None::<&()>)?;
+        let resp = self.send(call)?;
         self.expect_json(resp, &[200])
     }
 
     /// `GET /v1/jobs/{id}`: the job now.
     pub fn get(&self, id: &str) -> Result<Reply<JobView>, ClientError> {
-        let req = self.request("GET", &job_path(id, ""));
-        let resp = self.send(req, None::<&()>)?;
+        let resp = self.send(Call::get(job_path(id, "")))?;
         self.expect_json(resp, &[200])
     }
 
     /// `POST /v1/jobs/{id}/cancel`: the job, now cancelled or being stopped.
     pub fn cancel(&self, id: &str) -> Result<Reply<JobView>, ClientError> {
-        let req = self.request("POST", &job_path(id, "/cancel"));
-        let resp = self.send(req, None::<&()>)?;
+        let resp = self.send(Call::post(job_path(id, "/cancel")))?;
         self.expect_json(resp, &[200])
     }
 
     /// `POST /v1/jobs/{id}/retry`: the job, queued again with `attempt` + 1.
     pub fn retry(&self, id: &str) -> Result<Reply<JobView>, ClientError> {
-        let req = self.request("POST", &job_path(id, "/retry"));
-        let resp = self.send(req, None::<&()>)?;
+        let resp = self.send(Call::post(job_path(id, "/retry")))?;
         self.expect_json(resp, &[200])
     }
 
     /// `DELETE /v1/jobs/{id}`: forgets a terminal job and its output.
     pub fn remove(&self, id: &str) -> Result<(), ClientError> {
-        let req = self.request("DELETE", &job_path(id, ""));
-        let resp = self.send(req, None::<&()>)?;
-        match resp.status() {
+        let call = Call::new(ureq::http::Method::DELETE, job_path(id, ""));
+        let resp = self.send(call)?;
+        match resp.status().as_u16() {
             200 | 204 => Ok(()),
             other => Err(self.protocol(format!("status {other}, expected 204"))),
         }
@@ -417,51 +589,46 @@ impl Client {
         id: &str,
         stream: OutputStream,
         offset: u64,
-    ) -> Result<Box<dyn Read + Send + Sync>, ClientError> {
-        self.read_output(
-            self.request("GET", &job_path(id, "/output")),
-            stream,
-            offset,
-        )
+    ) -> Result<Box<dyn Read + Send>, ClientError> {
+        self.read_output(Call::get(job_path(id, "/output")), stream, offset)
     }
 
     /// `GET /v1/jobs/{id}/output?follow=true`: the output from `offset`
     /// bytes of that stream on, then each new piece as the job writes it;
     /// the reader ends once the job is terminal and everything is sent.
     ///
-    /// The reader also ends, without an error, if the connection is lost in
-    /// the middle of a chunk: ureq cannot tell that from the end. Callers
-    /// check that the job is terminal (and read what may be left with
-    /// [`Client::output`]) before they believe an end.
+    /// The reader may also end, without an error, if the connection is
+    /// lost between two chunks. Callers check that the job is terminal
+    /// (and read what may be left with [`Client::output`]) before they
+    /// believe an end.
     pub fn follow_output(
         &self,
         id: &str,
         stream: OutputStream,
         offset: u64,
-    ) -> Result<Box<dyn Read + Send + Sync>, ClientError> {
-        let req = self
-            .stream_request("GET", &job_path(id, "/output"))
-            .query("follow", "true");
-        self.read_output(req, stream, offset)
+    ) -> Result<Box<dyn Read + Send>, ClientError> {
+        let mut call = Call::get(job_path(id, "/output")).query("follow", "true");
+        call.streamed = true;
+        self.read_output(call, stream, offset)
     }
 
-    /// Sends an output request (`req`, plain or follow) for `stream` from
+    /// Sends an output request (`call`, plain or follow) for `stream` from
     /// `offset` and hands back the body.
     fn read_output(
         &self,
-        req: ureq::Request,
+        call: Call<'_>,
         stream: OutputStream,
         offset: u64,
-    ) -> Result<Box<dyn Read + Send + Sync>, ClientError> {
-        let mut req = req.query("stream", stream.as_str());
+    ) -> Result<Box<dyn Read + Send>, ClientError> {
+        let mut call = call.query("stream", stream.as_str());
         if offset > 0 {
-            req = req.query("offset", &offset.to_string());
+            call = call.query("offset", offset.to_string());
         }
-        let resp = self.send(req, None::<&()>)?;
+        let resp = self.send(call)?;
         if resp.status() != 200 {
             return Err(self.protocol(format!("status {}, expected 200", resp.status())));
         }
-        Ok(resp.into_reader())
+        Ok(Box::new(resp.into_body().into_reader()))
     }
 
     /// `GET /v1/events`: the stream of job state changes that `query`
@@ -473,45 +640,45 @@ impl Client {
         query: &EventQuery,
         deadline: Option<Instant>,
     ) -> Result<EventStream, ClientError> {
-        let mut req = self
-            .stream_request("GET", "/v1/events")
-            .set("Accept", "text/event-stream");
+        let mut call = Call::get("/v1/events");
+        call.headers
+            .push(("Accept", "text/event-stream".to_owned()));
+        call.streamed = true;
+        call.deadline = deadline;
         if let Some(job) = &query.job {
-            req = req.query("job", job);
+            call = call.query("job", job);
         }
         if let Some(queue) = &query.queue {
-            req = req.query("queue", queue);
+            call = call.query("queue", queue);
         }
-        if let Some(deadline) = deadline {
-            req = req.timeout(deadline.saturating_duration_since(Instant::now()));
-        }
-        let resp = self.send(req, None::<&()>)?;
+        let resp = self.send(call)?;
         if resp.status() != 200 {
             return Err(self.protocol(format!("status {}, expected 200", resp.status())));
         }
-        if resp.content_type() != "text/event-stream" {
+        let content_type = header(&resp, "content-type").unwrap_or_default();
+        if content_type != "text/event-stream" {
             return Err(self.protocol(format!(
-                "content type {:?}, expected text/event-stream",
-                resp.content_type()
+                "content type {content_type:?}, expected text/event-stream"
             )));
         }
+        let body: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
         Ok(EventStream {
-            sse: sse::Reader::new(BufReader::new(resp.into_reader())),
-            base: self.base.clone(),
+            sse: sse::Reader::new(BufReader::new(body)),
+            server: self.server(),
         })
     }
 
     /// `POST /v1/uploads`: sends `body` as it is read (its `len` when known,
     /// else chunked) and answers the upload's id for a job's
     /// `stdin_upload`. The bytes are never all in memory here.
-    pub fn upload(&self, body: impl Read, len: Option<u64>) -> Result<Reply<Upload>, ClientError> {
-        let mut req = self
-            .request("POST", "/v1/uploads")
-            .set("Content-Type", "application/octet-stream");
-        if let Some(len) = len {
-            req = req.set("Content-Length", &len.to_string());
-        }
-        let resp = self.answer(req.send(body))?;
+    pub fn upload(
+        &self,
+        body: impl Read + 'static,
+        len: Option<u64>,
+    ) -> Result<Reply<Upload>, ClientError> {
+        let mut call = Call::post("/v1/uploads");
+        call.payload = Payload::Stream(Box::new(body), len);
+        let resp = self.send(call)?;
         self.expect_json(resp, &[200, 201])
     }
 
@@ -519,59 +686,94 @@ impl Client {
     /// into the error the CLI reports.
     pub fn read_error(&self, err: &io::Error) -> ClientError {
         ClientError::Unreachable {
-            url: self.base.clone(),
+            url: self.server(),
             reason: format!("connection lost: {}", io_reason(err)),
         }
     }
 
-    fn request(&self, method: &str, path: &str) -> ureq::Request {
-        self.authorized(self.agent.request(method, &format!("{}{path}", self.base)))
-    }
-
-    /// A request whose answer is streamed: no read timeout.
-    fn stream_request(&self, method: &str, path: &str) -> ureq::Request {
-        let url = format!("{}{path}", self.base);
-        self.authorized(self.stream_agent.request(method, &url))
-    }
-
-    fn authorized(&self, req: ureq::Request) -> ureq::Request {
-        match &self.token {
-            Some(token) => req.set("Authorization", &format!("Bearer {token}")),
-            None => req,
-        }
-    }
-
-    /// Sends the request; turns transport failures and error statuses into
+    /// Sends `call`; turns transport failures and error statuses into
     /// [`ClientError`]s, so callers only see 2xx/3xx answers.
-    fn send<B: Serialize>(
-        &self,
-        req: ureq::Request,
-        body: Option<&B>,
-    ) -> Result<ureq::Response, ClientError> {
-        self.answer(match body {
-            Some(body) => req.send_json(body),
-            None => req.call(),
-        })
+    fn send(&self, call: Call<'_>) -> Result<Response, ClientError> {
+        let mut url = format!("{}{}", self.base, call.path);
+        for (i, (key, value)) in call.query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&path_segment(key));
+            url.push('=');
+            url.push_str(&path_segment(value));
+        }
+        let mut builder = ureq::http::Request::builder().method(call.method).uri(&url);
+        if let Some(token) = &self.token {
+            builder = builder.header("Authorization", format!("Bearer {token}"));
+        }
+        for (name, value) in &call.headers {
+            builder = builder.header(*name, value);
+        }
+        let agent = if call.streamed {
+            &self.stream_agent
+        } else {
+            &self.agent
+        };
+        let body = match call.payload {
+            Payload::Empty => ureq::SendBody::none(),
+            Payload::Json(bytes) => {
+                builder = builder.header("Content-Type", "application/json");
+                ureq::SendBody::from_owned_reader(io::Cursor::new(bytes))
+            }
+            Payload::Stream(reader, len) => {
+                builder = builder.header("Content-Type", "application/octet-stream");
+                if let Some(len) = len {
+                    builder = builder.header("Content-Length", len.to_string());
+                }
+                ureq::SendBody::from_owned_reader(reader)
+            }
+        };
+        let req = builder.body(body).map_err(|e| ClientError::InvalidServer {
+            url: self.server(),
+            reason: e.to_string(),
+        })?;
+        let result = self.run(agent, req, call.deadline);
+        let resp = result.map_err(|e| self.transport_error(e))?;
+        let status = resp.status().as_u16();
+        if status >= 400 {
+            return Err(self.api_error(status, resp));
+        }
+        Ok(resp)
     }
 
-    /// [`Client::send`]'s mapping of an outcome to a response or an error.
-    fn answer(
+    /// Runs one request on `agent`, bounded by `deadline` when given.
+    fn run(
         &self,
-        result: Result<ureq::Response, ureq::Error>,
-    ) -> Result<ureq::Response, ClientError> {
-        match result {
-            Ok(resp) => Ok(resp),
-            Err(ureq::Error::Status(status, resp)) => Err(self.api_error(status, resp)),
-            Err(ureq::Error::Transport(t)) => Err(self.transport_error(&t)),
+        agent: &ureq::Agent,
+        req: ureq::http::Request<ureq::SendBody<'static>>,
+        deadline: Option<Instant>,
+    ) -> Result<Response, ureq::Error> {
+        match deadline {
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                let req = agent
+                    .configure_request(req)
+                    .timeout_global(Some(left))
+                    .build();
+                agent.run(req)
+            }
+            None => agent.run(req),
         }
     }
 
-    fn api_error(&self, status: u16, resp: ureq::Response) -> ClientError {
-        let status_text = resp.status_text().to_owned();
+    fn api_error(&self, status: u16, resp: Response) -> ClientError {
+        let status_text = resp
+            .status()
+            .canonical_reason()
+            .unwrap_or_default()
+            .to_owned();
         let mut bytes = Vec::new();
         // An error body is small; cap it so a misbehaving server cannot make
         // the client hold a huge one.
-        let _ = resp.into_reader().take(64 * 1024).read_to_end(&mut bytes);
+        let _ = resp
+            .into_body()
+            .into_reader()
+            .take(64 * 1024)
+            .read_to_end(&mut bytes);
         let body = serde_json::from_slice::<ErrorBody>(&bytes)
             .unwrap_or_else(|_| self.unknown_error_body(status, &status_text, &bytes));
         ClientError::Api { status, body }
@@ -603,30 +805,50 @@ impl Client {
         detail(
             format!(
                 "{message} from {} (not a jobq answer; is --server right?)",
-                self.base
+                self.server()
             ),
             None,
         )
     }
 
-    fn transport_error(&self, t: &ureq::Transport) -> ClientError {
-        use ureq::ErrorKind as K;
-        match t.kind() {
-            K::InvalidUrl | K::UnknownScheme => ClientError::InvalidServer {
-                url: self.base.clone(),
-                reason: t.message().unwrap_or("not a usable URL").to_lowercase(),
+    fn transport_error(&self, e: ureq::Error) -> ClientError {
+        use ureq::Error as E;
+        let unreachable = |reason: String| ClientError::Unreachable {
+            url: self.server(),
+            reason,
+        };
+        match e {
+            E::BadUri(reason) => ClientError::InvalidServer {
+                url: self.server(),
+                reason: reason.to_lowercase(),
             },
-            K::BadStatus | K::BadHeader | K::TooManyRedirects => self.protocol(transport_reason(t)),
-            _ => ClientError::Unreachable {
-                url: self.base.clone(),
-                reason: transport_reason(t),
+            E::Http(e) => ClientError::InvalidServer {
+                url: self.server(),
+                reason: e.to_string().to_lowercase(),
             },
+            E::Protocol(e) => self.protocol(e.to_string().to_lowercase()),
+            E::TooManyRedirects | E::RedirectFailed => {
+                self.protocol("the daemon answered with a redirect".to_owned())
+            }
+            E::Io(io) => unreachable(match (&self.server, io.kind()) {
+                (Server::Unix(_), io::ErrorKind::NotFound) => {
+                    "no such socket (is the daemon running?)".to_owned()
+                }
+                (Server::Unix(_), io::ErrorKind::PermissionDenied) => {
+                    "permission denied (the socket's mode or group does not let you in)".to_owned()
+                }
+                _ => io_reason(&io),
+            }),
+            E::Timeout(_) => unreachable("timed out".to_owned()),
+            E::HostNotFound => unreachable("cannot resolve the host name".to_owned()),
+            E::ConnectionFailed => unreachable("connection failed".to_owned()),
+            other => unreachable(other.to_string().to_lowercase()),
         }
     }
 
     fn protocol(&self, detail: String) -> ClientError {
         ClientError::Protocol {
-            url: self.base.clone(),
+            url: self.server(),
             detail,
         }
     }
@@ -634,15 +856,16 @@ impl Client {
     /// Checks the status and decodes the JSON body as `T`, keeping the JSON.
     fn expect_json<T: DeserializeOwned>(
         &self,
-        resp: ureq::Response,
+        resp: Response,
         ok: &[u16],
     ) -> Result<Reply<T>, ClientError> {
-        let status = resp.status();
+        let status = resp.status().as_u16();
         if !ok.contains(&status) {
             return Err(self.protocol(format!("status {status}, expected {ok:?}")));
         }
         let mut bytes = Vec::new();
-        resp.into_reader()
+        resp.into_body()
+            .into_reader()
             .read_to_end(&mut bytes)
             .map_err(|e| self.read_error(&e))?;
         let json: serde_json::Value = serde_json::from_slice(&bytes)
@@ -653,14 +876,25 @@ impl Client {
     }
 }
 
+/// An answer, whatever its status.
+type Response = ureq::http::Response<ureq::Body>;
+
+/// A response header as text, if present and readable.
+fn header(resp: &Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
 /// `/v1/jobs/{id}{rest}`. Ids are UUIDs (the CLI checks them), so they need
 /// no escaping; anything else is escaped so it cannot change the path.
 fn job_path(id: &str, rest: &str) -> String {
     format!("/v1/jobs/{}{rest}", path_segment(id))
 }
 
-/// `s` percent-encoded so it stays one path segment: everything but
-/// unreserved characters is escaped.
+/// `s` percent-encoded so it stays one path segment (or one query key or
+/// value): everything but unreserved characters is escaped.
 fn path_segment(s: &str) -> String {
     let mut escaped = String::with_capacity(s.len());
     for b in s.bytes() {
@@ -688,33 +922,6 @@ fn patch_body(patch: &QueuePatch) -> serde_json::Value {
     serde_json::Value::Object(body)
 }
 
-/// Checks `--server` and strips the trailing slash.
-fn normalize_server(server: &str) -> Result<String, ClientError> {
-    let invalid = |reason: &str| ClientError::InvalidServer {
-        url: server.to_owned(),
-        reason: reason.to_owned(),
-    };
-    let trimmed = server.trim().trim_end_matches('/');
-    if trimmed.is_empty() {
-        // `JOBQ_SERVER=` is how people unset it in a shell line.
-        return Ok(DEFAULT_SERVER.to_owned());
-    }
-    let url = match trimmed.split_once("://") {
-        Some(("http", rest)) if !rest.is_empty() => trimmed.to_owned(),
-        Some(("https", _)) => {
-            return Err(invalid(
-                "this jobq speaks plain http only; use an http:// URL (a TLS proxy in front of the daemon can add https)",
-            ))
-        }
-        Some(_) => return Err(invalid("not an http URL such as http://127.0.0.1:7711")),
-        None => format!("http://{trimmed}"),
-    };
-    if url.contains(char::is_whitespace) {
-        return Err(invalid("a URL cannot contain spaces"));
-    }
-    Ok(url)
-}
-
 /// The API code a status implies, for error answers without an API body.
 fn code_for_status(status: u16) -> ErrorCode {
     match status {
@@ -727,28 +934,6 @@ fn code_for_status(status: u16) -> ErrorCode {
         429 => ErrorCode::QueueFull,
         503 => ErrorCode::Unavailable,
         _ => ErrorCode::Internal,
-    }
-}
-
-/// A transport failure in a few lowercase words, from the underlying I/O
-/// error where there is one (`connection refused`), not ureq's wording.
-fn transport_reason(t: &ureq::Transport) -> String {
-    if t.kind() == ureq::ErrorKind::Dns {
-        return "cannot resolve the host name".to_owned();
-    }
-    let mut source = std::error::Error::source(t);
-    while let Some(err) = source {
-        if let Some(io) = err.downcast_ref::<io::Error>() {
-            return io_reason(io);
-        }
-        source = err.source();
-    }
-    match t.kind() {
-        ureq::ErrorKind::ConnectionFailed => "connection failed".to_owned(),
-        _ => match t.message() {
-            Some(m) => m.to_lowercase(),
-            None => t.kind().to_string().to_lowercase(),
-        },
     }
 }
 
@@ -820,7 +1005,10 @@ mod tests {
             }
             let mut request_body = vec![0; len];
             reader.read_exact(&mut request_body).unwrap();
-            if headers.contains("Transfer-Encoding: chunked") {
+            if headers
+                .to_lowercase()
+                .contains("transfer-encoding: chunked")
+            {
                 skip_chunked(&mut reader);
             }
             let response = format!(
@@ -871,13 +1059,13 @@ mod tests {
         );
         let client = Client::new(&url, Some("s3cret".into())).unwrap();
         let err = client.remove("abc").unwrap_err();
-        let request = server.join().unwrap();
+        let request = server.join().unwrap().to_lowercase();
         assert!(
-            request.starts_with("DELETE /v1/jobs/abc HTTP/1.1"),
+            request.starts_with("delete /v1/jobs/abc http/1.1"),
             "{request}"
         );
         assert!(
-            request.contains("Authorization: Bearer s3cret"),
+            request.contains("authorization: bearer s3cret"),
             "{request}"
         );
         assert_eq!(err.exit_code(), 2);
@@ -1007,7 +1195,10 @@ mod tests {
         let mut stream = client.events(&query, None).unwrap();
         let request = server.join().unwrap();
         assert!(request.starts_with("GET /v1/events?job=abc "), "{request}");
-        assert!(request.contains("Accept: text/event-stream"), "{request}");
+        assert!(
+            request.to_lowercase().contains("accept: text/event-stream"),
+            "{request}"
+        );
         match stream.next_event().unwrap() {
             Some(StreamEvent::Job { event, data }) => {
                 assert_eq!(event.id, "abc");
@@ -1058,21 +1249,81 @@ mod tests {
         let reply = client.upload(&b"\x00\xff\n"[..], None).unwrap();
         let request = server.join().unwrap();
         assert!(request.starts_with("POST /v1/uploads "), "{request}");
-        assert!(request.contains("Transfer-Encoding: chunked"), "{request}");
+        assert!(
+            request
+                .to_lowercase()
+                .contains("transfer-encoding: chunked"),
+            "{request}"
+        );
         assert_eq!(reply.value.upload, "u1");
         assert_eq!(reply.value.bytes, 3);
     }
 
     #[test]
     fn server_urls_are_normalized() {
-        assert_eq!(normalize_server("http://h:1/").unwrap(), "http://h:1");
+        let http = |s: &str| Server::Http(s.to_owned());
+        assert_eq!(Server::parse("http://h:1/").unwrap(), http("http://h:1"));
         assert_eq!(
-            normalize_server("127.0.0.1:7711").unwrap(),
-            "http://127.0.0.1:7711"
+            Server::parse("127.0.0.1:7711").unwrap(),
+            http("http://127.0.0.1:7711")
         );
-        assert!(normalize_server("https://h").is_err());
-        assert!(normalize_server("ftp://h").is_err());
-        assert_eq!(normalize_server("").unwrap(), DEFAULT_SERVER);
+        assert!(Server::parse("https://h").is_err());
+        assert!(Server::parse("ftp://h").is_err());
+        assert_eq!(Server::parse("").unwrap(), default_server());
+        assert_eq!(
+            Server::parse("unix:/run/x.sock").unwrap(),
+            Server::Unix("/run/x.sock".into())
+        );
+        assert_eq!(
+            Server::parse("unix:/run/x.sock").unwrap().to_string(),
+            "unix:/run/x.sock"
+        );
+        let err = Server::parse("unix:x.sock").unwrap_err();
+        assert!(err.to_string().contains("absolute path"), "{err}");
+    }
+
+    #[test]
+    fn requests_go_over_a_unix_socket() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jobq.sock");
+        let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let server = std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut head = String::new();
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line == "\r\n" {
+                    break;
+                }
+                head.push_str(&line);
+            }
+            let body = r#"{"queues":[]}"#;
+            let response = format!(
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            (&stream).write_all(response.as_bytes()).unwrap();
+            head
+        });
+        let client = Client::new(&format!("unix:{}", path.display()), None).unwrap();
+        let reply = client.queues().unwrap();
+        assert!(reply.value.queues.is_empty());
+        let head = server.join().unwrap();
+        assert!(head.starts_with("GET /v1/queues HTTP/1.1"), "{head}");
+        assert_eq!(client.server(), format!("unix:{}", path.display()));
+    }
+
+    #[test]
+    fn a_missing_socket_is_unreachable_and_says_so() {
+        let client = Client::new("unix:/nonexistent/jobq.sock", None).unwrap();
+        let err = client.queues().unwrap_err();
+        assert_eq!(err.exit_code(), 3);
+        assert_eq!(
+            err.to_string(),
+            "cannot reach jobq at unix:/nonexistent/jobq.sock: no such socket (is the daemon running?)"
+        );
     }
 
     #[test]
@@ -1084,244 +1335,5 @@ mod tests {
     fn debug_hides_the_token() {
         let client = Client::new(DEFAULT_SERVER, Some("s3cret".into())).unwrap();
         assert!(!format!("{client:?}").contains("s3cret"));
-    }
-}
-
-/// A blocking reader of Server-Sent Events (the WHATWG `text/event-stream`
-/// format) over any [`BufRead`](std::io::BufRead): `event:`, `data:` (several
-/// lines joined with `\n`), `id:` (kept across events, as the last event
-/// id), comments (`:`), dispatch on a blank line. `retry:` and unknown
-/// fields are ignored; lines end with LF or CRLF (a lone CR, which the
-/// format also allows and the daemon never sends, is not a line end here).
-pub mod sse {
-    use std::io::{self, BufRead};
-
-    /// Longest line accepted, so a broken peer cannot make the reader hold
-    /// unbounded memory; the daemon's lines are small JSON.
-    pub const MAX_LINE: usize = 4 * 1024 * 1024;
-
-    /// One dispatched event.
-    #[derive(Clone, Debug, Default, PartialEq, Eq)]
-    pub struct Event {
-        /// Its type: the `event:` field, `message` when there was none.
-        pub event: String,
-        /// Its `data:` lines joined with `\n`.
-        pub data: String,
-        /// The last event id seen so far (`id:`, this event's or an
-        /// earlier one's), as a resumption point.
-        pub id: Option<String>,
-    }
-
-    /// Reads events one at a time from a byte stream.
-    #[derive(Debug)]
-    pub struct Reader<R> {
-        /// The stream.
-        inner: R,
-        /// The last `id:` seen.
-        last_id: Option<String>,
-        /// Whether the first line was read (a byte order mark may precede
-        /// it).
-        started: bool,
-    }
-
-    impl<R: BufRead> Reader<R> {
-        /// A reader of the events of `inner`.
-        pub fn new(inner: R) -> Reader<R> {
-            Reader {
-                inner,
-                last_id: None,
-                started: false,
-            }
-        }
-
-        /// The next event, or `None` at the end of the stream (an event not
-        /// ended by a blank line is dropped, as the format says).
-        pub fn next_event(&mut self) -> io::Result<Option<Event>> {
-            let mut event = String::new();
-            let mut data = String::new();
-            let mut line = Vec::new();
-            loop {
-                if !self.read_line(&mut line)? {
-                    return Ok(None);
-                }
-                if line.is_empty() {
-                    if data.is_empty() {
-                        event.clear();
-                        continue;
-                    }
-                    data.pop(); // the `\n` after the last data line
-                    return Ok(Some(Event {
-                        event: if event.is_empty() {
-                            "message".to_owned()
-                        } else {
-                            event
-                        },
-                        data,
-                        id: self.last_id.clone(),
-                    }));
-                }
-                if line[0] == b':' {
-                    continue;
-                }
-                let text = String::from_utf8_lossy(&line);
-                let (field, value) = match text.split_once(':') {
-                    Some((field, value)) => (field, value.strip_prefix(' ').unwrap_or(value)),
-                    None => (text.as_ref(), ""),
-                };
-                match field {
-                    "event" => event = value.to_owned(),
-                    "data" => {
-                        data.push_str(value);
-                        data.push('\n');
-                    }
-                    "id" if !value.contains('\0') => self.last_id = Some(value.to_owned()),
-                    _ => {}
-                }
-            }
-        }
-
-        /// Reads one line into `line` without its end; false at the end of
-        /// the stream.
-        fn read_line(&mut self, line: &mut Vec<u8>) -> io::Result<bool> {
-            line.clear();
-            loop {
-                let buf = match self.inner.fill_buf() {
-                    Ok(buf) => buf,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => return Err(e),
-                };
-                if buf.is_empty() {
-                    // A last line without its end is no line: the event it
-                    // belongs to was cut off anyway.
-                    return Ok(false);
-                }
-                let (take, done) = match buf.iter().position(|&b| b == b'\n') {
-                    Some(i) => (i + 1, true),
-                    None => (buf.len(), false),
-                };
-                line.extend_from_slice(&buf[..take]);
-                self.inner.consume(take);
-                if line.len() > MAX_LINE + 2 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("an event stream line is longer than {MAX_LINE} bytes"),
-                    ));
-                }
-                if done {
-                    break;
-                }
-            }
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            if !self.started {
-                self.started = true;
-                if line.starts_with("\u{feff}".as_bytes()) {
-                    line.drain(..3);
-                }
-            }
-            Ok(true)
-        }
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::*;
-
-        fn events(text: &str) -> Vec<Event> {
-            let mut reader = Reader::new(text.as_bytes());
-            let mut all = Vec::new();
-            while let Some(event) = reader.next_event().unwrap() {
-                all.push(event);
-            }
-            all
-        }
-
-        fn event(event: &str, data: &str, id: Option<&str>) -> Event {
-            Event {
-                event: event.into(),
-                data: data.into(),
-                id: id.map(str::to_owned),
-            }
-        }
-
-        #[test]
-        fn fields_comments_and_dispatch() {
-            let got = events(
-                ": a comment\n\
-                 event: stdout\nid: 5\ndata: aGVsbG8=\n\n\
-                 data: first\ndata:second\ndata\n\n\
-                 retry: 3000\nunknown: x\nevent: end\ndata: {\"exit\":3}\n\n",
-            );
-            assert_eq!(
-                got,
-                [
-                    event("stdout", "aGVsbG8=", Some("5")),
-                    event("message", "first\nsecond\n", Some("5")),
-                    event("end", "{\"exit\":3}", Some("5")),
-                ]
-            );
-        }
-
-        #[test]
-        fn crlf_bom_and_only_one_leading_space() {
-            let got = events("\u{feff}event: job\r\ndata:  two spaces\r\n\r\n");
-            assert_eq!(got, [event("job", " two spaces", None)]);
-        }
-
-        #[test]
-        fn no_data_no_event_and_the_type_does_not_leak() {
-            let got = events("event: a\n\ndata: x\n\nevent: b\ndata:\n\n");
-            assert_eq!(got, [event("message", "x", None), event("b", "", None)]);
-        }
-
-        #[test]
-        fn an_unfinished_event_at_the_end_is_dropped() {
-            assert_eq!(events("event: job\ndata: {\n"), []);
-            assert_eq!(events("data: x\n\ndata: y"), [event("message", "x", None)]);
-        }
-
-        #[test]
-        fn an_empty_id_resets_and_a_nul_id_is_ignored() {
-            let got = events("id: 7\ndata: a\n\nid: 8\0\ndata: b\n\nid\ndata: c\n\n");
-            assert_eq!(
-                got,
-                [
-                    event("message", "a", Some("7")),
-                    event("message", "b", Some("7")),
-                    event("message", "c", Some("")),
-                ]
-            );
-        }
-
-        #[test]
-        fn events_split_across_reads() {
-            // One byte at a time, as a slow network might deliver them.
-            struct Trickle<'a>(&'a [u8]);
-            impl io::Read for Trickle<'_> {
-                fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                    let n = self.0.len().min(1).min(buf.len());
-                    buf[..n].copy_from_slice(&self.0[..n]);
-                    self.0 = &self.0[n..];
-                    Ok(n)
-                }
-            }
-            let text = b"event: job\ndata: {\"a\":1}\n\n";
-            let mut reader = Reader::new(io::BufReader::with_capacity(3, Trickle(text)));
-            assert_eq!(
-                reader.next_event().unwrap(),
-                Some(event("job", "{\"a\":1}", None))
-            );
-            assert_eq!(reader.next_event().unwrap(), None);
-        }
-
-        #[test]
-        fn an_endless_line_is_an_error() {
-            let long = "d".repeat(MAX_LINE + 10);
-            let mut reader = Reader::new(io::BufReader::new(long.as_bytes()));
-            let err = reader.next_event().unwrap_err();
-            assert_eq!(err.kind(), io::ErrorKind::InvalidData);
-        }
     }
 }
