@@ -416,9 +416,25 @@ pub struct JobView {
     /// The shell line, when submitted as `shell`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<String>,
-    /// Extra environment.
+    /// Extra environment. Only the job's owner and admins see the values;
+    /// others see [`HIDDEN`] for each (and `env_hidden`).
     pub env: BTreeMap<String, String>,
-    /// Working directory, `null` for the daemon's `work/`.
+    /// True when the values of `env` were hidden from this client.
+    #[serde(default)]
+    pub env_hidden: bool,
+    /// The principal that submitted it: `token:<name>`, `unix:<user>` or
+    /// `anonymous`.
+    #[serde(default = "anonymous")]
+    pub owner: String,
+    /// The user it runs as; `null` only for a job from before owners that
+    /// has not started since.
+    #[serde(default)]
+    pub user: Option<String>,
+    /// That user's id.
+    #[serde(default)]
+    pub uid: Option<u32>,
+    /// Working directory, `null` for the default (the daemon's `work/`,
+    /// or the home of a user other than the daemon's).
     pub cwd: Option<String>,
     /// How many bytes are fed to stdin (the bytes are not echoed back).
     pub stdin_bytes: Option<u64>,
@@ -488,7 +504,26 @@ pub struct AttemptView {
     pub cancelled: bool,
 }
 
+/// What a hidden `env` value reads as.
+pub const HIDDEN: &str = "<hidden>";
+
+fn anonymous() -> String {
+    crate::auth::ANONYMOUS.to_owned()
+}
+
 impl JobView {
+    /// The view with `env` values replaced by [`HIDDEN`]: for a client that
+    /// is neither the job's owner nor an admin.
+    pub fn with_env_hidden(mut self) -> JobView {
+        if !self.env.is_empty() {
+            for value in self.env.values_mut() {
+                *value = HIDDEN.to_owned();
+            }
+            self.env_hidden = true;
+        }
+        self
+    }
+
     /// True once the job will not change by itself.
     pub fn is_terminal(&self) -> bool {
         self.state.is_terminal()
@@ -576,6 +611,10 @@ impl From<&Job> for JobView {
             command,
             shell,
             env: spec.env.clone(),
+            env_hidden: false,
+            owner: job.owner.clone(),
+            user: job.run_as.as_ref().map(|r| r.user.clone()),
+            uid: job.run_as.as_ref().map(|r| r.uid),
             cwd: spec.cwd.as_ref().map(|p| p.display().to_string()),
             stdin_bytes: spec.stdin_bytes,
             queue: spec.queue.clone(),

@@ -14,9 +14,10 @@ use std::sync::Arc;
 
 use futures_lite::{future, StreamExt};
 
-use crate::config::{Config, ConfigError, Overrides};
+use crate::auth::{Account, Authority};
+use crate::config::{Config, ConfigError, ListenAddr, Overrides};
 use crate::engine::{Engine, EngineError};
-use crate::http::{self, AppState};
+use crate::http::{self, AppState, BindError, BrowserPolicy, Listener};
 use crate::store::{Store, StoreError};
 
 /// Why the daemon could not start or run.
@@ -33,14 +34,12 @@ pub enum DaemonError {
         /// Why.
         source: std::io::Error,
     },
-    /// The listen address cannot be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address.
-        addr: std::net::SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// A listen address cannot be bound.
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    /// The user the daemon runs as cannot be looked up.
+    #[error("cannot tell which user jobq runs as: {0}")]
+    Account(crate::auth::AccountError),
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -61,7 +60,7 @@ impl DaemonError {
             | DaemonError::Store(
                 StoreError::Foreign { .. } | StoreError::Locked { .. } | StoreError::Open { .. },
             )
-            | DaemonError::Bind { .. } => 2,
+            | DaemonError::Bind(_) => 2,
             _ => 1,
         }
     }
@@ -123,13 +122,56 @@ fn shutdown_signal() -> Result<impl Future<Output = ()>, DaemonError> {
 /// Runs the daemon until `shutdown` resolves, then drains: no new jobs start,
 /// running ones may finish within `shutdown_grace`, the rest are stopped and
 /// recorded as interrupted, the store is flushed. Returns when all of that is done.
+///
+/// The listeners are bound first, before the data directory is touched: an
+/// address in use leaves everything on disk as it was. Unix socket files
+/// are removed again whenever this returns.
 pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result<(), DaemonError> {
+    // Everything the daemon creates (store, socket before its chmod, the
+    // address file) is its own alone; jobs get the umask it found.
+    let job_umask = private_umask();
     let config = Arc::new(config);
+    let daemon = Account::current().map_err(DaemonError::Account)?;
+    let mut listeners = Vec::with_capacity(config.listen.len());
+    let gid = config.socket_group.as_ref().map(|g| g.gid);
+    for addr in &config.listen {
+        match http::bind(addr, config.socket_mode, gid) {
+            Ok(listener) => listeners.push(listener),
+            Err(e) => {
+                listeners.iter().for_each(Listener::remove_socket_file);
+                return Err(e.into());
+            }
+        }
+    }
+    let sockets: Vec<ListenAddr> = listeners
+        .iter()
+        .map(Listener::addr)
+        .filter(|a| matches!(a, ListenAddr::Unix(_)))
+        .collect();
+    let result = run(config, daemon, job_umask, listeners, shutdown).await;
+    for socket in &sockets {
+        if let ListenAddr::Unix(path) = socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    result
+}
+
+/// [`serve`] once the listeners are bound.
+async fn run(
+    config: Arc<Config>,
+    daemon: Account,
+    job_umask: u32,
+    listeners: Vec<Listener>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), DaemonError> {
     let make_dir = |dir: &Path| {
-        std::fs::create_dir_all(dir).map_err(|source| DaemonError::DataDir {
-            path: dir.to_owned(),
-            source,
-        })
+        std::fs::create_dir_all(dir)
+            .and_then(|()| private_dir(dir))
+            .map_err(|source| DaemonError::DataDir {
+                path: dir.to_owned(),
+                source,
+            })
     };
     make_dir(&config.data_dir)?;
     // The store is checked before anything else in the data dir is touched:
@@ -139,34 +181,45 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
         config.durability,
         config.flush_interval,
     )?;
+    make_dir(&config.store_dir())?;
     make_dir(&config.work_dir())?;
     // A stale address from an earlier run must not send clients astray.
     let _ = std::fs::remove_file(config.addr_file());
-    let listener =
-        std::net::TcpListener::bind(config.listen).map_err(|source| DaemonError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    let addr = http::bound_addr(&listener).map_err(|source| DaemonError::Bind {
-        addr: config.listen,
-        source,
-    })?;
-    write_addr_file(&config.addr_file(), addr)?;
-    tracing::info!(%addr, data_dir = %config.data_dir.display(), workers = config.workers, "jobq listening on {addr}");
+    let addrs: Vec<ListenAddr> = listeners.iter().map(Listener::addr).collect();
+    write_addr_file(&config.addr_file(), &addrs)?;
+    let shown: Vec<String> = addrs.iter().map(ListenAddr::to_string).collect();
+    let shown = shown.join(", ");
+    tracing::info!(listen = %shown, data_dir = %config.data_dir.display(), workers = config.workers, user = %daemon.name, "jobq listening on {shown}");
 
-    let engine = Engine::new(store, config.clone());
+    let authority = Arc::new(Authority::new(&config, daemon.clone()));
+    if daemon.is_root() && !authority.requires_tokens() {
+        if let Some(tcp) = addrs.iter().find(|a| matches!(a, ListenAddr::Tcp(_))) {
+            tracing::warn!(
+                "jobq runs as root and takes requests without a token on {tcp}: any local user can run commands as {} through it; configure [[auth.tokens]], or listen only on a unix socket",
+                config.jobs.user.as_ref().unwrap_or(&daemon).name
+            );
+        }
+    }
+    let engine = Engine::new(store, config.clone(), daemon, job_umask);
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         engine: engine.clone(),
         max_body: config.max_body,
         max_upload: config.max_upload,
         ready: ready.clone(),
+        browser: Arc::new(BrowserPolicy::new(&config, authority.requires_tokens())),
+        authority,
     };
-    crate::rt::spawn(async move {
-        if let Err(e) = http::serve(state, listener).await {
-            tracing::error!(error = %e, "the HTTP server stopped");
-        }
-    });
+    let app = http::app(state);
+    for listener in listeners {
+        let app = app.clone();
+        crate::rt::spawn(async move {
+            let addr = listener.addr();
+            if let Err(e) = http::serve(app, listener).await {
+                tracing::error!(%addr, error = %e, "the HTTP server stopped");
+            }
+        });
+    }
 
     engine.recover().await?;
     ready.store(true, Ordering::SeqCst);
@@ -192,13 +245,41 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     Ok(())
 }
 
-/// Writes the bound address for scripts and tests, atomically (a reader
-/// never sees half a line).
-fn write_addr_file(path: &Path, addr: std::net::SocketAddr) -> Result<(), DaemonError> {
+/// Sets the daemon's umask to 077 and returns the one it had, which jobs
+/// get back: the daemon's files are its own, the jobs' files are as their
+/// user expects.
+fn private_umask() -> u32 {
+    let old = rustix::process::umask(rustix::fs::Mode::from_raw_mode(0o077));
+    old.as_raw_mode()
+}
+
+/// Makes `dir` readable by the daemon's user alone: the store holds every
+/// job's command, environment, stdin and output. A directory the daemon
+/// does not own (a shared mount point, say) is left as it is, with a
+/// warning.
+fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(dir)?;
+    if meta.permissions().mode() & 0o077 == 0 {
+        return Ok(());
+    }
+    if meta.uid() != rustix::process::geteuid().as_raw() {
+        tracing::warn!(dir = %dir.display(), "the directory is not jobq's own and others may read it; make it mode 0700");
+        return Ok(());
+    }
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+}
+
+/// Writes the bound addresses for scripts and tests, one a line in the
+/// order of `listen` (`127.0.0.1:43117`, `unix:/run/jobq/jobq.sock`),
+/// atomically (a reader never sees half a file).
+fn write_addr_file(path: &Path, addrs: &[ListenAddr]) -> Result<(), DaemonError> {
     let tmp = path.with_extension("addr.tmp");
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{addr}")?;
+        for addr in addrs {
+            writeln!(f, "{addr}")?;
+        }
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     };

@@ -15,6 +15,8 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use crate::auth::RunAs;
+
 /// A job's identity: a UUIDv7, so ids sort by creation time and the store can
 /// list newest first by walking its keys backwards.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -380,6 +382,16 @@ pub struct Job {
     pub seq: u64,
     /// What was submitted.
     pub spec: JobSpec,
+    /// The principal that submitted it (`token:ci`, `unix:alice`,
+    /// `anonymous`): who may act on it besides admins. Records from before
+    /// owners existed (store format 1) read as `anonymous`.
+    #[serde(default = "anonymous")]
+    pub owner: String,
+    /// The user it runs as, decided at submission. `None` only in records
+    /// from before (format 1): such a job runs as the config's default
+    /// user, which its start then records here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<RunAs>,
     /// 1 for the first run, +1 for each retry or re-run.
     pub attempt: u32,
     /// When it was accepted.
@@ -415,14 +427,37 @@ pub struct AttemptRecord {
     pub cancelled: bool,
 }
 
+/// The owner of a record that names none.
+fn anonymous() -> String {
+    crate::auth::ANONYMOUS.to_owned()
+}
+
+/// Who a new job belongs to and runs as.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    /// The submitting principal's owner string.
+    pub owner: String,
+    /// The user it runs as.
+    pub run_as: RunAs,
+}
+
 impl Job {
     /// A job as accepted: `waiting` while `pending` dependencies have not
     /// succeeded, else `scheduled` until `run_at`, else `queued`.
-    pub fn new(id: JobId, seq: u64, spec: JobSpec, pending: Vec<JobId>, now: Timestamp) -> Job {
+    pub fn new(
+        id: JobId,
+        seq: u64,
+        spec: JobSpec,
+        ownership: Ownership,
+        pending: Vec<JobId>,
+        now: Timestamp,
+    ) -> Job {
         let mut job = Job {
             id,
             seq,
             spec,
+            owner: ownership.owner,
+            run_as: Some(ownership.run_as),
             attempt: 1,
             created_at: now,
             output_truncated: false,
@@ -800,6 +835,31 @@ mod tests {
         }
     }
 
+    fn ours() -> Ownership {
+        Ownership {
+            owner: "token:ci".into(),
+            run_as: RunAs {
+                user: "builder".into(),
+                uid: 1001,
+            },
+        }
+    }
+
+    #[test]
+    fn a_record_without_an_owner_reads_as_anonymous() {
+        let now = Timestamp::now();
+        let job = Job::new(JobId::new(), 1, spec(), ours(), vec![], now);
+        let mut record = serde_json::to_value(&job).unwrap();
+        assert_eq!(record["owner"], "token:ci");
+        assert_eq!(record["run_as"]["uid"], 1001);
+        let fields = record.as_object_mut().unwrap();
+        fields.remove("owner");
+        fields.remove("run_as");
+        let old: Job = serde_json::from_value(record).unwrap();
+        assert_eq!(old.owner, "anonymous");
+        assert_eq!(old.run_as, None);
+    }
+
     #[test]
     fn debug_hides_env_values() {
         let shown = format!("{:?}", spec());
@@ -810,7 +870,7 @@ mod tests {
     #[test]
     fn records_leave_out_absent_options_and_still_read_spelled_out_nulls() {
         let now = Timestamp::now();
-        let job = Job::new(JobId::new(), 1, spec(), vec![], now);
+        let job = Job::new(JobId::new(), 1, spec(), ours(), vec![], now);
         let record = serde_json::to_value(&job).unwrap();
         let text = record.to_string();
         assert!(!text.contains("null"), "{text}");
@@ -838,7 +898,7 @@ mod tests {
     #[test]
     fn a_terminal_job_cannot_be_cancelled_or_started() {
         let now = Timestamp::now();
-        let mut job = Job::new(JobId::new(), 1, spec(), vec![], now);
+        let mut job = Job::new(JobId::new(), 1, spec(), ours(), vec![], now);
         job.start(7, now).unwrap();
         job.finish(Exit::Code(0), now).unwrap();
         assert!(job.cancel(None, now).is_err());
@@ -854,7 +914,7 @@ mod tests {
         let now = Timestamp::now();
         let mut s = spec();
         s.retries = 1;
-        let mut job = Job::new(JobId::new(), 1, s, vec![], now);
+        let mut job = Job::new(JobId::new(), 1, s, ours(), vec![], now);
         job.start(7, now).unwrap();
         job.finish(Exit::Code(1), now).unwrap();
         assert!(job.may_retry());
@@ -867,7 +927,7 @@ mod tests {
 
         let mut s = spec();
         s.retries = 5;
-        let mut job = Job::new(JobId::new(), 2, s, vec![], now);
+        let mut job = Job::new(JobId::new(), 2, s, ours(), vec![], now);
         job.start(9, now).unwrap();
         job.cancel(Some(Exit::Signal(15)), now).unwrap();
         assert!(!job.may_retry());
@@ -877,7 +937,7 @@ mod tests {
     fn waiting_releases_when_the_last_dependency_succeeds() {
         let now = Timestamp::now();
         let (a, b) = (JobId::new(), JobId::new());
-        let mut job = Job::new(JobId::new(), 1, spec(), vec![a, b], now);
+        let mut job = Job::new(JobId::new(), 1, spec(), ours(), vec![a, b], now);
         assert!(!job.dependency_succeeded(&a, now).unwrap());
         assert!(
             !job.dependency_succeeded(&a, now).unwrap(),
@@ -890,7 +950,7 @@ mod tests {
     #[test]
     fn wait_exit_codes_follow_timeout_1() {
         let now = Timestamp::now();
-        let mut job = Job::new(JobId::new(), 1, spec(), vec![], now);
+        let mut job = Job::new(JobId::new(), 1, spec(), ours(), vec![], now);
         job.start(7, now).unwrap();
         job.finish(Exit::Signal(9), now).unwrap();
         assert_eq!(job.wait_exit_code(), Some(137));

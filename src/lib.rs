@@ -5,6 +5,7 @@
 //! See docs/architecture.md for how the modules fit together.
 
 pub mod api;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;

@@ -37,7 +37,7 @@ use std::io::{self, Write};
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::client::{Client, ClientError, DEFAULT_SERVER};
+use crate::client::{Client, ClientError, Server};
 use crate::job::JobId;
 
 /// Shown under `jobq --help`: the exit codes scripts rely on.
@@ -75,17 +75,17 @@ pub struct Cli {
 /// No `Debug`: it holds the token.
 #[derive(Args)]
 pub struct ClientOpts {
-    /// URL of the jobq daemon
+    /// The jobq daemon: http://HOST:PORT or unix:/PATH [default:
+    /// unix:/run/jobq/jobq.sock if it exists, else http://127.0.0.1:7711]
     #[arg(
         long,
         global = true,
         env = "JOBQ_SERVER",
         hide_env_values = true,
-        default_value = DEFAULT_SERVER,
         value_name = "URL",
         help_heading = "Client options"
     )]
-    pub server: String,
+    pub server: Option<String>,
     /// API token, sent as `Authorization: Bearer TOKEN`
     #[arg(
         long,
@@ -96,6 +96,52 @@ pub struct ClientOpts {
         help_heading = "Client options"
     )]
     pub token: Option<String>,
+    /// File whose first line is the API token (when --token is not given)
+    #[arg(
+        long,
+        global = true,
+        env = "JOBQ_TOKEN_FILE",
+        value_name = "FILE",
+        help_heading = "Client options"
+    )]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl ClientOpts {
+    /// The client these options name: `--server` (or `JOBQ_SERVER`), else
+    /// the system socket if it exists, else API.md's default address; the
+    /// token from `--token`, `JOBQ_TOKEN` or `JOBQ_TOKEN_FILE`.
+    pub fn client(&self) -> Result<Client, CliError> {
+        let server = match &self.server {
+            Some(server) => Server::parse(server)?,
+            None => crate::client::default_server(),
+        };
+        let token = match (&self.token, &self.token_file) {
+            (Some(token), _) => Some(token.clone()),
+            (None, Some(path)) => Some(read_token_file(path)?),
+            (None, None) => None,
+        };
+        Ok(Client::with_server(server, token)?)
+    }
+}
+
+/// The token in `path`: its first line, trimmed.
+fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        CliError::Usage(format!(
+            "cannot read the token file {} (--token-file or JOBQ_TOKEN_FILE): {}",
+            path.display(),
+            crate::client::io_reason(&e)
+        ))
+    })?;
+    let token = text.lines().next().unwrap_or_default().trim();
+    if token.is_empty() {
+        return Err(CliError::Usage(format!(
+            "the token file {} is empty; its first line must be the token",
+            path.display()
+        )));
+    }
+    Ok(token.to_owned())
 }
 
 /// Every subcommand: the daemon, then the client commands.
@@ -196,7 +242,7 @@ pub fn run(opts: &ClientOpts, command: ClientCommand) -> i32 {
 }
 
 fn dispatch(opts: &ClientOpts, command: ClientCommand) -> Result<i32, CliError> {
-    let client = Client::new(&opts.server, opts.token.clone())?;
+    let client = opts.client()?;
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let code = match command {
@@ -303,7 +349,7 @@ mod tests {
     fn global_options_go_before_or_after_the_subcommand() {
         let before = Cli::try_parse_from(["jobq", "--server", "http://h:1", "list"]).unwrap();
         let after = Cli::try_parse_from(["jobq", "list", "--server", "http://h:1"]).unwrap();
-        assert_eq!(before.client.server, "http://h:1");
-        assert_eq!(after.client.server, "http://h:1");
+        assert_eq!(before.client.server.as_deref(), Some("http://h:1"));
+        assert_eq!(after.client.server.as_deref(), Some("http://h:1"));
     }
 }

@@ -15,9 +15,11 @@ pub struct ServeArgs {
     /// Config file (TOML) [default: /etc/jobq/jobq.toml if it exists]
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Address to listen on; port 0 picks a free one [default: 127.0.0.1:7711]
+    /// Address to listen on: host:port (port 0 picks a free one) or
+    /// unix:/path; repeat for several; replaces the file's `listen`
+    /// [default: 127.0.0.1:7711]
     #[arg(long, value_name = "ADDR")]
-    pub listen: Option<String>,
+    pub listen: Vec<String>,
     /// Where jobs, their output and `jobq.addr` are kept
     /// [default: $XDG_STATE_HOME/jobq or ~/.local/state/jobq]
     #[arg(long, value_name = "DIR")]

@@ -115,8 +115,23 @@ impl Engine {
             None => None,
         };
         let launch = &self.inner.launch;
-        let child = match runner::spawn(&job.spec, launch, &id.to_string(), stdin.is_some()).await {
-            Ok(child) => child,
+        let spawned = match self.account_of(&job) {
+            Ok(account) => runner::spawn(
+                &job.spec,
+                launch,
+                &id.to_string(),
+                stdin.is_some(),
+                &account,
+            )
+            .await
+            .map(|child| (child, account)),
+            Err(e) => Err(runner::SpawnError(format!(
+                "cannot start the job as {}: {e}",
+                job.run_as.as_ref().map_or("its user", |r| r.user.as_str())
+            ))),
+        };
+        let (child, account) = match spawned {
+            Ok(spawned) => spawned,
             Err(e) => {
                 let mut failed = job.clone();
                 failed.fail_to_spawn(e.0, Timestamp::now())?;
@@ -124,6 +139,9 @@ impl Engine {
             }
         };
         let mut running = job.clone();
+        running
+            .run_as
+            .get_or_insert_with(|| crate::auth::RunAs::from(&account));
         running.start(child.pid(), Timestamp::now())?;
         let timeout = job.spec.timeout;
         // From here on the process runs: a store failure must not leave it

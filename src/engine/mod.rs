@@ -39,9 +39,10 @@ use jiff::Timestamp;
 
 use crate::api::FieldError;
 use crate::api::Stdin;
+use crate::auth::{Account, AccountError, Principal};
 use crate::config::{Config, OnInterrupted};
 use crate::events::{EventFilter, EventHub, Subscription};
-use crate::job::{IllegalTransition, Job, JobId, JobSpec, State, StateName};
+use crate::job::{IllegalTransition, Job, JobId, JobSpec, Ownership, State, StateName};
 use crate::output::{OutputHub, OutputWriter};
 use crate::runner::{self, Launch, StopReason};
 use crate::store::{Change, Scope, Store, StoreError};
@@ -59,6 +60,9 @@ pub enum EngineError {
     /// The job's state forbids it.
     #[error(transparent)]
     Conflict(#[from] IllegalTransition),
+    /// The principal may not act on this job (it is another's).
+    #[error("{0}")]
+    Forbidden(String),
     /// A field is wrong in a way only the daemon can tell.
     #[error(transparent)]
     Invalid(#[from] FieldError),
@@ -89,6 +93,8 @@ pub struct ListQuery {
     pub queue: Option<String>,
     /// Only jobs with all of these labels.
     pub labels: Vec<(String, String)>,
+    /// Only jobs of this owner.
+    pub owner: Option<String>,
     /// Jobs older than this one (the previous page's `next_cursor`).
     pub before: Option<JobId>,
     /// Page size.
@@ -147,6 +153,10 @@ struct Inner {
     config: Arc<Config>,
     /// How the runner starts processes.
     launch: Launch,
+    /// The user a job runs as when its record names none (one from before
+    /// owners): the config's `[jobs] user` on a root daemon, else the
+    /// daemon's own.
+    default_account: Account,
     /// Ready queues, timers, limits and running jobs.
     sched: Mutex<Sched>,
     /// At most `workers` jobs run at once.
@@ -172,13 +182,21 @@ struct Inner {
 }
 
 impl Engine {
-    /// An engine over an opened store. Call [`Engine::recover`] before
-    /// starting the loops.
-    pub fn new(store: Store, config: Arc<Config>) -> Engine {
+    /// An engine over an opened store, in a daemon running as `daemon`
+    /// whose jobs start with umask `job_umask`. Call [`Engine::recover`]
+    /// before starting the loops.
+    pub fn new(store: Store, config: Arc<Config>, daemon: Account, job_umask: u32) -> Engine {
+        let default_account = match &config.jobs.user {
+            Some(user) if daemon.is_root() => user.clone(),
+            _ => daemon.clone(),
+        };
         let launch = Launch {
             shell: config.shell.clone(),
             work_dir: config.work_dir(),
             kill_grace: config.kill_grace,
+            base_env: crate::runner::identity::inherited(&config.jobs.inherit_env),
+            daemon,
+            umask: job_umask,
         };
         Engine {
             inner: Arc::new(Inner {
@@ -190,6 +208,7 @@ impl Engine {
                 }),
                 config,
                 launch,
+                default_account,
                 wake: Event::new(),
                 timer_wake: Event::new(),
                 prune_wake: Event::new(),
@@ -235,18 +254,30 @@ impl Engine {
         &self.inner.store
     }
 
-    /// Accepts one job. Returns once the job is on disk.
-    pub async fn submit(&self, spec: JobSpec, stdin: Stdin) -> Result<Submitted, EngineError> {
-        let mut all = self.submit_all(vec![(spec, stdin)]).await?;
+    /// Accepts one job from `principal`, who owns it and decides the user
+    /// it runs as. Returns once the job is on disk.
+    pub async fn submit(
+        &self,
+        spec: JobSpec,
+        stdin: Stdin,
+        principal: &Principal,
+    ) -> Result<Submitted, EngineError> {
+        let mut all = self.submit_all(vec![(spec, stdin)], principal).await?;
         Ok(all.remove(0))
     }
 
-    /// Accepts several jobs, all or nothing, in one atomic write and one
-    /// flush. A job whose idempotency key is live returns the existing job.
+    /// Accepts several jobs from `principal`, all or nothing, in one atomic
+    /// write and one flush. A job whose idempotency key is live returns the
+    /// existing job.
     pub async fn submit_all(
         &self,
         specs: Vec<(JobSpec, Stdin)>,
+        principal: &Principal,
     ) -> Result<Vec<Submitted>, EngineError> {
+        let ownership = Ownership {
+            owner: principal.owner(),
+            run_as: principal.runs_as.clone(),
+        };
         if self.is_stopping() {
             return Err(EngineError::ShuttingDown);
         }
@@ -326,7 +357,14 @@ impl Engine {
                     _ => pending.push(*dep),
                 }
             }
-            let mut job = Job::new(JobId::new(), store.next_seq()?, spec, pending, now);
+            let mut job = Job::new(
+                JobId::new(),
+                store.next_seq()?,
+                spec,
+                ownership.clone(),
+                pending,
+                now,
+            );
             if let Some((dep, state)) = failed_dep {
                 // Record it waiting on the failed job, then fail it: the job
                 // exists (its id was asked for) but will never run.
@@ -432,6 +470,7 @@ impl Engine {
                 && q.labels
                     .iter()
                     .all(|(k, v)| job.spec.labels.get(k) == Some(v))
+                && q.owner.as_ref().is_none_or(|owner| *owner == job.owner)
         })?;
         let next = if more {
             jobs.last().map(|j| j.id)
@@ -445,15 +484,16 @@ impl Engine {
     /// Cancels a job: one not started never starts (and its dependents fail);
     /// a running one is stopped (SIGTERM to its group, SIGKILL after the
     /// grace period). Returns the job once it is terminal.
-    pub async fn cancel(&self, id: &JobId) -> Result<Job, EngineError> {
+    pub async fn cancel(&self, id: &JobId, principal: &Principal) -> Result<Job, EngineError> {
         let mut sched = self.inner.sched.lock().await;
+        let job = self.current(id)?;
+        may_act(principal, &job, "cancel")?;
         if let Some(running) = sched.running.get(id) {
             let _ = running.stop.try_send(StopReason::Cancel);
             drop(sched);
             // The run ends by itself now; its end is the answer.
             return self.wait(id, Duration::MAX).await;
         }
-        let job = self.current(id)?;
         let now = Timestamp::now();
         let mut next = job.clone();
         next.cancel(None, now)?;
@@ -480,12 +520,13 @@ impl Engine {
     }
 
     /// Runs a terminal job again, attempt + 1.
-    pub async fn retry(&self, id: &JobId) -> Result<Job, EngineError> {
+    pub async fn retry(&self, id: &JobId, principal: &Principal) -> Result<Job, EngineError> {
         if self.is_stopping() {
             return Err(EngineError::ShuttingDown);
         }
         let sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
+        may_act(principal, &job, "retry")?;
         let mut next = job.clone();
         next.retry()?;
         self.inner.store.update(&job, &next)?;
@@ -497,9 +538,10 @@ impl Engine {
 
     /// Forgets a terminal job and its output; its idempotency key is free
     /// again.
-    pub async fn remove(&self, id: &JobId) -> Result<(), EngineError> {
+    pub async fn remove(&self, id: &JobId, principal: &Principal) -> Result<(), EngineError> {
         let sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
+        may_act(principal, &job, "delete")?;
         if !job.state.is_terminal() {
             return Err(IllegalTransition {
                 id: job.id,
@@ -699,6 +741,34 @@ impl Engine {
     /// True once shutdown began.
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// Refuses `principal` an `action` on `job` unless it is an admin or the
+/// job's owner.
+fn may_act(principal: &Principal, job: &Job, action: &str) -> Result<(), EngineError> {
+    if principal.may_act_on(&job.owner) {
+        return Ok(());
+    }
+    Err(EngineError::Forbidden(format!(
+        "job {} is owned by {}; {} may {action} only its own jobs (the admin role may act on any)",
+        job.id,
+        job.owner,
+        principal.owner()
+    )))
+}
+
+impl Engine {
+    /// The account job `job` runs as: the one its record names (looked up
+    /// again, as login would), or the default for a record from before
+    /// owners.
+    fn account_of(&self, job: &Job) -> Result<Account, AccountError> {
+        let daemon = &self.inner.launch.daemon;
+        match &job.run_as {
+            Some(r) if r.uid == daemon.uid => Ok(daemon.clone()),
+            Some(r) => Account::by_uid(r.uid),
+            None => Ok(self.inner.default_account.clone()),
+        }
     }
 }
 

@@ -96,6 +96,9 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::Conflict, ErrorCode::Conflict, c.to_string())
             }
             EngineError::Invalid(f) => f.into(),
+            EngineError::Forbidden(message) => {
+                ApiError::new(StatusCode::Forbidden, ErrorCode::Forbidden, message)
+            }
             EngineError::QueueFull { .. } => ApiError::new(
                 StatusCode::TooManyRequests,
                 ErrorCode::QueueFull,

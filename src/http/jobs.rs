@@ -6,11 +6,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tide::{Body, Request, Response, StatusCode};
 
+use super::routes::principal;
 use super::stream::{self, Encoding};
 use super::{body, from_object, json, parse_json, parse_object, ApiError, AppState, Reply};
 use crate::api::{
     parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView, Upload,
 };
+use crate::auth::Principal;
 use crate::engine::ListQuery;
 use crate::events::EventFilter;
 use crate::job::{JobId, StateName};
@@ -52,8 +54,19 @@ fn query(req: &Request<AppState>, known: &[&str]) -> Result<Vec<(String, String)
     Ok(pairs)
 }
 
-fn job_json(status: StatusCode, job: &crate::job::Job) -> Response {
-    json(status, &JobView::from(job))
+/// A job as `principal` may see it: `env` values only for its owner and
+/// admins.
+fn view(principal: &Principal, job: &crate::job::Job) -> JobView {
+    let view = JobView::from(job);
+    if principal.may_see_env_of(&job.owner) {
+        view
+    } else {
+        view.with_env_hidden()
+    }
+}
+
+fn job_json(status: StatusCode, job: &crate::job::Job, principal: &Principal) -> Response {
+    json(status, &view(principal, job))
 }
 
 /// `POST /v1/jobs`: 201 with a new job, or 200 with the job that holds
@@ -63,13 +76,14 @@ pub async fn submit(req: Request<AppState>) -> Reply {
     let request: JobRequest = parse_json(body(&req))?;
     let engine = &req.state().engine;
     let (spec, stdin) = request.validate(Timestamp::now(), engine.default_backoff())?;
-    let submitted = engine.submit(spec, stdin).await?;
+    let principal = principal(&req);
+    let submitted = engine.submit(spec, stdin, principal).await?;
     let status = if submitted.created {
         StatusCode::Created
     } else {
         StatusCode::Ok
     };
-    let mut res = job_json(status, &submitted.job);
+    let mut res = job_json(status, &submitted.job, principal);
     res.insert_header("Location", format!("/v1/jobs/{}", submitted.job.id));
     Ok(res)
 }
@@ -108,11 +122,12 @@ pub async fn submit_batch(req: Request<AppState>) -> Reply {
             })
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let submitted = engine.submit_all(specs).await?;
+    let principal = principal(&req);
+    let submitted = engine.submit_all(specs, principal).await?;
     Ok(json(
         StatusCode::Created,
         &BatchResponse {
-            jobs: submitted.iter().map(|s| JobView::from(&s.job)).collect(),
+            jobs: submitted.iter().map(|s| view(principal, &s.job)).collect(),
         },
     ))
 }
@@ -123,7 +138,10 @@ pub async fn list(req: Request<AppState>) -> Reply {
         limit: DEFAULT_LIMIT,
         ..ListQuery::default()
     };
-    for (k, v) in query(&req, &["state", "queue", "label", "limit", "cursor"])? {
+    for (k, v) in query(
+        &req,
+        &["state", "queue", "label", "owner", "limit", "cursor"],
+    )? {
         match k.as_str() {
             "state" => {
                 for name in v.split(',').filter(|s| !s.is_empty()) {
@@ -134,6 +152,15 @@ pub async fn list(req: Request<AppState>) -> Reply {
                 }
             }
             "queue" => q.queue = Some(v),
+            "owner" => {
+                if v.is_empty() {
+                    return Err(ApiError::field(
+                        "owner",
+                        "must name an owner: token:NAME, unix:USER or anonymous",
+                    ));
+                }
+                q.owner = Some(v);
+            }
             "label" => {
                 let (key, value) = v
                     .split_once(':')
@@ -164,10 +191,11 @@ pub async fn list(req: Request<AppState>) -> Reply {
         }
     }
     let page = req.state().engine.list(&q).await?;
+    let principal = principal(&req);
     Ok(json(
         StatusCode::Ok,
         &JobList {
-            jobs: page.jobs.iter().map(JobView::from).collect(),
+            jobs: page.jobs.iter().map(|job| view(principal, job)).collect(),
             next_cursor: page.next.map(|id| id.to_string()),
         },
     ))
@@ -195,30 +223,32 @@ pub async fn get(req: Request<AppState>) -> Reply {
         Some(d) => engine.wait(&id, d).await?,
         None => engine.get(&id).await?,
     };
-    Ok(job_json(StatusCode::Ok, &job))
+    Ok(job_json(StatusCode::Ok, &job, principal(&req)))
 }
 
 /// `POST /v1/jobs/{id}/cancel`.
 pub async fn cancel(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
     let id = job_id(&req)?;
-    let job = req.state().engine.cancel(&id).await?;
-    Ok(job_json(StatusCode::Ok, &job))
+    let principal = principal(&req);
+    let job = req.state().engine.cancel(&id, principal).await?;
+    Ok(job_json(StatusCode::Ok, &job, principal))
 }
 
 /// `POST /v1/jobs/{id}/retry`.
 pub async fn retry(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
     let id = job_id(&req)?;
-    let job = req.state().engine.retry(&id).await?;
-    Ok(job_json(StatusCode::Ok, &job))
+    let principal = principal(&req);
+    let job = req.state().engine.retry(&id, principal).await?;
+    Ok(job_json(StatusCode::Ok, &job, principal))
 }
 
 /// `DELETE /v1/jobs/{id}`.
 pub async fn remove(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
     let id = job_id(&req)?;
-    req.state().engine.remove(&id).await?;
+    req.state().engine.remove(&id, principal(&req)).await?;
     Ok(Response::new(StatusCode::NoContent))
 }
 

@@ -1,24 +1,31 @@
-//! The HTTP API (API.md) on tide: the route table, request-body limits, JSON
-//! errors. The only module that names tide; handlers are thin and call the
-//! engine.
+//! The HTTP API (API.md) on tide: the listeners ([`listen`]), the route
+//! table ([`mod@routes`]), who may call what (`access.rs`), request-body limits
+//! and JSON errors. The only module that names tide; handlers are thin and
+//! call the engine.
 
+mod access;
 mod error;
 mod jobs;
+pub mod listen;
 mod queues;
+pub mod routes;
 mod stream;
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use futures_lite::AsyncReadExt;
 use serde::de::DeserializeOwned;
 use tide::{Body, Request, Response, StatusCode};
 
-use crate::api::{ErrorCode, Health};
+use crate::api::ErrorCode;
+use crate::auth::Authority;
 use crate::engine::Engine;
 
+pub use access::BrowserPolicy;
 pub use error::ApiError;
+pub use listen::{bind, serve, BindError, Listener};
+pub use routes::{routes, Access, Route};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -31,170 +38,29 @@ pub struct AppState {
     pub max_upload: u64,
     /// Set once the store is open and recovery is done (`/readyz`).
     pub ready: Arc<AtomicBool>,
+    /// Turns requests into principals.
+    pub authority: Arc<Authority>,
+    /// What a browser's request may say about where it comes from.
+    pub browser: Arc<BrowserPolicy>,
 }
 
 /// A handler's outcome before it becomes a response.
 type Reply = Result<Response, ApiError>;
 
-/// Builds the application: every route of API.md that exists so far.
+/// Builds the application: the browser guard over every route of the
+/// table.
 pub fn app(state: AppState) -> tide::Server<AppState> {
     let mut app = tide::with_state(state);
     app.with(tide::utils::After(json_for_bare_errors));
-    app.at("/healthz").get(|_| async {
-        Ok(json(
-            StatusCode::Ok,
-            &Health {
-                status: "ok".into(),
-            },
-        ))
-    });
-    app.at("/readyz").get(readyz);
-    app.at("/v1/jobs")
-        .post(handle(jobs::submit))
-        .get(handle(jobs::list));
-    app.at("/v1/jobs/:id")
-        .get(handle(jobs::get))
-        .delete(handle(jobs::remove));
-    app.at("/v1/jobs/batch").post(handle(jobs::submit_batch));
-    app.at("/v1/uploads")
-        .post(handle_limited(Limit::Upload, jobs::upload));
-    app.at("/v1/events").get(handle(jobs::events));
-    app.at("/v1/queues").get(handle(queues::list));
-    app.at("/v1/queues/:name").patch(handle(queues::patch));
-    app.at("/v1/jobs/:id/cancel").post(handle(jobs::cancel));
-    app.at("/v1/jobs/:id/retry").post(handle(jobs::retry));
-    app.at("/v1/jobs/:id/output").get(handle(jobs::output));
+    app.with(access::browser_guard);
+    routes::add_all(&mut app);
     app
 }
 
-/// Serves the API on an already bound listener until the future is dropped.
-///
-/// Our own accept loop rather than tide's `listen`: tide leaves Nagle's
-/// algorithm on, and async-h1 writes a response's head and body separately,
-/// so every keep-alive request waited ~40 ms for the client's delayed ACK
-/// (measured: 23 submissions/s from one client before, see
-/// docs/benchmarks.md). Each connection gets `TCP_NODELAY`.
-pub async fn serve(state: AppState, listener: std::net::TcpListener) -> std::io::Result<()> {
-    let listener = async_std::net::TcpListener::from(listener);
-    let app = app(state);
-    loop {
-        let (stream, peer) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                // Out of file descriptors and the like: log, back off, go on.
-                tracing::warn!(error = %e, "accept failed");
-                async_io::Timer::after(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        crate::rt::spawn(async move {
-            let local = stream.local_addr().ok();
-            let served = async_h1::accept(stream, |mut req| async {
-                req.set_local_addr(local);
-                req.set_peer_addr(Some(peer));
-                app.respond(req).await
-            })
-            .await;
-            if let Err(e) = served {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
-        });
-    }
-}
-
-/// The address a std listener is bound to (for `jobq.addr`).
-pub fn bound_addr(listener: &std::net::TcpListener) -> std::io::Result<SocketAddr> {
-    listener.local_addr()
-}
-
-/// A request's body, read in full by [`handle`] before the handler runs.
-#[derive(Clone, Debug, Default)]
-struct RequestBody(Vec<u8>);
-
-/// Adapts a handler returning [`Reply`] to tide, so errors always become the
-/// JSON error body.
-///
-/// The body is read here, in full and before any answer, for every route.
-/// async-h1 discards an unread body after the response through a buffered
-/// reader that can swallow the next request on a kept-alive connection; a
-/// body we read ourselves never reaches that path. A body over the limit is
-/// answered 413 with `Connection: close`, since its bytes are still coming.
-fn handle<F, Fut>(f: F) -> impl tide::Endpoint<AppState>
-where
-    F: Fn(Request<AppState>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Reply> + Send + 'static,
-{
-    handle_limited(Limit::Body, f)
-}
-
-/// Which body limit a route has.
-#[derive(Clone, Copy)]
-enum Limit {
-    /// `max_body`: JSON requests.
-    Body,
-    /// `max_upload`: stdin uploads.
-    Upload,
-}
-
-/// [`handle`] with the body limit of `limit`.
-fn handle_limited<F, Fut>(limit: Limit, f: F) -> impl tide::Endpoint<AppState>
-where
-    F: Fn(Request<AppState>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Reply> + Send + 'static,
-{
-    move |mut req: Request<AppState>| {
-        let f = f.clone();
-        async move {
-            let max = match limit {
-                Limit::Body => req.state().max_body,
-                Limit::Upload => req.state().max_upload,
-            };
-            match read_body(&mut req, max).await {
-                Ok(body) => {
-                    req.set_ext(RequestBody(body));
-                    Ok(f(req).await.unwrap_or_else(ApiError::into_response))
-                }
-                Err(e) => {
-                    let mut res = e.into_response();
-                    res.insert_header("Connection", "close");
-                    Ok(res)
-                }
-            }
-        }
-    }
-}
-
-/// The body [`handle`] read.
+/// The body the endpoint read before the handler ran.
 fn body(req: &Request<AppState>) -> &[u8] {
-    req.ext::<RequestBody>().map_or(&[], |b| b.0.as_slice())
-}
-
-async fn readyz(req: Request<AppState>) -> tide::Result {
-    let state = req.state();
-    Ok(if state.engine.is_stopping() {
-        json(
-            StatusCode::ServiceUnavailable,
-            &Health {
-                status: "shutting down".into(),
-            },
-        )
-    } else if state.ready.load(Ordering::SeqCst) {
-        json(
-            StatusCode::Ok,
-            &Health {
-                status: "ok".into(),
-            },
-        )
-    } else {
-        json(
-            StatusCode::ServiceUnavailable,
-            &Health {
-                status: "recovering".into(),
-            },
-        )
-    })
+    req.ext::<routes::RequestBody>()
+        .map_or(&[], |b| b.0.as_slice())
 }
 
 /// tide answers unknown routes and methods with an empty body; give them the

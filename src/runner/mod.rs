@@ -11,7 +11,7 @@
 
 use std::ffi::OsString;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -21,10 +21,12 @@ use event_listener::Event;
 use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use rustix::process::{kill_process_group, Pid, Signal};
 
+use crate::auth::Account;
 use crate::job::{Exit, JobSpec, Program};
 use crate::output::OutputWriter;
 use crate::store::Stream;
 
+pub mod identity;
 mod process;
 mod spawn;
 
@@ -58,6 +60,15 @@ pub struct Launch {
     pub work_dir: PathBuf,
     /// Time between SIGTERM and SIGKILL when stopping.
     pub kill_grace: Duration,
+    /// The user the daemon runs as: its own jobs start in `work_dir`
+    /// without a change of user.
+    pub daemon: Account,
+    /// The part of the daemon's environment jobs get (`[jobs]
+    /// inherit_env`), read once at start.
+    pub base_env: Vec<(OsString, OsString)>,
+    /// The umask of job processes: the one the daemon was started with
+    /// (the daemon's own is 077).
+    pub umask: u32,
 }
 
 /// A process that could not be started; the message is the job's `error`.
@@ -86,19 +97,33 @@ pub struct Child {
     stderr: Async<std::fs::File>,
 }
 
-/// Starts `spec` as the leader of a new process group, which gets SIGKILL
-/// if the daemon dies (see `src/runner/spawn.rs`).
+/// Starts `spec` as `account`, the leader of a new process group, which
+/// gets SIGKILL if the daemon dies (see `src/runner/spawn.rs`).
 pub async fn spawn(
     spec: &JobSpec,
     launch: &Launch,
     job_id: &str,
     has_stdin: bool,
+    account: &Account,
 ) -> Result<Child, SpawnError> {
-    let cwd: &Path = spec.cwd.as_deref().unwrap_or(&launch.work_dir);
-    if !cwd.is_dir() {
+    let start = identity::start(
+        spec,
+        job_id,
+        account,
+        &launch.daemon,
+        &launch.base_env,
+        &launch.work_dir,
+    );
+    if start.credentials.is_some() && !launch.daemon.is_root() {
+        return Err(SpawnError(format!(
+            "cannot start the job as {:?}: jobq runs as {:?} and can start jobs only as itself",
+            account.name, launch.daemon.name
+        )));
+    }
+    if !start.cwd.is_dir() {
         return Err(SpawnError(format!(
             "cannot start the job: working directory {} does not exist",
-            cwd.display()
+            start.cwd.display()
         )));
     }
     let argv: Vec<OsString> = match &spec.program {
@@ -111,12 +136,7 @@ pub async fn spawn(
     };
     let program = argv.first().cloned().unwrap_or_default();
     let failed = |e: spawn::SpawnFailure| SpawnError(format!("cannot start {program:?}: {e}"));
-    let env = spec
-        .env
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .chain([("JOBQ_JOB_ID", job_id)]);
-    let plan = spawn::Plan::new(&argv, env, cwd, has_stdin).map_err(failed)?;
+    let plan = spawn::Plan::new(&argv, start, has_stdin, launch.umask).map_err(failed)?;
     let spawned = spawn::spawn(plan).await.map_err(failed)?;
     let pid = spawned.pid;
     let wrap = |fd: OwnedFd| Async::new(std::fs::File::from(fd));

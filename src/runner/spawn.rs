@@ -1,6 +1,6 @@
-//! Starting a job's leader: a vfork-style `clone` whose child sets the
-//! parent-death signal and the process group, redirects stdio, changes
-//! directory and execs.
+//! Starting a job's leader: a vfork-style `clone` whose child makes its
+//! process group, drops to the job's user, sets the parent-death signal
+//! and the umask, redirects stdio, changes directory and execs.
 //!
 //! Why not `std::process::Command` (or async-process, which wraps it): std
 //! uses posix_spawn, which cannot set a death signal; with a `pre_exec` hook
@@ -13,6 +13,17 @@
 //! Everything the child needs is prepared beforehand ([`Plan`]): between
 //! `clone` and `exec` the child runs on a borrowed stack in the daemon's
 //! memory and may only make plain system calls: no allocation, no locks.
+//!
+//! The change of user is raw `setgroups`/`setresgid`/`setresuid` system
+//! calls, not libc's wrappers: glibc's make every thread of the process
+//! change credentials together (a signal to each), and this child shares
+//! the daemon's memory and thread list bookkeeping; the raw calls change
+//! only the calling task, which is the child. They come before the death
+//! signal, which the kernel clears on a change of credentials, and before
+//! `chdir`, so a home directory is entered as its owner. One side effect:
+//! the kernel marks the shared memory (the daemon's) not dumpable when the
+//! child changes credentials; the daemon then leaves no core dump, which
+//! is as well for a process that holds tokens.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -21,6 +32,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicI32, Ordering};
 
 use rustix::process::{Pid, WaitOptions};
+
+use super::identity;
 
 /// Stack for the child between `clone` and `exec`. It only makes a few
 /// system calls; 256 KiB leaves a wide margin even for debug builds.
@@ -38,6 +51,7 @@ enum Step {
     Stdio = 4,
     Cwd = 5,
     Exec = 6,
+    Credentials = 7,
 }
 
 impl Step {
@@ -49,6 +63,7 @@ impl Step {
             4 => Step::Stdio,
             5 => Step::Cwd,
             6 => Step::Exec,
+            7 => Step::Credentials,
             _ => Step::Started,
         }
     }
@@ -96,22 +111,30 @@ pub struct Plan {
     cwd: CString,
     /// Whether stdin is a pipe (else /dev/null).
     piped_stdin: bool,
+    /// The user and groups to switch to, if any.
+    credentials: Option<Credentials>,
+    /// The umask the program starts with.
+    umask: libc::mode_t,
+}
+
+/// The ids of [`identity::Credentials`] as the system calls take them.
+struct Credentials {
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: Vec<libc::gid_t>,
 }
 
 impl Plan {
-    /// Prepares `argv` (first element the program) to run in `cwd` with the
-    /// daemon's environment plus `env`.
-    pub fn new<'a>(
+    /// Prepares `argv` (first element the program) to start as `start`
+    /// says, with umask `umask`.
+    pub fn new(
         argv: &[OsString],
-        env: impl IntoIterator<Item = (&'a str, &'a str)>,
-        cwd: &Path,
+        start: identity::Start,
         piped_stdin: bool,
+        umask: u32,
     ) -> Result<Plan, SpawnFailure> {
-        let mut vars: std::collections::BTreeMap<OsString, OsString> =
-            std::env::vars_os().collect();
-        for (k, v) in env {
-            vars.insert(k.into(), v.into());
-        }
+        let vars = start.env;
+        let cwd: &Path = &start.cwd;
         let program = argv.first().ok_or(SpawnFailure::EmptyCommand)?;
         let candidates = candidates(program, vars.get(OsStr::new("PATH")).map(|p| p.as_os_str()))?;
         let argv = argv
@@ -134,6 +157,12 @@ impl Plan {
             envp,
             cwd,
             piped_stdin,
+            credentials: start.credentials.map(|c| Credentials {
+                uid: c.uid,
+                gid: c.gid,
+                groups: c.groups,
+            }),
+            umask: umask as libc::mode_t,
         })
     }
 }
@@ -186,6 +215,13 @@ pub struct Spawned {
 #[repr(C)]
 struct ChildArgs {
     stdio: [RawFd; 3],
+    /// Whether to switch user, and to what.
+    switch: bool,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+    groups: *const libc::gid_t,
+    ngroups: libc::size_t,
+    umask: libc::mode_t,
     cwd: *const libc::c_char,
     candidates: *const *const libc::c_char,
     argv: *const *const libc::c_char,
@@ -292,12 +328,23 @@ fn spawn_here(plan: &Plan, stack: &mut [u8]) -> Result<Spawned, SpawnFailure> {
     let candidates = null_terminated(&plan.candidates);
     let argv = null_terminated(&plan.argv);
     let envp = null_terminated(&plan.envp);
+    let no_groups: [libc::gid_t; 0] = [];
+    let (switch, uid, gid, groups) = match &plan.credentials {
+        Some(c) => (true, c.uid, c.gid, c.groups.as_slice()),
+        None => (false, 0, 0, &no_groups[..]),
+    };
     let args = ChildArgs {
         stdio: [
             stdin_child.as_raw_fd(),
             stdout_child.as_raw_fd(),
             stderr_child.as_raw_fd(),
         ],
+        switch,
+        uid,
+        gid,
+        groups: groups.as_ptr(),
+        ngroups: groups.len(),
+        umask: plan.umask,
         cwd: plan.cwd.as_ptr(),
         candidates: candidates.as_ptr(),
         argv: argv.as_ptr(),
@@ -348,6 +395,7 @@ fn spawn_here(plan: &Plan, stack: &mut [u8]) -> Result<Spawned, SpawnFailure> {
             Step::DaemonGone => "the daemon ended while it started: ",
             Step::Stdio => "cannot redirect its stdin/stdout/stderr: ",
             Step::Cwd => "cannot change to its working directory: ",
+            Step::Credentials => "cannot switch to its user: ",
             Step::Exec | Step::Started => "",
         };
         return Err(SpawnFailure::Child { what, source });
@@ -428,6 +476,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::setpgid(0, 0) != 0 {
             fail(args, Step::ProcessGroup);
         }
+        // Groups, then group, then user: once the uid is not root, the
+        // others can no longer be changed. Raw calls: see the module doc.
+        if args.switch
+            && (libc::syscall(libc::SYS_setgroups, args.ngroups, args.groups) != 0
+                || libc::syscall(libc::SYS_setresgid, args.gid, args.gid, args.gid) != 0
+                || libc::syscall(libc::SYS_setresuid, args.uid, args.uid, args.uid) != 0)
+        {
+            fail(args, Step::Credentials);
+        }
+        libc::umask(args.umask);
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
             fail(args, Step::DeathSignal);
         }

@@ -43,7 +43,15 @@ use commit::{Progress, Urgency};
 
 /// The on-disk format this build writes. Bump it with a migration in
 /// `Store::migrate` when the layout or the record encoding changes.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// - 1: the first.
+/// - 2: job records name their `owner` and the user they run as
+///   (`run_as`). A format-1 record reads as owner `anonymous` with no
+///   user, which its next start fills in; the records themselves need no
+///   rewrite. The version still moves so that an older jobq, which would
+///   drop both fields when it rewrites a record (and with them who may act
+///   on the job), refuses the store instead.
+pub const FORMAT_VERSION: u32 = 2;
 /// sled's page cache: bounds the daemon's memory for the store. 256 MiB
 /// keeps a million queued jobs' hot pages while leaving RSS well under 1 GiB.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
@@ -445,10 +453,26 @@ impl Store {
         Ok(())
     }
 
-    /// Upgrades a store written in format `from` to [`FORMAT_VERSION`].
-    /// There is one format so far; this is where a second one hooks in.
+    /// Upgrades a store written in format `from` to [`FORMAT_VERSION`],
+    /// one step at a time, each made durable before the version says so.
     fn migrate(&self, from: u32) -> Result<()> {
         debug_assert!(from <= FORMAT_VERSION);
+        if from == FORMAT_VERSION {
+            return Ok(());
+        }
+        // 1 → 2: nothing to rewrite (see FORMAT_VERSION).
+        let h = self.h()?;
+        h.main
+            .insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes())
+            .map_err(io("write the format version"))?;
+        h.db.flush()
+            .map_err(io("flush the store's new format version"))?;
+        write_marker(&self.dir, FORMAT_VERSION)?;
+        tracing::info!(
+            from,
+            to = FORMAT_VERSION,
+            "store format upgraded: jobs from before read as owned by anonymous"
+        );
         Ok(())
     }
 

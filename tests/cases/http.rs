@@ -56,7 +56,7 @@ fn second_request_after_unread_body(d: &TestDaemon, head: &str, body: &[u8], wan
     assert_eq!(read_response(&mut reader), Some(want_first), "first answer");
 
     let mut rest = body.to_vec();
-    rest.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: jobq\r\n\r\n");
+    rest.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
     if writer.write_all(&rest).is_err() {
         return; // Closed after the first answer: the client reconnects.
     }
@@ -78,7 +78,7 @@ fn keep_alive_survives_a_body_refused_as_too_large() {
         .start();
     let body = vec![b'x'; 4096];
     let head = format!(
-        "POST /v1/jobs HTTP/1.1\r\nHost: jobq\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        "POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
     second_request_after_unread_body(&d, &head, &body, 413);

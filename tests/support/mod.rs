@@ -43,9 +43,10 @@ pub const STREAM_TIMEOUT: Duration = WAIT_TIMEOUT;
 const STDERR_TAIL_LINES: usize = 80;
 
 /// The environment variable that marks every process a test daemon starts.
-/// Jobs inherit the daemon's environment (API.md: `env` is *added* to it), so
-/// `Drop` can find and kill jobs orphaned by a SIGKILLed daemon.
-const TAG_VAR: &str = "JOBQ_TEST_DAEMON_TAG";
+/// Every test daemon passes it on to its jobs (its config's `[jobs]
+/// inherit_env` gets it added), so `Drop` can find and kill jobs orphaned
+/// by a SIGKILLed daemon.
+pub const TAG_VAR: &str = "JOBQ_TEST_DAEMON_TAG";
 
 /// How long a test watches for something that must *not* happen (a paused
 /// queue starting a job, a cancelled job being retried). A negative cannot
@@ -102,6 +103,7 @@ pub fn jobq_command(args: &[&str]) -> Command {
     cmd.args(args)
         .env_remove("JOBQ_SERVER")
         .env_remove("JOBQ_TOKEN")
+        .env_remove("JOBQ_TOKEN_FILE")
         .env_remove("RUST_LOG");
     cmd
 }
@@ -206,6 +208,34 @@ impl Drop for KillOnDrop {
             let _ = self.0.wait();
         }
     }
+}
+
+/// `toml` (a test's config, or none) with [`TAG_VAR`] added to `[jobs]
+/// inherit_env, keeping the names the test gave (or the default ones).
+/// A test that means to write broken TOML gets it unchanged.
+fn with_tag_inherited(toml: Option<&str>) -> String {
+    let text = toml.unwrap_or_default();
+    let Ok(mut table) = text.parse::<toml::Table>() else {
+        return text.to_owned();
+    };
+    let jobs = table
+        .entry("jobs")
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    let Some(jobs) = jobs.as_table_mut() else {
+        return text.to_owned();
+    };
+    let names = jobs.entry("inherit_env").or_insert_with(|| {
+        toml::Value::Array(
+            ["PATH", "LANG", "LC_ALL", "TZ"]
+                .iter()
+                .map(|n| toml::Value::String((*n).to_owned()))
+                .collect(),
+        )
+    });
+    if let Some(names) = names.as_array_mut() {
+        names.push(toml::Value::String(TAG_VAR.to_owned()));
+    }
+    table.to_string()
 }
 
 /// A request's answer: the status and the raw body, whatever the status.
@@ -345,11 +375,10 @@ impl Builder {
         if let Some(from) = &self.store_from {
             copy_dir(from, &data_dir.join("store"));
         }
-        let config_file = self.config_toml.map(|text| {
-            let path = root.path().join("jobq.toml");
-            fs::write(&path, text).expect("write config file");
-            path
-        });
+        let path = root.path().join("jobq.toml");
+        fs::write(&path, with_tag_inherited(self.config_toml.as_deref()))
+            .expect("write config file");
+        let config_file = Some(path);
         let stderr_path = root.path().join("daemon.stderr");
         let tag = format!("{}", root.path().display());
         let mut daemon = TestDaemon {
@@ -458,7 +487,8 @@ impl TestDaemon {
                 let Ok(text) = fs::read_to_string(&addr_file) else {
                     return false;
                 };
-                let Ok(addr) = text.trim().parse::<SocketAddr>() else {
+                // The first TCP address: unix sockets come as `unix:/…`.
+                let Some(addr) = text.lines().find_map(|l| l.parse::<SocketAddr>().ok()) else {
                     return false;
                 };
                 self.addr = Some(addr);

@@ -4,14 +4,26 @@
 //!
 //! Loading never touches the data directory: a bad config must leave
 //! everything on disk as it was.
+//!
+//! The file's shape is [`file`]; where the API listens, [`listen`]; who may
+//! use it and as whom jobs run, [`access`].
+
+pub mod access;
+mod file;
+pub mod listen;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytesize::ByteSize;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
+
+pub use access::{AuthSettings, JobSettings, NamedGroup, ServerSettings, TokenSettings};
+use file::FileConfig;
+pub use listen::ListenAddr;
+
+use crate::auth::Account;
 
 /// The file read when `--config` is not given, if it exists.
 pub const SYSTEM_CONFIG: &str = "/etc/jobq/jobq.toml";
@@ -41,11 +53,26 @@ pub enum Durability {
     Relaxed,
 }
 
+/// The mode of the unix socket when the config gives none: the daemon's
+/// user and group may connect, nobody else.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+
 /// Every setting of the daemon, after defaults and overrides.
 #[derive(Clone, Debug)]
 pub struct Config {
-    /// Where the HTTP API listens; port 0 picks a free port.
-    pub listen: SocketAddr,
+    /// Where the HTTP API listens (TCP addresses and unix sockets); port 0
+    /// picks a free port.
+    pub listen: Vec<ListenAddr>,
+    /// Permission bits of the unix sockets.
+    pub socket_mode: u32,
+    /// The group the unix sockets are given, so its members may connect.
+    pub socket_group: Option<NamedGroup>,
+    /// Tokens and the admin group.
+    pub auth: AuthSettings,
+    /// Origins and host names a browser's request may name.
+    pub server: ServerSettings,
+    /// The user jobs run as by default, and their environment.
+    pub jobs: JobSettings,
     /// The store, the `work/` directory and `jobq.addr` live here.
     pub data_dir: PathBuf,
     /// Most jobs running at once, over all queues.
@@ -102,9 +129,12 @@ pub struct QueueConfig {
 impl Default for Config {
     fn default() -> Config {
         Config {
-            listen: DEFAULT_LISTEN
-                .parse()
-                .expect("default listen address parses"),
+            listen: vec![ListenAddr::parse(DEFAULT_LISTEN).expect("default listen address parses")],
+            socket_mode: DEFAULT_SOCKET_MODE,
+            socket_group: None,
+            auth: AuthSettings::default(),
+            server: ServerSettings::default(),
+            jobs: JobSettings::default(),
             data_dir: default_data_dir(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             kill_grace: Duration::from_secs(10),
@@ -148,8 +178,8 @@ pub fn default_data_dir() -> PathBuf {
 pub struct Overrides {
     /// `--config FILE`: must exist when given.
     pub config_file: Option<PathBuf>,
-    /// `--listen ADDR`.
-    pub listen: Option<String>,
+    /// `--listen ADDR`, each time it is given: replaces the file's list.
+    pub listen: Vec<String>,
     /// `--data-dir DIR`.
     pub data_dir: Option<PathBuf>,
     /// `--workers N`.
@@ -186,44 +216,6 @@ pub enum ConfigError {
     },
 }
 
-/// The file's shape: every key optional, unknown keys rejected.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<String>,
-    data_dir: Option<PathBuf>,
-    workers: Option<usize>,
-    #[serde(default, deserialize_with = "de_duration")]
-    kill_grace: Option<Duration>,
-    #[serde(default, deserialize_with = "de_duration")]
-    shutdown_grace: Option<Duration>,
-    max_body: Option<ByteSize>,
-    max_upload: Option<ByteSize>,
-    max_output: Option<ByteSize>,
-    on_interrupted: Option<OnInterrupted>,
-    shell: Option<PathBuf>,
-    #[serde(default, deserialize_with = "de_duration")]
-    backoff: Option<Duration>,
-    log: Option<String>,
-    durability: Option<Durability>,
-    #[serde(default, deserialize_with = "de_duration")]
-    flush_interval: Option<Duration>,
-    default_concurrency: Option<usize>,
-    #[serde(default)]
-    queues: BTreeMap<String, QueueConfig>,
-    #[serde(default, deserialize_with = "de_duration")]
-    max_backoff: Option<Duration>,
-    max_queued: Option<u64>,
-    #[serde(default, deserialize_with = "de_duration")]
-    retention: Option<Duration>,
-    keep_finished: Option<u64>,
-}
-
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-    let arg = crate::api::DurationArg::deserialize(d)?;
-    Ok(Some(arg.0))
-}
-
 impl Config {
     /// Builds the configuration from the file (if any) and the overrides,
     /// then validates it.
@@ -236,8 +228,24 @@ impl Config {
         let mut config = Config::default();
         if let Some(f) = file {
             if let Some(v) = f.listen {
-                config.listen = parse_listen("listen", &v)?;
+                config.listen =
+                    listen::parse_all(&v.into_vec()).map_err(|reason| ConfigError::Invalid {
+                        key: "listen",
+                        reason,
+                    })?;
             }
+            if let Some(v) = f.socket_mode {
+                config.socket_mode = v.bits().map_err(|reason| ConfigError::Invalid {
+                    key: "socket_mode",
+                    reason,
+                })?;
+            }
+            if let Some(v) = f.socket_group {
+                config.socket_group = Some(NamedGroup::resolve("socket_group", &v)?);
+            }
+            config.auth = access::auth_from(f.auth)?;
+            config.server = access::server_from(f.server)?;
+            config.jobs = access::jobs_from(f.jobs)?;
             if let Some(v) = f.data_dir {
                 config.data_dir = v;
             }
@@ -292,8 +300,12 @@ impl Config {
                 config.keep_finished = v;
             }
         }
-        if let Some(v) = &overrides.listen {
-            config.listen = parse_listen("--listen", v)?;
+        if !overrides.listen.is_empty() {
+            config.listen =
+                listen::parse_all(&overrides.listen).map_err(|reason| ConfigError::Invalid {
+                    key: "--listen",
+                    reason,
+                })?;
         }
         if let Some(v) = &overrides.data_dir {
             config.data_dir = v.clone();
@@ -302,6 +314,11 @@ impl Config {
             config.workers = v;
         }
         config.validate()?;
+        let daemon = Account::current().map_err(|e| ConfigError::Invalid {
+            key: "jobs.user",
+            reason: format!("cannot tell which user jobq runs as: {e}"),
+        })?;
+        access::check(&config.listen, &config.auth, &config.jobs, &daemon)?;
         Ok(config)
     }
 
@@ -364,12 +381,6 @@ impl Config {
         if self.retention.is_zero() {
             return invalid("retention", "must be longer than 0");
         }
-        if !self.listen.ip().is_loopback() {
-            return invalid(
-                "listen",
-                "jobq has no auth tokens yet, so it listens only on a loopback address (127.0.0.1, ::1)",
-            );
-        }
         Ok(())
     }
 
@@ -405,12 +416,5 @@ fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     toml::from_str(&text).map_err(|e| ConfigError::Parse {
         path: path.to_owned(),
         message: e.to_string().trim_end().to_owned(),
-    })
-}
-
-fn parse_listen(key: &'static str, value: &str) -> Result<SocketAddr, ConfigError> {
-    value.parse().map_err(|_| ConfigError::Invalid {
-        key,
-        reason: format!("{value:?} is not an address such as 127.0.0.1:7711"),
     })
 }

@@ -1,0 +1,234 @@
+//! The listeners the API is served on: TCP addresses and unix sockets,
+//! bound before anything else starts, and the accept loops that hand each
+//! connection to the app with what is known of its peer.
+//!
+//! A unix socket's peer is told by the kernel (SO_PEERCRED): the request
+//! carries [`Peer::Unix`] with its uid and gid, which
+//! [`crate::auth::Authority`] turns into a `unix:<user>` principal. A TCP
+//! peer is [`Peer::Tcp`]: a token or anonymous.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use crate::auth::Peer;
+use crate::config::ListenAddr;
+
+use super::AppState;
+
+/// A bound listener, not yet serving.
+#[derive(Debug)]
+pub enum Listener {
+    /// A TCP listener and the address it got (port 0 resolved).
+    Tcp(std::net::TcpListener, SocketAddr),
+    /// A unix socket listener and its path; the file is removed when the
+    /// daemon stops.
+    Unix(std::os::unix::net::UnixListener, PathBuf),
+}
+
+/// Why a listener could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    /// The address is in use, not ours to take, or the system refused.
+    #[error("cannot listen on {addr}: {source}")]
+    Io {
+        /// The address as configured.
+        addr: ListenAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// Something is in the way of the socket file.
+    #[error("cannot listen on unix:{}: {problem}", path.display())]
+    Socket {
+        /// The socket's path.
+        path: PathBuf,
+        /// What is there and what to do.
+        problem: String,
+    },
+}
+
+impl Listener {
+    /// The address it listens on, as `jobq.addr` and the log show it.
+    pub fn addr(&self) -> ListenAddr {
+        match self {
+            Listener::Tcp(_, addr) => ListenAddr::Tcp(*addr),
+            Listener::Unix(_, path) => ListenAddr::Unix(path.clone()),
+        }
+    }
+
+    /// Removes a unix socket's file once the daemon no longer serves it,
+    /// so the next start finds no stale socket. TCP needs nothing.
+    pub fn remove_socket_file(&self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds `addr`. A unix socket gets `mode` and, when given, group `gid`.
+pub fn bind(addr: &ListenAddr, mode: u32, gid: Option<u32>) -> Result<Listener, BindError> {
+    let io = |source| BindError::Io {
+        addr: addr.clone(),
+        source,
+    };
+    match addr {
+        ListenAddr::Tcp(want) => {
+            let listener = std::net::TcpListener::bind(want).map_err(io)?;
+            let bound = listener.local_addr().map_err(io)?;
+            Ok(Listener::Tcp(listener, bound))
+        }
+        ListenAddr::Unix(path) => {
+            clear_stale_socket(path)?;
+            if let Some(dir) = path.parent() {
+                make_socket_dir(dir).map_err(io)?;
+            }
+            // The daemon's umask (077) keeps the new socket private until
+            // the mode below opens it as configured.
+            let listener = std::os::unix::net::UnixListener::bind(path).map_err(io)?;
+            let open_up = || -> io::Result<()> {
+                if let Some(gid) = gid {
+                    std::os::unix::fs::chown(path, None, Some(gid))?;
+                }
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            };
+            if let Err(e) = open_up() {
+                let _ = std::fs::remove_file(path);
+                return Err(io(e));
+            }
+            Ok(Listener::Unix(listener, path.clone()))
+        }
+    }
+}
+
+/// Makes the socket's directory if it is missing, readable by all (who may
+/// connect is the socket's own mode); an existing one is left as it is.
+fn make_socket_dir(dir: &Path) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+}
+
+/// Removes a socket file a crashed daemon left; refuses when a daemon
+/// still answers on it, or when the file is not a socket.
+fn clear_stale_socket(path: &Path) -> Result<(), BindError> {
+    let problem = |problem: String| BindError::Socket {
+        path: path.to_owned(),
+        problem,
+    };
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(problem(e.to_string())),
+    };
+    if !meta.file_type().is_socket() {
+        return Err(problem(
+            "the path exists and is not a socket; remove it or choose another path".to_owned(),
+        ));
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => Err(problem(
+            "another process is listening on it (is another jobq running?)".to_owned(),
+        )),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+            tracing::info!(path = %path.display(), "removing the stale socket of an earlier run");
+            std::fs::remove_file(path).map_err(|e| problem(e.to_string()))
+        }
+        Err(e) => Err(problem(format!(
+            "a socket file is there and cannot be checked ({e})"
+        ))),
+    }
+}
+
+/// Serves the app on `listener` until the future is dropped.
+///
+/// Our own accept loop rather than tide's `listen`: tide leaves Nagle's
+/// algorithm on, and async-h1 writes a response's head and body separately,
+/// so every keep-alive request waited ~40 ms for the client's delayed ACK
+/// (measured: 23 submissions/s from one client before, see
+/// docs/benchmarks.md). Each TCP connection gets `TCP_NODELAY`. Each
+/// request carries its connection's [`Peer`].
+pub async fn serve(app: tide::Server<AppState>, listener: Listener) -> io::Result<()> {
+    match listener {
+        Listener::Tcp(listener, _) => {
+            let listener = async_std::net::TcpListener::from(listener);
+            loop {
+                let (stream, peer) = match listener.accept().await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        back_off(e).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let local = stream.local_addr().ok();
+                connection(app.clone(), stream, Peer::Tcp, local, Some(peer));
+            }
+        }
+        Listener::Unix(listener, _) => {
+            let listener = async_io::Async::new(listener)?;
+            loop {
+                let (stream, _) = match listener.accept().await {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        back_off(e).await;
+                        continue;
+                    }
+                };
+                let peer = match rustix::net::sockopt::socket_peercred(stream.get_ref()) {
+                    Ok(cred) => Peer::Unix {
+                        uid: cred.uid.as_raw(),
+                        gid: cred.gid.as_raw(),
+                    },
+                    Err(e) => {
+                        // Without the peer's identity the request has no
+                        // principal: drop the connection.
+                        tracing::warn!(error = %e, "cannot read the unix peer's credentials");
+                        continue;
+                    }
+                };
+                // async-std's stream can be cloned, which async-h1 needs.
+                let stream = match stream.into_inner() {
+                    Ok(stream) => async_std::os::unix::net::UnixStream::from(stream),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot serve a unix connection");
+                        continue;
+                    }
+                };
+                connection(app.clone(), stream, peer, None, None);
+            }
+        }
+    }
+}
+
+/// Out of file descriptors and the like: log, back off, go on.
+async fn back_off(e: io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    async_io::Timer::after(std::time::Duration::from_millis(50)).await;
+}
+
+/// Serves one connection's requests in a task of its own.
+fn connection<S>(
+    app: tide::Server<AppState>,
+    stream: S,
+    peer: Peer,
+    local: Option<SocketAddr>,
+    remote: Option<SocketAddr>,
+) where
+    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Clone + Send + Sync + Unpin + 'static,
+{
+    crate::rt::spawn(async move {
+        let served = async_h1::accept(stream, |mut req| async {
+            req.set_local_addr(local);
+            req.set_peer_addr(remote);
+            req.ext_mut().insert(peer);
+            app.respond(req).await
+        })
+        .await;
+        if let Err(e) = served {
+            tracing::debug!(?remote, error = %e, "connection ended with an error");
+        }
+    });
+}

@@ -1,0 +1,220 @@
+//! The route table: every route of the API with the role it needs, and the
+//! handler it runs. The app is built from this table alone, so a route
+//! cannot be added without saying who may call it; the tests walk
+//! [`routes`] to check each one refuses what it must.
+
+use tide::http::Method;
+use tide::{Endpoint, Request, Response, StatusCode};
+
+use super::{access, jobs, queues, read_body, ApiError, AppState, Reply};
+use crate::api::Health;
+
+/// Who may call a route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token: health checks.
+    Public,
+    /// The `read` role and above.
+    Read,
+    /// The `submit` role and above; what it acts on may be checked again
+    /// against the job's owner.
+    Submit,
+    /// Only `admin`.
+    Admin,
+}
+
+/// One route, as the tests see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// `GET`, `POST`, …
+    pub method: &'static str,
+    /// tide's pattern: `/v1/jobs/:id/cancel`.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+/// Which body limit a route has.
+#[derive(Clone, Copy, Debug)]
+enum Limit {
+    /// `max_body`: JSON requests.
+    Body,
+    /// `max_upload`: stdin uploads.
+    Upload,
+}
+
+/// Every route and its handler.
+fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
+    use Access::*;
+    let route = |method, path, access| Route {
+        method,
+        path,
+        access,
+    };
+    vec![
+        (
+            route("GET", "/healthz", Public),
+            endpoint(Public, Limit::Body, healthz),
+        ),
+        (
+            route("GET", "/readyz", Public),
+            endpoint(Public, Limit::Body, readyz),
+        ),
+        (
+            route("POST", "/v1/jobs", Submit),
+            endpoint(Submit, Limit::Body, jobs::submit),
+        ),
+        (
+            route("GET", "/v1/jobs", Read),
+            endpoint(Read, Limit::Body, jobs::list),
+        ),
+        (
+            route("POST", "/v1/jobs/batch", Submit),
+            endpoint(Submit, Limit::Body, jobs::submit_batch),
+        ),
+        (
+            route("GET", "/v1/jobs/:id", Read),
+            endpoint(Read, Limit::Body, jobs::get),
+        ),
+        (
+            route("DELETE", "/v1/jobs/:id", Submit),
+            endpoint(Submit, Limit::Body, jobs::remove),
+        ),
+        (
+            route("POST", "/v1/jobs/:id/cancel", Submit),
+            endpoint(Submit, Limit::Body, jobs::cancel),
+        ),
+        (
+            route("POST", "/v1/jobs/:id/retry", Submit),
+            endpoint(Submit, Limit::Body, jobs::retry),
+        ),
+        (
+            route("GET", "/v1/jobs/:id/output", Read),
+            endpoint(Read, Limit::Body, jobs::output),
+        ),
+        (
+            route("POST", "/v1/uploads", Submit),
+            endpoint(Submit, Limit::Upload, jobs::upload),
+        ),
+        (
+            route("GET", "/v1/events", Read),
+            endpoint(Read, Limit::Body, jobs::events),
+        ),
+        (
+            route("GET", "/v1/queues", Read),
+            endpoint(Read, Limit::Body, queues::list),
+        ),
+        (
+            route("PATCH", "/v1/queues/:name", Admin),
+            endpoint(Admin, Limit::Body, queues::patch),
+        ),
+    ]
+}
+
+/// Every route with the role it needs.
+pub fn routes() -> Vec<Route> {
+    table().into_iter().map(|(route, _)| route).collect()
+}
+
+/// Adds every route of the table to `app`.
+pub(super) fn add_all(app: &mut tide::Server<AppState>) {
+    for (route, endpoint) in table() {
+        let method: Method = route
+            .method
+            .parse()
+            .expect("the table's methods are HTTP methods");
+        app.at(route.path).method(method, endpoint);
+    }
+}
+
+/// A request's principal, set by [`endpoint`] before the handler runs.
+pub(super) fn principal(req: &Request<AppState>) -> &crate::auth::Principal {
+    &req.ext::<Caller>()
+        .expect("every endpoint authorizes before its handler runs")
+        .0
+}
+
+/// The principal [`endpoint`] found, kept in the request for the handler.
+struct Caller(crate::auth::Principal);
+
+/// A request's body, read in full by [`endpoint`] before the handler runs.
+#[derive(Clone, Debug, Default)]
+pub(super) struct RequestBody(pub Vec<u8>);
+
+/// Adapts a handler returning [`Reply`] to tide: checks the caller's role
+/// for `access`, reads the body within `limit`, and turns errors into the
+/// JSON error body.
+///
+/// The caller is checked before the body is read: a request that may not
+/// be made costs no upload. The body is read here, in full and before any
+/// answer, for every route: async-h1 discards an unread body after the
+/// response through a buffered reader that can swallow the next request on
+/// a kept-alive connection; a body we read ourselves never reaches that
+/// path. A refusal before the body is read, or a body over the limit, is
+/// answered with `Connection: close`, since its bytes may still be coming.
+fn endpoint<F, Fut>(access: Access, limit: Limit, f: F) -> Box<dyn Endpoint<AppState>>
+where
+    F: Fn(Request<AppState>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Reply> + Send + 'static,
+{
+    let closing = |e: ApiError| {
+        let unauthorized = e.status == StatusCode::Unauthorized;
+        let mut res = e.into_response();
+        res.insert_header("Connection", "close");
+        if unauthorized {
+            res.insert_header("WWW-Authenticate", "Bearer");
+        }
+        Ok(res)
+    };
+    Box::new(move |mut req: Request<AppState>| {
+        let f = f.clone();
+        async move {
+            if access != Access::Public {
+                match access::authorize(&req, access) {
+                    Ok(principal) => {
+                        req.set_ext(Caller(principal));
+                    }
+                    Err(e) => return closing(e),
+                }
+            }
+            let max = match limit {
+                Limit::Body => req.state().max_body,
+                Limit::Upload => req.state().max_upload,
+            };
+            match read_body(&mut req, max).await {
+                Ok(body) => {
+                    req.set_ext(RequestBody(body));
+                    Ok(f(req).await.unwrap_or_else(ApiError::into_response))
+                }
+                Err(e) => closing(e),
+            }
+        }
+    })
+}
+
+async fn healthz(_req: Request<AppState>) -> Reply {
+    Ok(super::json(
+        StatusCode::Ok,
+        &Health {
+            status: "ok".into(),
+        },
+    ))
+}
+
+async fn readyz(req: Request<AppState>) -> Reply {
+    let state = req.state();
+    let (status, text) = if state.engine.is_stopping() {
+        (StatusCode::ServiceUnavailable, "shutting down")
+    } else if state.ready.load(std::sync::atomic::Ordering::SeqCst) {
+        (StatusCode::Ok, "ok")
+    } else {
+        (StatusCode::ServiceUnavailable, "recovering")
+    };
+    let res: Response = super::json(
+        status,
+        &Health {
+            status: text.into(),
+        },
+    );
+    Ok(res)
+}
