@@ -8,10 +8,14 @@
 
 mod support;
 
+#[path = "cases/auth.rs"]
+mod auth;
 #[path = "cases/backpressure.rs"]
 mod backpressure;
 #[path = "cases/batch.rs"]
 mod batch;
+#[path = "cases/browser.rs"]
+mod browser;
 #[path = "cases/cancel.rs"]
 mod cancel;
 #[path = "cases/cli.rs"]
@@ -56,6 +60,8 @@ mod recovery;
 mod retention;
 #[path = "cases/retries.rs"]
 mod retries;
+#[path = "cases/run_as.rs"]
+mod run_as;
 #[path = "cases/scheduling.rs"]
 mod scheduling;
 #[path = "cases/spawn.rs"]
@@ -64,6 +70,8 @@ mod spawn;
 mod submit;
 #[path = "cases/timeouts.rs"]
 mod timeouts;
+#[path = "cases/unix_socket.rs"]
+mod unix_socket;
 #[path = "cases/uploads.rs"]
 mod uploads;
 #[path = "cases/validation.rs"]

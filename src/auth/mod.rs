@@ -233,7 +233,7 @@ impl Authority {
         peer: Peer,
         presented: Presented<'_>,
     ) -> Result<Principal, AuthError> {
-        let how = "pass it as `Authorization: Bearer <token>` (jobq --token, JOBQ_TOKEN or JOBQ_TOKEN_FILE)";
+        let how = "send `Authorization: Bearer <token>`";
         if self.requires_tokens() {
             match presented {
                 Presented::Bearer(token) => {
@@ -252,9 +252,9 @@ impl Authority {
                     };
                 }
                 Presented::Malformed => {
-                    return Err(AuthError::Unauthorized(format!(
-                        "the Authorization header is not `Bearer <token>`; {how}"
-                    )))
+                    return Err(AuthError::Unauthorized(
+                        "the Authorization header is not `Bearer <token>`".to_owned(),
+                    ))
                 }
                 Presented::Nothing => {}
             }
@@ -262,7 +262,7 @@ impl Authority {
         match peer {
             Peer::Unix { uid, .. } => self.unix_peer(uid),
             Peer::Tcp if self.requires_tokens() => Err(AuthError::Unauthorized(format!(
-                "this daemon needs a token; {how}"
+                "this daemon needs a token: {how}"
             ))),
             Peer::Tcp => Ok(Principal {
                 identity: Identity::Anonymous,

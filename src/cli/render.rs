@@ -181,6 +181,10 @@ pub fn job_details(out: &mut dyn Write, job: &JobView, now: Timestamp) -> io::Re
         lines.push(("shell", line.clone()));
     }
     lines.push(("queue", job.queue.clone()));
+    lines.push(("owner", job.owner.clone()));
+    if let (Some(user), Some(uid)) = (&job.user, job.uid) {
+        lines.push(("user", format!("{user} (uid {uid})")));
+    }
     lines.push(("priority", job.priority.to_string()));
     lines.push((
         "attempt",

@@ -141,7 +141,7 @@ fn api_message(status: u16, body: &ErrorBody) -> String {
             }
         }
         ErrorCode::Unauthorized => {
-            line.push_str(" (pass --token TOKEN, or set JOBQ_TOKEN or JOBQ_TOKEN_FILE)")
+            line.push_str("; pass --token TOKEN, or set JOBQ_TOKEN or JOBQ_TOKEN_FILE")
         }
         ErrorCode::Internal => line = format!("daemon error ({status}): {line}"),
         _ => {}

@@ -43,71 +43,47 @@ enum Limit {
     Upload,
 }
 
-/// Every route and its handler.
-fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
-    use Access::*;
-    let route = |method, path, access| Route {
+/// One line of the table: the route, and its handler behind the check of
+/// that route's access (one value, so the two cannot disagree).
+fn entry<F, Fut>(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    limit: Limit,
+    f: F,
+) -> (Route, Box<dyn Endpoint<AppState>>)
+where
+    F: Fn(Request<AppState>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Reply> + Send + 'static,
+{
+    let route = Route {
         method,
         path,
         access,
     };
+    (route, endpoint(access, limit, f))
+}
+
+/// Every route and its handler.
+#[rustfmt::skip]
+fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
+    use Access::*;
+    use Limit::*;
     vec![
-        (
-            route("GET", "/healthz", Public),
-            endpoint(Public, Limit::Body, healthz),
-        ),
-        (
-            route("GET", "/readyz", Public),
-            endpoint(Public, Limit::Body, readyz),
-        ),
-        (
-            route("POST", "/v1/jobs", Submit),
-            endpoint(Submit, Limit::Body, jobs::submit),
-        ),
-        (
-            route("GET", "/v1/jobs", Read),
-            endpoint(Read, Limit::Body, jobs::list),
-        ),
-        (
-            route("POST", "/v1/jobs/batch", Submit),
-            endpoint(Submit, Limit::Body, jobs::submit_batch),
-        ),
-        (
-            route("GET", "/v1/jobs/:id", Read),
-            endpoint(Read, Limit::Body, jobs::get),
-        ),
-        (
-            route("DELETE", "/v1/jobs/:id", Submit),
-            endpoint(Submit, Limit::Body, jobs::remove),
-        ),
-        (
-            route("POST", "/v1/jobs/:id/cancel", Submit),
-            endpoint(Submit, Limit::Body, jobs::cancel),
-        ),
-        (
-            route("POST", "/v1/jobs/:id/retry", Submit),
-            endpoint(Submit, Limit::Body, jobs::retry),
-        ),
-        (
-            route("GET", "/v1/jobs/:id/output", Read),
-            endpoint(Read, Limit::Body, jobs::output),
-        ),
-        (
-            route("POST", "/v1/uploads", Submit),
-            endpoint(Submit, Limit::Upload, jobs::upload),
-        ),
-        (
-            route("GET", "/v1/events", Read),
-            endpoint(Read, Limit::Body, jobs::events),
-        ),
-        (
-            route("GET", "/v1/queues", Read),
-            endpoint(Read, Limit::Body, queues::list),
-        ),
-        (
-            route("PATCH", "/v1/queues/:name", Admin),
-            endpoint(Admin, Limit::Body, queues::patch),
-        ),
+        entry("GET", "/healthz", Public, Body, healthz),
+        entry("GET", "/readyz", Public, Body, readyz),
+        entry("POST", "/v1/jobs", Submit, Body, jobs::submit),
+        entry("GET", "/v1/jobs", Read, Body, jobs::list),
+        entry("POST", "/v1/jobs/batch", Submit, Body, jobs::submit_batch),
+        entry("GET", "/v1/jobs/:id", Read, Body, jobs::get),
+        entry("DELETE", "/v1/jobs/:id", Submit, Body, jobs::remove),
+        entry("POST", "/v1/jobs/:id/cancel", Submit, Body, jobs::cancel),
+        entry("POST", "/v1/jobs/:id/retry", Submit, Body, jobs::retry),
+        entry("GET", "/v1/jobs/:id/output", Read, Body, jobs::output),
+        entry("POST", "/v1/uploads", Submit, Upload, jobs::upload),
+        entry("GET", "/v1/events", Read, Body, jobs::events),
+        entry("GET", "/v1/queues", Read, Body, queues::list),
+        entry("PATCH", "/v1/queues/:name", Admin, Body, queues::patch),
     ]
 }
 

@@ -113,3 +113,146 @@ fn a_non_loopback_listen_address_is_refused_without_tokens() {
     );
     assert!(!data.exists());
 }
+
+#[test]
+fn every_access_setting_refuses_its_bad_values_by_name() {
+    let token =
+        |extra: &str| format!("[[auth.tokens]]\nname = \"ci\"\nrole = \"submit\"\n{extra}\n");
+    let ok = "token = \"0123456789abcdef0123\"";
+    let cases: Vec<(String, &str)> = vec![
+        ("listen = []\n".into(), "listen"),
+        (
+            "listen = [\"127.0.0.1:1\", \"127.0.0.1:1\"]\n".into(),
+            "listen",
+        ),
+        ("listen = [\"unix:relative.sock\"]\n".into(), "listen"),
+        ("listen = 5\n".into(), "listen"),
+        ("socket_mode = \"0999\"\n".into(), "socket_mode"),
+        ("socket_mode = 660\n".into(), "socket_mode"),
+        ("socket_mode = \"rw-rw----\"\n".into(), "socket_mode"),
+        (
+            "socket_group = \"no-such-group-jobq\"\n".into(),
+            "socket_group",
+        ),
+        (
+            "[auth]\nadmin_group = \"no-such-group-jobq\"\n".into(),
+            "auth.admin_group",
+        ),
+        ("[auth]\nusers = []\n".into(), "users"),
+        (token(ok).replace("\"ci\"", "\"CI\""), "auth.tokens"),
+        (token(ok).replace("\"submit\"", "\"root\""), "role"),
+        (token("token = \"short\""), "auth.tokens"),
+        (token("token = \"0123456789 abcdef0123\""), "auth.tokens"),
+        (
+            token(&format!("{ok}\ntoken_file = \"/etc/hostname\"")),
+            "auth.tokens",
+        ),
+        (token(""), "auth.tokens"),
+        (
+            token("token_file = \"/nonexistent/jobq-token\""),
+            "auth.tokens",
+        ),
+        (
+            token("token_file = \"relative-token\""),
+            "CREDENTIALS_DIRECTORY",
+        ),
+        (
+            format!(
+                "{}{}",
+                token(ok),
+                token("token = \"another-token-0123456\"")
+            ),
+            "used twice",
+        ),
+        (
+            format!("{}{}", token(ok), token(ok).replace("\"ci\"", "\"cd\"")),
+            "same token",
+        ),
+        (token(&format!("{ok}\nscope = \"all\"")), "scope"),
+        (
+            "[server]\norigins = [\"dash.example.com\"]\n".into(),
+            "server.origins",
+        ),
+        (
+            "[server]\norigins = [\"https://dash.example.com/app\"]\n".into(),
+            "server.origins",
+        ),
+        ("[server]\norigins = [\"*\"]\n".into(), "server.origins"),
+        (
+            "[server]\nhosts = [\"http://jobs.internal\"]\n".into(),
+            "server.hosts",
+        ),
+        (
+            "[server]\nhosts = [\"jobs.internal:7711\"]\n".into(),
+            "server.hosts",
+        ),
+        ("[server]\ncors = true\n".into(), "cors"),
+        (
+            "[jobs]\ninherit_env = [\"A=B\"]\n".into(),
+            "jobs.inherit_env",
+        ),
+        ("[jobs]\ninherit_env = [\"\"]\n".into(), "jobs.inherit_env"),
+        ("[jobs]\nallow_root = \"yes\"\n".into(), "allow_root"),
+        ("[jobs]\nlimits = 1\n".into(), "limits"),
+    ];
+    for (toml, key) in cases {
+        assert_refused(&toml, key);
+    }
+}
+
+#[test]
+fn a_token_never_shows_in_a_config_error() {
+    let secret = "0123456789abcdef-secret";
+    let root = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "[[auth.tokens]]\nname = \"a\"\nrole = \"admin\"\ntoken = \"{secret}\"\n\
+         [[auth.tokens]]\nname = \"b\"\nrole = \"admin\"\ntoken = \"{secret}\"\n"
+    );
+    let (code, stderr) = serve_with(root.path(), &toml, &root.path().join("data"));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(!stderr.contains(secret), "{stderr}");
+}
+
+#[test]
+fn a_non_loopback_listen_address_starts_with_tokens() {
+    let token = "public-listen-token-0123";
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("jobq.toml");
+    std::fs::write(
+        &config,
+        format!("[[auth.tokens]]\nname = \"me\"\nrole = \"admin\"\ntoken = \"{token}\"\n"),
+    )
+    .unwrap();
+    let mut cmd = jobq_command(&["serve", "--listen", "0.0.0.0:0", "--config"]);
+    cmd.arg(&config)
+        .arg("--data-dir")
+        .arg(root.path().join("data"));
+    let mut child = cmd
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start jobq serve on 0.0.0.0");
+    let addr_file = root.path().join("data/jobq.addr");
+    crate::support::wait_for("the daemon on 0.0.0.0 to write jobq.addr", || {
+        std::fs::read_to_string(&addr_file).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let bound = std::fs::read_to_string(&addr_file).unwrap();
+    assert!(bound.starts_with("0.0.0.0:"), "{bound}");
+}
+
+#[test]
+fn a_relative_token_file_is_read_from_the_credentials_directory() {
+    let creds = tempfile::tempdir().unwrap();
+    let token = "credential-token-0123456";
+    std::fs::write(creds.path().join("token_ci"), format!("{token}\n")).unwrap();
+    let d = crate::support::TestDaemon::builder()
+        .env("CREDENTIALS_DIRECTORY", creds.path().to_str().unwrap())
+        .config_toml(
+            "[[auth.tokens]]\nname = \"ci\"\nrole = \"submit\"\ntoken_file = \"token_ci\"\n",
+        )
+        .token(token)
+        .start();
+    let job = d.submit(serde_json::json!({"command": ["true"]}));
+    assert_eq!(job.owner, "token:ci");
+}

@@ -90,6 +90,47 @@ fn a_format_1_store_still_opens() {
 }
 
 #[test]
+fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_2() {
+    let token = "fixture-test-token-0123";
+    let mut d = TestDaemon::builder()
+        .store_from(&fixture())
+        .config_toml(&format!(
+            "[[auth.tokens]]\nname = \"ci\"\nrole = \"submit\"\ntoken = \"{token}\"\n"
+        ))
+        .token(token)
+        .start();
+    let marker = d.data_dir().join("store/JOBQ_FORMAT");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 2\n");
+    let done = d.job(FIXTURE_DONE);
+    assert_eq!(done.owner, "anonymous", "{done:?}");
+    assert_eq!(
+        done.user, None,
+        "a format-1 job that has not run since names no user"
+    );
+    // Owned by anonymous, so a submit token may not act on it.
+    let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
+    crate::support::assert_error(status, &body, 403, "forbidden", None);
+    // Still format 2, and the same, after a restart.
+    d.restart();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 2\n");
+    assert_eq!(d.job(FIXTURE_DONE).owner, "anonymous");
+}
+
+#[test]
+fn a_format_1_job_runs_as_the_default_user_and_then_names_it() {
+    let d = TestDaemon::builder().store_from(&fixture()).start();
+    let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
+    assert_eq!(status, 200, "{body}");
+    let job = d.wait_job(FIXTURE_DONE, "the retried format-1 job to end", |j| {
+        j.attempt == 2 && j.is_terminal()
+    });
+    let me = jobq::auth::Account::current().unwrap();
+    assert_eq!(job.user.as_deref(), Some(me.name.as_str()));
+    assert_eq!(job.uid, Some(me.uid));
+    assert_eq!(job.owner, "anonymous");
+}
+
+#[test]
 fn a_second_daemon_on_the_same_data_dir_is_refused() {
     let d = TestDaemon::start();
     let job = d.submit_shell("echo first");

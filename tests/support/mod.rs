@@ -8,7 +8,7 @@
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::net::SocketAddr;
@@ -106,6 +106,32 @@ pub fn jobq_command(args: &[&str]) -> Command {
         .env_remove("JOBQ_TOKEN_FILE")
         .env_remove("RUST_LOG");
     cmd
+}
+
+/// `program args…` run as `user` through `runuser` (root only, see
+/// [`require_root`]), with the jobq client variables cleared.
+pub fn as_user(user: &str, program: &str, args: &[&str]) -> Command {
+    require_root("run a command as another user");
+    let mut cmd = Command::new("runuser");
+    cmd.args(["-u", user, "--", program])
+        .args(args)
+        .env_remove("JOBQ_SERVER")
+        .env_remove("JOBQ_TOKEN")
+        .env_remove("JOBQ_TOKEN_FILE")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// Fails the test, saying why, unless it runs as root: what it checks
+/// (jobs started as other users, peers of other users on the socket)
+/// cannot be done otherwise. CI runs the suite as root; such a test must
+/// not pass by skipping its point.
+#[track_caller]
+pub fn require_root(to: &str) {
+    assert!(
+        rustix::process::geteuid().is_root(),
+        "this test needs root to {to}; run the suite as root (CI does), it cannot pass without"
+    );
 }
 
 /// Runs `cmd` to completion with output captured, failing the test if it
@@ -327,6 +353,15 @@ pub struct Builder {
     root_in: Option<PathBuf>,
     /// The token the test's requests carry, when the config needs one.
     token: Option<String>,
+    /// Whether the daemon also listens on a unix socket in its temp dir.
+    unix_socket: bool,
+    /// Extra variables in the daemon's environment.
+    envs: Vec<(String, String)>,
+    /// Run the daemon as this user (and its primary group) instead of the
+    /// test's own.
+    user: Option<String>,
+    /// Run the daemon with these supplementary groups.
+    groups: Option<Vec<u32>>,
 }
 
 impl Builder {
@@ -355,6 +390,35 @@ impl Builder {
         self
     }
 
+    /// Also listens on a unix socket (`--listen unix:<temp dir>/run/jobq.sock`),
+    /// see [`TestDaemon::socket`].
+    pub fn unix_socket(mut self) -> Builder {
+        self.unix_socket = true;
+        self
+    }
+
+    /// Runs the daemon as `user` (root only): through `setpriv`, which execs
+    /// it in place, so the daemon is still the test's child.
+    pub fn daemon_user(mut self, user: &str) -> Builder {
+        require_root("start the daemon as another user");
+        self.user = Some(user.to_owned());
+        self
+    }
+
+    /// Runs the daemon (as the test's user) with these supplementary groups
+    /// (root only), so a test can see a job lose them.
+    pub fn groups(mut self, groups: &[u32]) -> Builder {
+        require_root("start the daemon with other groups");
+        self.groups = Some(groups.to_vec());
+        self
+    }
+
+    /// Starts the daemon with `key=value` in its environment.
+    pub fn env(mut self, key: &str, value: &str) -> Builder {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
     /// Starts the daemon on a copy of the store in `dir`.
     pub fn store_from(mut self, dir: &Path) -> Builder {
         self.store_from = Some(dir.to_owned());
@@ -370,8 +434,32 @@ impl Builder {
             None => root.tempdir(),
         }
         .expect("create temp dir");
+        // Others may pass through (not list): a job or client run as
+        // another user reaches its socket and files here. The daemon makes
+        // its data dir inside 0700 itself.
+        fs::set_permissions(
+            root.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o711),
+        )
+        .expect("open the temp dir to other users");
         let data_dir = root.path().join("data");
         fs::create_dir(&data_dir).expect("create data dir");
+        // The socket's directory, where the daemon's user may make it and
+        // anyone may reach it.
+        let run_dir = root.path().join("run");
+        fs::create_dir(&run_dir).expect("create the socket's dir");
+        fs::set_permissions(
+            &run_dir,
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )
+        .expect("open the socket's dir");
+        if let Some(user) = &self.user {
+            let account = jobq::auth::Account::by_name(user).expect("the daemon's user");
+            for dir in [&data_dir, &run_dir] {
+                std::os::unix::fs::chown(dir, Some(account.uid), Some(account.gid))
+                    .expect("give the daemon's user its dirs");
+            }
+        }
         if let Some(from) = &self.store_from {
             copy_dir(from, &data_dir.join("store"));
         }
@@ -391,6 +479,10 @@ impl Builder {
             addr: None,
             agent: agent(HTTP_TIMEOUT, true),
             token: self.token,
+            socket: self.unix_socket.then(|| run_dir.join("jobq.sock")),
+            envs: self.envs,
+            user: self.user,
+            groups: self.groups,
             started: 0,
             root,
         };
@@ -424,6 +516,14 @@ pub struct TestDaemon {
     agent: ureq::Agent,
     /// Sent as `Authorization: Bearer` with every request, when set.
     token: Option<String>,
+    /// The unix socket the daemon also listens on, when asked for.
+    socket: Option<PathBuf>,
+    /// Extra variables in the daemon's environment.
+    envs: Vec<(String, String)>,
+    /// The user the daemon runs as, when not the test's own.
+    user: Option<String>,
+    /// The daemon's supplementary groups, when not the test's own.
+    groups: Option<Vec<u32>>,
     /// How many daemon processes were started (for the stderr log).
     started: u32,
 }
@@ -456,8 +556,39 @@ impl TestDaemon {
             .expect("open daemon stderr file");
         use std::io::Write;
         let _ = writeln!(log, "=== daemon start #{} ===", self.started);
-        let mut cmd = jobq_command(&["serve", "--listen", "127.0.0.1:0", "--data-dir"]);
-        cmd.arg(&self.data_dir);
+        let mut cmd = if self.user.is_some() || self.groups.is_some() {
+            // setpriv execs the daemon in place: it stays the test's child.
+            let mut cmd = Command::new("setpriv");
+            if let Some(user) = &self.user {
+                let account = jobq::auth::Account::by_name(user).expect("the daemon's user");
+                cmd.arg("--reuid")
+                    .arg(account.uid.to_string())
+                    .arg("--regid")
+                    .arg(account.gid.to_string());
+            }
+            match &self.groups {
+                Some(groups) => {
+                    let list: Vec<String> = groups.iter().map(u32::to_string).collect();
+                    cmd.arg("--groups").arg(list.join(","))
+                }
+                None => cmd.arg("--clear-groups"),
+            };
+            cmd.arg("--")
+                .arg(jobq_bin())
+                .args(["serve", "--listen", "127.0.0.1:0"])
+                .env_remove("JOBQ_SERVER")
+                .env_remove("JOBQ_TOKEN")
+                .env_remove("RUST_LOG");
+            cmd
+        } else {
+            jobq_command(&["serve", "--listen", "127.0.0.1:0"])
+        };
+        if let Some(socket) = &self.socket {
+            cmd.arg("--listen")
+                .arg(format!("unix:{}", socket.display()));
+        }
+        cmd.arg("--data-dir").arg(&self.data_dir);
+        cmd.envs(self.envs.iter().map(|(k, v)| (k, v)));
         if let Some(n) = self.workers {
             cmd.arg("--workers").arg(n.to_string());
         }
@@ -582,6 +713,31 @@ impl TestDaemon {
         self.spawn();
     }
 
+    /// The unix socket the daemon listens on ([`Builder::unix_socket`]).
+    pub fn socket(&self) -> &Path {
+        self.socket
+            .as_deref()
+            .expect("the daemon was built with unix_socket()")
+    }
+
+    /// Everything every daemon process of this test wrote to stderr.
+    pub fn stderr_all(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Runs `jobq <args>` against this daemon's unix socket, as `user`
+    /// (through `runuser`) or, with `None`, as the test itself.
+    pub fn cli_unix(&self, user: Option<&str>, args: &[&str]) -> Output {
+        let server = format!("unix:{}", self.socket().display());
+        let mut all = vec!["--server", server.as_str()];
+        all.extend_from_slice(args);
+        let cmd = match user {
+            Some(user) => as_user(user, jobq_bin(), &all),
+            None => jobq_command(&all),
+        };
+        run_bounded(cmd, &format!("jobq {} (as {user:?})", args.join(" ")))
+    }
+
     /// The last lines the daemon wrote to stderr.
     pub fn stderr_tail(&self) -> String {
         let text = fs::read_to_string(&self.stderr_path).unwrap_or_default();
@@ -647,7 +803,11 @@ impl TestDaemon {
             req = req.header("Authorization", format!("Bearer {token}"));
         }
         for (name, value) in headers {
-            req = req.header(*name, *value);
+            // An empty `Authorization` sends none: a request without
+            // credentials from a test whose daemon has a token.
+            if !(value.is_empty() && name.eq_ignore_ascii_case("authorization")) {
+                req = req.header(*name, *value);
+            }
         }
         req
     }
@@ -657,7 +817,8 @@ impl TestDaemon {
     }
 
     /// Any request, with extra headers (an `Authorization` header replaces
-    /// the daemon's token), any status, read in full.
+    /// the daemon's token; an empty one sends none), any status, read in
+    /// full.
     pub fn send(
         &self,
         method: &str,
@@ -744,6 +905,28 @@ impl TestDaemon {
     pub fn delete(&self, path: &str) -> (u16, Value) {
         let reply = self.send("DELETE", path, &[], None);
         (reply.status, reply.json())
+    }
+
+    /// The response headers of `GET path` with extra request `headers`,
+    /// names lowercase.
+    pub fn head(&self, path: &str, headers: &[(&str, &str)]) -> BTreeMap<String, String> {
+        let req = self
+            .request("GET", path, headers)
+            .body(())
+            .expect("a request");
+        let resp = self
+            .agent
+            .run(req)
+            .unwrap_or_else(|e| panic!("GET {path}: no HTTP answer: {e}"));
+        resp.headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
     }
 
     /// `GET path` with extra request headers, any status, read in full.
