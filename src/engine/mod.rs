@@ -185,7 +185,13 @@ impl Engine {
     /// An engine over an opened store, in a daemon running as `daemon`
     /// whose jobs start with umask `job_umask`. Call [`Engine::recover`]
     /// before starting the loops.
-    pub fn new(store: Store, config: Arc<Config>, daemon: Account, job_umask: u32) -> Engine {
+    pub fn new(store: Store, config: Arc<Config>, mut daemon: Account, job_umask: u32) -> Engine {
+        // The daemon's own jobs get the HOME it was given, when it was
+        // given one: a systemd DynamicUser's home is `/` (read-only there),
+        // and the unit gives jobs a writable one (docs/design.md).
+        if let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) {
+            daemon.home = home.into();
+        }
         let default_account = match &config.jobs.user {
             Some(user) if daemon.is_root() => user.clone(),
             _ => daemon.clone(),

@@ -35,6 +35,10 @@ use rustix::process::{Pid, WaitOptions};
 
 use super::identity;
 
+/// keyctl(2)'s operation that gives the caller a new anonymous session
+/// keyring (linux/keyctl.h).
+const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+
 /// Stack for the child between `clone` and `exec`. It only makes a few
 /// system calls; 256 KiB leaves a wide margin even for debug builds.
 const CHILD_STACK: usize = 256 * 1024;
@@ -484,6 +488,16 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 || libc::syscall(libc::SYS_setresuid, args.uid, args.uid, args.uid) != 0)
         {
             fail(args, Step::Credentials);
+        }
+        if args.switch {
+            // A session keyring of its own, so that jobs of different
+            // users do not share the daemon's. Best effort: a seccomp
+            // filter may refuse keyctl, and a job runs without one.
+            libc::syscall(
+                libc::SYS_keyctl,
+                KEYCTL_JOIN_SESSION_KEYRING,
+                std::ptr::null::<libc::c_char>(),
+            );
         }
         libc::umask(args.umask);
         if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {

@@ -213,6 +213,29 @@ fn a_token_never_shows_in_a_config_error() {
     assert!(!stderr.contains(secret), "{stderr}");
 }
 
+/// Starts `jobq serve --config config --listen listen` on a fresh data dir
+/// under `root`, waits until it has bound, stops it, and returns what it
+/// wrote to `jobq.addr`.
+fn bound_with(root: &Path, config: &Path, listen: &str) -> String {
+    let data = root.join("data");
+    let mut cmd = jobq_command(&["serve", "--listen", listen, "--config"]);
+    cmd.arg(config).arg("--data-dir").arg(&data);
+    let mut child = cmd
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start jobq serve");
+    let addr_file = data.join("jobq.addr");
+    let mut exited = None;
+    crate::support::wait_for("the daemon to write jobq.addr", || {
+        exited = child.try_wait().ok().flatten();
+        exited.is_some() || std::fs::read_to_string(&addr_file).is_ok_and(|t| t.ends_with('\n'))
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(exited, None, "jobq serve --config {} exited", config.display());
+    std::fs::read_to_string(&addr_file).unwrap()
+}
+
 #[test]
 fn a_non_loopback_listen_address_starts_with_tokens() {
     let token = "public-listen-token-0123";
@@ -223,22 +246,16 @@ fn a_non_loopback_listen_address_starts_with_tokens() {
         format!("[[auth.tokens]]\nname = \"me\"\nrole = \"admin\"\ntoken = \"{token}\"\n"),
     )
     .unwrap();
-    let mut cmd = jobq_command(&["serve", "--listen", "0.0.0.0:0", "--config"]);
-    cmd.arg(&config)
-        .arg("--data-dir")
-        .arg(root.path().join("data"));
-    let mut child = cmd
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("start jobq serve on 0.0.0.0");
-    let addr_file = root.path().join("data/jobq.addr");
-    crate::support::wait_for("the daemon on 0.0.0.0 to write jobq.addr", || {
-        std::fs::read_to_string(&addr_file).is_ok_and(|t| t.ends_with('\n'))
-    });
-    let _ = child.kill();
-    let _ = child.wait();
-    let bound = std::fs::read_to_string(&addr_file).unwrap();
+    let bound = bound_with(root.path(), &config, "0.0.0.0:0");
     assert!(bound.starts_with("0.0.0.0:"), "{bound}");
+}
+
+#[test]
+fn the_shipped_config_file_is_accepted() {
+    let root = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/jobq.toml");
+    let bound = bound_with(root.path(), &shipped, "127.0.0.1:0");
+    assert!(bound.starts_with("127.0.0.1:"), "{bound}");
 }
 
 #[test]
