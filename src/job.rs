@@ -812,27 +812,36 @@ pub fn signal_name(signal: i32) -> String {
     name.to_owned()
 }
 
+/// A plain `true` job with `env`, for other modules' unit tests.
+#[cfg(test)]
+pub(crate) fn sample_spec(env: &[(&str, &str)]) -> JobSpec {
+    JobSpec {
+        program: Program::Command(vec!["true".into()]),
+        env: env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        cwd: None,
+        stdin_bytes: None,
+        queue: "default".into(),
+        priority: 0,
+        run_at: None,
+        timeout: None,
+        retries: 0,
+        backoff: Duration::from_secs(1),
+        after: vec![],
+        idempotency_key: None,
+        name: None,
+        labels: BTreeMap::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn spec() -> JobSpec {
-        JobSpec {
-            program: Program::Command(vec!["true".into()]),
-            env: BTreeMap::from([("SECRET".into(), "hunter2".into())]),
-            cwd: None,
-            stdin_bytes: None,
-            queue: "default".into(),
-            priority: 0,
-            run_at: None,
-            timeout: None,
-            retries: 0,
-            backoff: Duration::from_secs(1),
-            after: vec![],
-            idempotency_key: None,
-            name: None,
-            labels: BTreeMap::new(),
-        }
+        sample_spec(&[("SECRET", "hunter2")])
     }
 
     fn ours() -> Ownership {

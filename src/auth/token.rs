@@ -67,21 +67,35 @@ pub fn read_token_file(path: &Path) -> Result<Secret, String> {
             }
         }
     };
-    let text = std::fs::read_to_string(&full).map_err(|e| {
-        format!(
-            "cannot read {}: {}",
-            full.display(),
-            crate::client::io_reason(&e)
-        )
-    })?;
-    let first = text.lines().next().unwrap_or_default().trim();
-    if first.is_empty() {
-        return Err(format!(
+    let first = first_line(&full).map_err(|e| match e {
+        TokenFileError::Unreadable(reason) => format!("cannot read {}: {reason}", full.display()),
+        TokenFileError::Empty => format!(
             "{} is empty; its first line must be the token",
             full.display()
-        ));
+        ),
+    })?;
+    Secret::new(first).map_err(|e| format!("{}: {e}", full.display()))
+}
+
+/// Why a token file gave no token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenFileError {
+    /// It cannot be read; the reason in a few words.
+    Unreadable(String),
+    /// Its first line is blank.
+    Empty,
+}
+
+/// The first line of `path`, trimmed: the token in a token file, for the
+/// daemon's `token_file` and the CLI's `--token-file` alike.
+pub fn first_line(path: &Path) -> Result<String, TokenFileError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| TokenFileError::Unreadable(crate::client::io_reason(&e)))?;
+    let first = text.lines().next().unwrap_or_default().trim();
+    if first.is_empty() {
+        return Err(TokenFileError::Empty);
     }
-    Secret::new(first.to_owned()).map_err(|e| format!("{}: {e}", full.display()))
+    Ok(first.to_owned())
 }
 
 /// What an `Authorization` header carries.

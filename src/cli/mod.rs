@@ -127,21 +127,19 @@ impl ClientOpts {
 
 /// The token in `path`: its first line, trimmed.
 fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        CliError::Usage(format!(
-            "cannot read the token file {} (--token-file or JOBQ_TOKEN_FILE): {}",
-            path.display(),
-            crate::client::io_reason(&e)
-        ))
-    })?;
-    let token = text.lines().next().unwrap_or_default().trim();
-    if token.is_empty() {
-        return Err(CliError::Usage(format!(
-            "the token file {} is empty; its first line must be the token",
-            path.display()
-        )));
-    }
-    Ok(token.to_owned())
+    use crate::auth::token::{first_line, TokenFileError};
+    first_line(path).map_err(|e| {
+        CliError::Usage(match e {
+            TokenFileError::Unreadable(reason) => format!(
+                "cannot read the token file {} (--token-file or JOBQ_TOKEN_FILE): {reason}",
+                path.display()
+            ),
+            TokenFileError::Empty => format!(
+                "the token file {} is empty; its first line must be the token",
+                path.display()
+            ),
+        })
+    })
 }
 
 /// Every subcommand: the daemon, then the client commands.

@@ -350,7 +350,11 @@ impl std::fmt::Display for Server {
 /// names one: the system socket when it exists (the daemon runs as a
 /// service on this machine), else API.md's default address.
 pub fn default_server() -> Server {
-    let socket = Path::new(SYSTEM_SOCKET);
+    default_with_socket(Path::new(SYSTEM_SOCKET))
+}
+
+/// [`default_server`] with `socket` as the system socket.
+fn default_with_socket(socket: &Path) -> Server {
     if socket.exists() {
         Server::Unix(socket.to_owned())
     } else {
@@ -1280,6 +1284,18 @@ mod tests {
         );
         let err = Server::parse("unix:x.sock").unwrap_err();
         assert!(err.to_string().contains("absolute path"), "{err}");
+    }
+
+    #[test]
+    fn the_default_is_the_system_socket_when_it_exists() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("jobq.sock");
+        assert_eq!(
+            default_with_socket(&socket),
+            Server::Http(DEFAULT_SERVER.to_owned())
+        );
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        assert_eq!(default_with_socket(&socket), Server::Unix(socket.clone()));
     }
 
     #[test]

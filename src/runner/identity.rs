@@ -109,26 +109,11 @@ mod tests {
     }
 
     fn spec() -> JobSpec {
-        JobSpec {
-            program: crate::job::Program::Command(vec!["true".into()]),
-            env: BTreeMap::from([
-                ("HOME".into(), "/elsewhere".into()),
-                ("JOBQ_JOB_ID".into(), "forged".into()),
-                ("X".into(), "1".into()),
-            ]),
-            cwd: None,
-            stdin_bytes: None,
-            queue: "default".into(),
-            priority: 0,
-            run_at: None,
-            timeout: None,
-            retries: 0,
-            backoff: std::time::Duration::from_secs(1),
-            after: vec![],
-            idempotency_key: None,
-            name: None,
-            labels: BTreeMap::new(),
-        }
+        crate::job::sample_spec(&[
+            ("HOME", "/elsewhere"),
+            ("JOBQ_JOB_ID", "forged"),
+            ("X", "1"),
+        ])
     }
 
     #[test]

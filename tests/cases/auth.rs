@@ -197,27 +197,23 @@ fn the_cli_takes_its_token_from_a_flag_the_environment_or_a_file() {
 
     let before = d.job_count();
     let missing = d.path("no-such-token-file");
-    let out = d.cli(&[
-        "submit",
-        "--token-file",
-        missing.to_str().unwrap(),
-        "--",
-        "true",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(exit_code(&out), 2, "{stderr}");
-    assert!(stderr.contains("cannot read the token file"), "{stderr}");
-    std::fs::write(&file, "\n").unwrap();
-    let out = d.cli(&[
-        "submit",
-        "--token-file",
-        file.to_str().unwrap(),
-        "--",
-        "true",
-    ]);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(exit_code(&out), 2, "{stderr}");
-    assert!(stderr.contains("is empty"), "{stderr}");
+    let empty = d.path("empty-token-file");
+    std::fs::write(&empty, "\n").unwrap();
+    for (file, says) in [
+        (&missing, "cannot read the token file"),
+        (&empty, "is empty"),
+    ] {
+        let out = d.cli(&[
+            "submit",
+            "--token-file",
+            file.to_str().unwrap(),
+            "--",
+            "true",
+        ]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(exit_code(&out), 2, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
     assert_eq!(d.job_count(), before);
 }
 

@@ -232,7 +232,12 @@ fn bound_with(root: &Path, config: &Path, listen: &str) -> String {
     });
     let _ = child.kill();
     let _ = child.wait();
-    assert_eq!(exited, None, "jobq serve --config {} exited", config.display());
+    assert_eq!(
+        exited,
+        None,
+        "jobq serve --config {} exited",
+        config.display()
+    );
     std::fs::read_to_string(&addr_file).unwrap()
 }
 
