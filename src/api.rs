@@ -331,11 +331,12 @@ impl JobRequest {
                 format!("at most {MAX_AFTER} jobs"),
             ));
         }
+        let mut seen = std::collections::HashSet::with_capacity(self.after.len());
         for id in &self.after {
             let id = id
                 .parse::<JobId>()
                 .map_err(|e| FieldError::new("after", e.to_string()))?;
-            if !after.contains(&id) {
+            if seen.insert(id) {
                 after.push(id);
             }
         }
@@ -502,6 +503,10 @@ pub struct AttemptView {
     pub error: Option<String>,
     /// True when a user cancelled it.
     pub cancelled: bool,
+    /// Bytes of output it kept (read them with `?attempt=N`); null where
+    /// that was not recorded.
+    #[serde(default)]
+    pub output_bytes: Option<u64>,
 }
 
 /// What a hidden `env` value reads as.
@@ -649,6 +654,7 @@ impl From<&Job> for JobView {
                     reason: a.reason,
                     error: a.error.clone(),
                     cancelled: a.cancelled,
+                    output_bytes: a.output_bytes,
                 })
                 .collect(),
         }

@@ -425,6 +425,10 @@ pub struct AttemptRecord {
     /// True when a user cancelled it.
     #[serde(default)]
     pub cancelled: bool,
+    /// Bytes of output it kept, both streams; `None` where that was not
+    /// recorded (attempts from before format 3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_bytes: Option<u64>,
 }
 
 /// The owner of a record that names none.
@@ -599,7 +603,21 @@ impl Job {
             reason,
             error,
             cancelled,
+            output_bytes: None,
         });
+    }
+
+    /// Records that attempt `attempt`, already in the history, kept
+    /// `bytes` of output.
+    pub fn note_output(&mut self, attempt: u32, bytes: u64) {
+        if let Some(record) = self
+            .attempts
+            .iter_mut()
+            .rev()
+            .find(|a| a.attempt == attempt)
+        {
+            record.output_bytes = Some(bytes);
+        }
     }
 
     fn illegal(&self, action: &'static str) -> IllegalTransition {
@@ -725,6 +743,7 @@ impl Job {
             reason: Some(FailReason::Interrupted),
             error: Some("the daemon stopped while the job was running".to_owned()),
             cancelled: false,
+            output_bytes: None,
         });
         self.attempt += 1;
         self.state = State::Queued;

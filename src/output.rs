@@ -5,6 +5,8 @@
 //! each tagged with its stream, so `stream=all` replays stdout and stderr
 //! interleaved as they happened while each stream can still be read alone.
 //!
+//! Every attempt's output is kept, apart, until the job is deleted or
+//! pruned; a follower goes from one attempt to the next without a gap.
 //! Each attempt keeps at most `max_output` bytes: past the cap, the newest
 //! output is not kept (the head of a log usually says what went wrong first)
 //! and the job is marked `output_truncated`. The pipes are drained all the
@@ -74,10 +76,19 @@ pub struct Piece {
     pub attempt: u32,
 }
 
+/// What a follower is sent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Followed {
+    /// Attempt `n` began; its output follows (from position 0).
+    Attempt(u32),
+    /// Output of the current attempt.
+    Output(Piece),
+}
+
 /// Where a follower starts: byte `offset` of the chosen stream(s) of
-/// `attempt` (the current attempt when `None`). An offset into an attempt
-/// that is no longer the current one means nothing for the new one, whose
-/// output starts afresh: the follower then starts at its beginning.
+/// `attempt` (the job's current attempt when `None`). Every attempt's
+/// output is kept, so a follower that resumes in an attempt that has ended
+/// gets the rest of it, then each later attempt whole.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Resume {
     /// Bytes to skip.
@@ -87,21 +98,24 @@ pub struct Resume {
 }
 
 /// Sends job `id`'s output to `tx` from `from` of `filter`: what
-/// exists, then each new chunk as it is stored, until the job is terminal
-/// and everything is sent (or the receiver is gone, or the job deleted).
+/// exists, then each new chunk as it is stored, attempt after attempt,
+/// until the job is terminal and everything is sent (or the receiver is
+/// gone, or the job deleted).
 ///
 /// Reads from the store, never from the writer's memory, so a slow follower
 /// only falls behind itself: it never slows the job or other followers, and
 /// it catches up from the store at its own pace. A follower of a job not
-/// started yet waits for it. An automatic retry starts a new attempt's
-/// output; the follower goes on with it from its start.
+/// started yet waits for it. Each attempt it enters (but the one it resumes
+/// in) is announced with [`Followed::Attempt`] once it has begun; an
+/// attempt is left only once it has ended (its output is then complete),
+/// so a quick retry cannot make a follower skip one.
 pub async fn follow(
     store: &Store,
     hub: &OutputHub,
     id: JobId,
     filter: StreamFilter,
     from: Resume,
-    tx: Sender<Piece>,
+    tx: Sender<Followed>,
 ) -> Result<(), StoreError> {
     let event = hub.listen(id);
     let result = follow_inner(store, &event, id, filter, from, &tx).await;
@@ -115,9 +129,16 @@ async fn follow_inner(
     id: JobId,
     filter: StreamFilter,
     from: Resume,
-    tx: &Sender<Piece>,
+    tx: &Sender<Followed>,
 ) -> Result<(), StoreError> {
-    let mut attempt = from.attempt;
+    let Some(job) = store.get(&id)? else {
+        return Ok(());
+    };
+    // A resume point names its attempt: the follower knows it already.
+    let (mut attempt, mut announced) = match from.attempt {
+        Some(a) => (a.clamp(1, job.attempt), true),
+        None => (job.attempt, false),
+    };
     let mut next_chunk = 0u64;
     let mut skip = from.offset;
     let mut position = from.offset;
@@ -126,30 +147,42 @@ async fn follow_inner(
         let Some(job) = store.get(&id)? else {
             return Ok(());
         };
-        if attempt.is_some_and(|a| a != job.attempt) {
-            // A new attempt's output starts afresh, and so do positions.
-            next_chunk = 0;
-            skip = 0;
-            position = 0;
-        }
-        attempt = Some(job.attempt);
-        // Read the state before the chunks: a job's end is stored after its
-        // last output, so "terminal and nothing more" means done.
-        let terminal = job.state.is_terminal();
-        let starting = matches!(
-            job.state,
-            State::Queued | State::Scheduled { .. } | State::Waiting { .. }
-        );
-        let chunks = if starting {
-            Vec::new()
-        } else {
-            store.read_chunks(&id, next_chunk, FOLLOW_READ)?
-        };
-        if chunks.is_empty() {
-            if terminal {
+        // Read the state before the chunks: an attempt's end (its record,
+        // or the next attempt's number) is stored after its last output, so
+        // "ended and nothing more" means this attempt is all sent.
+        let current = attempt == job.attempt;
+        let ended = !current || job.state.is_terminal();
+        // Before the current attempt starts, whatever its number holds is a
+        // crashed run's, which the start clears.
+        let started = !current
+            || !matches!(
+                job.state,
+                State::Queued | State::Scheduled { .. } | State::Waiting { .. }
+            );
+        if started && !announced {
+            announced = true;
+            if tx.send(Followed::Attempt(attempt)).await.is_err() {
                 return Ok(());
             }
-            listener.await;
+        }
+        let chunks = if started {
+            store.read_chunks(&id, attempt, next_chunk, FOLLOW_READ)?
+        } else {
+            Vec::new()
+        };
+        if chunks.is_empty() {
+            if !ended {
+                listener.await;
+            } else if current {
+                return Ok(());
+            } else {
+                // On to the next attempt, from its start.
+                attempt += 1;
+                announced = false;
+                next_chunk = 0;
+                skip = 0;
+                position = 0;
+            }
             continue;
         }
         for (n, stream, mut data) in chunks {
@@ -170,9 +203,9 @@ async fn follow_inner(
                 stream,
                 data,
                 position,
-                attempt: job.attempt,
+                attempt,
             };
-            if tx.send(piece).await.is_err() {
+            if tx.send(Followed::Output(piece)).await.is_err() {
                 return Ok(()); // the follower went away
             }
         }
@@ -186,11 +219,15 @@ pub struct OutputWriter {
     store: Store,
     /// Whose output this is.
     id: JobId,
+    /// Which attempt's.
+    attempt: u32,
     /// Number of the next chunk: one counter for both streams, so chunk order
     /// is production order.
     next_chunk: AtomicU64,
-    /// Bytes kept so far.
+    /// Bytes written so far, kept or not.
     kept: AtomicU64,
+    /// Bytes stored so far (the truncation line included).
+    stored: AtomicU64,
     /// Most bytes kept for this attempt.
     cap: u64,
     /// Wakes followers on each chunk.
@@ -200,20 +237,23 @@ pub struct OutputWriter {
 }
 
 impl OutputWriter {
-    /// A writer for a new attempt of job `id`; clears what an earlier
-    /// attempt left.
+    /// A writer for attempt `attempt` of job `id`; clears what an earlier
+    /// run of the same attempt left (one a crash undid).
     pub fn new(
         store: Store,
         hub: Arc<OutputHub>,
         id: JobId,
+        attempt: u32,
         cap: u64,
     ) -> Result<OutputWriter, StoreError> {
-        store.clear_output(&id)?;
+        store.clear_attempt_output(&id, attempt)?;
         Ok(OutputWriter {
             store,
             id,
+            attempt,
             next_chunk: AtomicU64::new(0),
             kept: AtomicU64::new(0),
+            stored: AtomicU64::new(0),
             cap,
             hub,
             truncated: AtomicBool::new(false),
@@ -236,7 +276,9 @@ impl OutputWriter {
 
     fn store_chunk(&self, stream: Stream, data: &[u8]) -> Result<(), StoreError> {
         let chunk = self.next_chunk.fetch_add(1, Ordering::SeqCst);
-        self.store.append_output(&self.id, chunk, stream, data)?;
+        self.store
+            .append_output(&self.id, self.attempt, chunk, stream, data)?;
+        self.stored.fetch_add(data.len() as u64, Ordering::SeqCst);
         self.hub.notify(&self.id);
         Ok(())
     }
@@ -260,5 +302,10 @@ impl OutputWriter {
     /// True once output past the cap was dropped.
     pub fn truncated(&self) -> bool {
         self.truncated.load(Ordering::SeqCst)
+    }
+
+    /// Bytes this attempt has stored, both streams: its `output_bytes`.
+    pub fn stored(&self) -> u64 {
+        self.stored.load(Ordering::SeqCst)
     }
 }

@@ -8,6 +8,8 @@
 
 mod support;
 
+#[path = "cases/attempts.rs"]
+mod attempts;
 #[path = "cases/auth.rs"]
 mod auth;
 #[path = "cases/backpressure.rs"]
@@ -54,6 +56,8 @@ mod listing;
 mod output;
 #[path = "cases/queues.rs"]
 mod queues;
+#[path = "cases/races.rs"]
+mod races;
 #[path = "cases/recovery.rs"]
 mod recovery;
 #[path = "cases/retention.rs"]

@@ -1,34 +1,32 @@
 //! Following a job's output as it is written (`logs -f`, `submit
-//! --follow`): the bytes go to stdout as they arrive, and a lost connection
-//! is resumed where it broke, so nothing is lost or repeated.
+//! --follow`): the job's stdout goes to our stdout and its stderr to our
+//! stderr as they arrive, attempt after attempt, and a lost connection is
+//! resumed where it broke, so nothing is lost or repeated.
 //!
-//! The stream is `GET /v1/jobs/{id}/output?follow=true`, raw bytes. Its end
-//! is only believed once the job is terminal: ureq reports a connection cut
-//! in the middle of a chunk as a plain end, so at every end the job is
-//! fetched; if it is still going the stream is opened again with
-//! `offset=<bytes received>`; if it is over, a last plain read from that
-//! offset picks up anything a cut swallowed (normally nothing).
+//! The stream is `GET /v1/jobs/{id}/output` as Server-Sent Events: each
+//! piece names its stream and its place (attempt and byte position), and a
+//! new attempt is announced. After a cut (the daemon restarted, say) the
+//! stream is opened again from the last place received; every attempt's
+//! output is kept, so the rest of the old attempt comes, then the new one
+//! from its start, and a line on stderr says that a new attempt began.
+//! Its end is believed only when the daemon sends it (`event: end`).
 //!
 //! Reconnection is bounded: [`MAX_RECONNECTS`] failures in a row (a
-//! reconnection that delivers bytes resets the count), with growing pauses
-//! of [`reconnect_pause`]. The first request is not retried: a daemon that
-//! cannot be reached at all is reported at once (exit 3).
+//! reconnection that delivers something resets the count), with growing
+//! pauses of [`reconnect_pause`]. The first request is not retried: a
+//! daemon that cannot be reached at all is reported at once (exit 3).
 
-use std::io::{self, Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use super::CliError;
 use crate::api::JobView;
-use crate::client::{Client, ClientError, OutputStream, Reply};
+use crate::client::{Client, ClientError, OutputEvent, OutputEvents, OutputStream, Reply};
 
 /// Failed reconnections in a row after which a follower (or waiter) gives
 /// up; with [`reconnect_pause`] they span about 16 s, time for a daemon to
 /// restart (recovering a large store takes seconds).
 pub const MAX_RECONNECTS: u32 = 7;
-
-/// Size of the read buffer; each read is written and flushed at once, so
-/// this bounds the latency of nothing, only the number of system calls.
-const COPY_BUFFER: usize = 64 * 1024;
 
 /// The pause before reconnection number `failures` (from 1): 250 ms,
 /// doubling, at most 4 s.
@@ -36,106 +34,90 @@ pub fn reconnect_pause(failures: u32) -> Duration {
     Duration::from_millis(250 << failures.saturating_sub(1).min(4))
 }
 
-/// How a copy of the stream stopped.
-enum Stopped {
-    /// The reader ended (the job's end, or a cut mid-chunk).
-    End,
-    /// Reading failed: the connection was lost.
-    Lost(io::Error),
+/// Where the two streams of a followed job go.
+pub struct Sinks<'a> {
+    /// The job's stdout (and, when one stream is chosen, that stream).
+    pub out: &'a mut dyn Write,
+    /// The job's stderr, and the line that says a new attempt began.
+    pub err: &'a mut dyn Write,
 }
 
-/// Copies job `id`'s output of `stream` to `out` as it is written, until
-/// the job is terminal and all of it is copied; answers the job as it
-/// ended, for its exit code.
+/// Copies job `id`'s output of `stream` as it is written, from attempt
+/// `from` (the current one when `None`), until the job is terminal and all
+/// of it is copied; answers the job as it ended, for its exit code.
 pub fn output(
     client: &Client,
     id: &str,
     stream: OutputStream,
-    out: &mut dyn Write,
+    from: Option<u32>,
+    sinks: Sinks<'_>,
 ) -> Result<Reply<JobView>, CliError> {
-    let mut received = 0u64;
+    let mut place = from.map(|attempt| (attempt, 0));
+    let mut first_attempt: Option<u32> = None;
     let mut failures = 0u32;
-    let mut body = client.follow_output(id, stream, 0)?;
+    let mut events = client.follow_events(id, stream, place)?;
     loop {
-        let before = received;
-        let lost = match copy(&mut body, out, &mut received)? {
-            Stopped::Lost(e) => client.read_error(&e),
-            Stopped::End => match client.get(id) {
-                Ok(job) if job.value.is_terminal() => {
-                    drain(client, id, stream, received, out)?;
-                    return Ok(job);
+        let lost = match events.next_event() {
+            Ok(Some(OutputEvent::End)) => return Ok(client.get(id)?),
+            Ok(Some(OutputEvent::Attempt(n))) => {
+                failures = 0;
+                match first_attempt {
+                    None => first_attempt = Some(n),
+                    Some(_) => {
+                        writeln!(sinks.err, "jobq: job {id}: attempt {n} began")?;
+                        sinks.err.flush()?;
+                    }
                 }
-                Ok(_) => lost(client, "the output stream ended before the job did"),
-                Err(err @ ClientError::Unreachable { .. }) => err,
-                Err(err) => return Err(err.into()),
-            },
+                place = Some((n, 0));
+                continue;
+            }
+            Ok(Some(OutputEvent::Output {
+                stream: from_stream,
+                data,
+                attempt,
+                position,
+            })) => {
+                failures = 0;
+                first_attempt.get_or_insert(attempt);
+                let sink = match (stream, from_stream) {
+                    (OutputStream::All, OutputStream::Stderr) => &mut *sinks.err,
+                    _ => &mut *sinks.out,
+                };
+                sink.write_all(&data)?;
+                sink.flush()?;
+                place = Some((attempt, position));
+                continue;
+            }
+            Ok(None) => lost(client, "the output stream ended before the job did"),
+            Err(err @ ClientError::Unreachable { .. }) => err,
+            Err(err) => return Err(err.into()),
         };
-        if received > before {
-            failures = 0;
-        }
-        body = reconnect(client, id, stream, received, &mut failures, lost)?;
+        events = reconnect(client, id, stream, place, &mut failures, lost)?;
     }
 }
 
-/// Opens the stream again from `offset`, pausing before each try; gives up
+/// Opens the stream again from `place`, pausing before each try; gives up
 /// with the last error after [`MAX_RECONNECTS`] failures in a row.
 fn reconnect(
     client: &Client,
     id: &str,
     stream: OutputStream,
-    offset: u64,
+    place: Option<(u32, u64)>,
     failures: &mut u32,
     mut last: ClientError,
-) -> Result<Box<dyn Read + Send>, CliError> {
+) -> Result<OutputEvents, CliError> {
     loop {
         *failures += 1;
         if *failures > MAX_RECONNECTS {
             return Err(last.into());
         }
         std::thread::sleep(reconnect_pause(*failures));
-        match client.follow_output(id, stream, offset) {
-            Ok(body) => return Ok(body),
+        match client.follow_events(id, stream, place) {
+            Ok(events) => return Ok(events),
             Err(err @ ClientError::Unreachable { .. }) => last = err,
+            // A daemon still recovering after its restart says so.
+            Err(err) if err.api_code() == Some(crate::api::ErrorCode::Unavailable) => last = err,
             Err(err) => return Err(err.into()),
-        }
-    }
-}
-
-/// Copies `body` to `out`, each read written and flushed at once, counting
-/// the bytes in `received`. Not io::copy: a read error is the connection's
-/// (resumable), a write error is stdout's (fatal; quiet on a broken pipe),
-/// and they must not mix.
-fn copy(body: &mut dyn Read, out: &mut dyn Write, received: &mut u64) -> Result<Stopped, CliError> {
-    let mut buf = vec![0; COPY_BUFFER];
-    loop {
-        let n = match body.read(&mut buf) {
-            Ok(0) => return Ok(Stopped::End),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Ok(Stopped::Lost(e)),
-        };
-        out.write_all(&buf[..n])?;
-        out.flush()?;
-        *received += n as u64;
-    }
-}
-
-/// Copies whatever of an ended job's output lies past `offset` (what a cut
-/// swallowed; normally nothing) with plain reads.
-fn drain(
-    client: &Client,
-    id: &str,
-    stream: OutputStream,
-    mut offset: u64,
-    out: &mut dyn Write,
-) -> Result<(), CliError> {
-    loop {
-        let mut body = client.output(id, stream, offset)?;
-        let before = offset;
-        match copy(&mut body, out, &mut offset)? {
-            Stopped::End if offset == before => return Ok(()),
-            Stopped::End => {}
-            Stopped::Lost(e) => return Err(client.read_error(&e).into()),
         }
     }
 }

@@ -33,9 +33,14 @@ pub struct LogsArgs {
     /// Only the job's stderr
     #[arg(long)]
     pub stderr: bool,
-    /// Keep printing the output as it is written, until the job ends
+    /// Keep printing the output as it is written, until the job ends (the
+    /// job's stderr then goes to stderr)
     #[arg(long, short)]
     pub follow: bool,
+    /// Which attempt's output (1 for the first) [default: the current one];
+    /// with --follow, from its start on through the later ones
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub attempt: Option<u32>,
 }
 
 /// Copies the output to `out`; with `--follow`, returns the job's exit
@@ -47,10 +52,12 @@ pub fn run(client: &Client, args: LogsArgs, out: &mut dyn Write) -> Result<i32, 
         _ => OutputStream::All,
     };
     if args.follow {
-        let job = follow::output(client, &args.id, stream, out)?;
+        let mut err = std::io::stderr();
+        let sinks = follow::Sinks { out, err: &mut err };
+        let job = follow::output(client, &args.id, stream, args.attempt, sinks)?;
         return Ok(job.value.wait_exit_code().unwrap_or(1));
     }
-    let mut body = client.output(&args.id, stream, 0)?;
+    let mut body = client.output(&args.id, stream, 0, args.attempt)?;
     // Not io::copy: a read error is the connection's (exit 3), a write
     // error is stdout's (quiet on a broken pipe), and they must not mix.
     let mut buf = vec![0; COPY_BUFFER];

@@ -184,10 +184,13 @@ fn submit_and_follow(
     let job = client.submit(&request)?;
     let id = &job.value.id;
     watch.set_job(Some(id));
-    let ended = follow::output(client, id, OutputStream::All, out).map_err(|e| match e {
-        CliError::Client(e) => submitted(e, id),
-        other => other,
-    })?;
+    let mut err = std::io::stderr();
+    let sinks = follow::Sinks { out, err: &mut err };
+    let ended =
+        follow::output(client, id, OutputStream::All, None, sinks).map_err(|e| match e {
+            CliError::Client(e) => submitted(e, id),
+            other => other,
+        })?;
     watch.set_job(None);
     Ok(ended.value.wait_exit_code().unwrap_or(1))
 }

@@ -264,6 +264,90 @@ impl EventStream {
     }
 }
 
+/// One event of a followed job's output ([`Client::follow_events`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutputEvent {
+    /// Attempt `n` began; its output follows from position 0.
+    Attempt(u32),
+    /// A piece of output.
+    Output {
+        /// Which stream wrote it.
+        stream: OutputStream,
+        /// The bytes.
+        data: Vec<u8>,
+        /// Its attempt.
+        attempt: u32,
+        /// The byte position after it in that attempt's followed output:
+        /// where to resume.
+        position: u64,
+    },
+    /// The job is terminal and all its output was sent.
+    End,
+}
+
+/// An open followed output, read one event at a time.
+pub struct OutputEvents {
+    /// The SSE body.
+    sse: sse::Reader<BufReader<Box<dyn Read + Send>>>,
+    /// The server, for errors.
+    server: String,
+}
+
+impl OutputEvents {
+    /// The next event; `None` when the stream ended without an
+    /// [`OutputEvent::End`] (a cut connection: resume from the last
+    /// position). A lost connection is [`ClientError::Unreachable`].
+    pub fn next_event(&mut self) -> Result<Option<OutputEvent>, ClientError> {
+        use base64::Engine as _;
+        loop {
+            let event = match self.sse.next_event() {
+                Ok(Some(event)) => event,
+                Ok(None) => return Ok(None),
+                Err(e) => {
+                    return Err(ClientError::Unreachable {
+                        url: self.server.clone(),
+                        reason: format!("connection lost: {}", io_reason(&e)),
+                    })
+                }
+            };
+            let bad = |what: &str| ClientError::Protocol {
+                url: self.server.clone(),
+                detail: format!("an output event that is not one: {what}"),
+            };
+            let stream = match event.event.as_str() {
+                "stdout" => OutputStream::Stdout,
+                "stderr" => OutputStream::Stderr,
+                "end" => return Ok(Some(OutputEvent::End)),
+                "attempt" => {
+                    let json: serde_json::Value =
+                        serde_json::from_str(&event.data).map_err(|e| bad(&e.to_string()))?;
+                    let n = json["attempt"]
+                        .as_u64()
+                        .and_then(|n| u32::try_from(n).ok())
+                        .ok_or_else(|| bad(&event.data))?;
+                    return Ok(Some(OutputEvent::Attempt(n)));
+                }
+                _ => continue,
+            };
+            let (attempt, position) = event
+                .id
+                .as_deref()
+                .and_then(|id| id.split_once(':'))
+                .and_then(|(a, p)| Some((a.parse().ok()?, p.parse().ok()?)))
+                .ok_or_else(|| bad("no attempt:position id"))?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(event.data.as_bytes())
+                .map_err(|e| bad(&e.to_string()))?;
+            return Ok(Some(OutputEvent::Output {
+                stream,
+                data,
+                attempt,
+                position,
+            }));
+        }
+    }
+}
+
 /// The message of an `event: lagged`, whose data is `{"message": "…"}`.
 fn lagged_message(data: &str) -> String {
     serde_json::from_str::<serde_json::Value>(data)
@@ -593,46 +677,50 @@ impl Client {
         id: &str,
         stream: OutputStream,
         offset: u64,
+        attempt: Option<u32>,
     ) -> Result<Box<dyn Read + Send>, ClientError> {
-        self.read_output(Call::get(job_path(id, "/output")), stream, offset)
-    }
-
-    /// `GET /v1/jobs/{id}/output?follow=true`: the output from `offset`
-    /// bytes of that stream on, then each new piece as the job writes it;
-    /// the reader ends once the job is terminal and everything is sent.
-    ///
-    /// The reader may also end, without an error, if the connection is
-    /// lost between two chunks. Callers check that the job is terminal
-    /// (and read what may be left with [`Client::output`]) before they
-    /// believe an end.
-    pub fn follow_output(
-        &self,
-        id: &str,
-        stream: OutputStream,
-        offset: u64,
-    ) -> Result<Box<dyn Read + Send>, ClientError> {
-        let mut call = Call::get(job_path(id, "/output")).query("follow", "true");
-        call.streamed = true;
-        self.read_output(call, stream, offset)
-    }
-
-    /// Sends an output request (`call`, plain or follow) for `stream` from
-    /// `offset` and hands back the body.
-    fn read_output(
-        &self,
-        call: Call<'_>,
-        stream: OutputStream,
-        offset: u64,
-    ) -> Result<Box<dyn Read + Send>, ClientError> {
-        let mut call = call.query("stream", stream.as_str());
+        let mut call = Call::get(job_path(id, "/output")).query("stream", stream.as_str());
         if offset > 0 {
             call = call.query("offset", offset.to_string());
+        }
+        if let Some(attempt) = attempt {
+            call = call.query("attempt", attempt.to_string());
         }
         let resp = self.send(call)?;
         if resp.status() != 200 {
             return Err(self.protocol(format!("status {}, expected 200", resp.status())));
         }
         Ok(Box::new(resp.into_body().into_reader()))
+    }
+
+    /// `GET /v1/jobs/{id}/output` as Server-Sent Events: the output of
+    /// `stream` from `from` (attempt, byte position; the current attempt
+    /// from its start when `None`), then each new piece as the job writes
+    /// it, attempt after attempt, until an [`OutputEvent::End`].
+    pub fn follow_events(
+        &self,
+        id: &str,
+        stream: OutputStream,
+        from: Option<(u32, u64)>,
+    ) -> Result<OutputEvents, ClientError> {
+        let mut call = Call::get(job_path(id, "/output")).query("stream", stream.as_str());
+        call.headers
+            .push(("Accept", "text/event-stream".to_owned()));
+        call.streamed = true;
+        if let Some((attempt, offset)) = from {
+            call = call
+                .query("attempt", attempt.to_string())
+                .query("offset", offset.to_string());
+        }
+        let resp = self.send(call)?;
+        if resp.status() != 200 {
+            return Err(self.protocol(format!("status {}, expected 200", resp.status())));
+        }
+        let body: Box<dyn Read + Send> = Box::new(resp.into_body().into_reader());
+        Ok(OutputEvents {
+            sse: sse::Reader::new(BufReader::new(body)),
+            server: self.server(),
+        })
     }
 
     /// `GET /v1/events`: the stream of job state changes that `query`
@@ -1230,20 +1318,38 @@ mod tests {
     }
 
     #[test]
-    fn follow_output_asks_to_follow_from_the_offset() {
-        let (url, server) = one_shot("200 OK", "tail");
+    fn followed_output_resumes_where_it_was_and_decodes_its_events() {
+        let (url, server) = one_shot_with(
+            "200 OK",
+            "Content-Type: text/event-stream\r\n",
+            "id: 2:0\nevent: attempt\ndata: {\"attempt\":2}\n\n\
+             id: 2:3\nevent: stderr\ndata: YWJj\n\n\
+             event: end\ndata: {}\n\n",
+        );
         let client = Client::new(&url, None).unwrap();
-        let mut body = client
-            .follow_output("abc", OutputStream::Stderr, 42)
+        let mut events = client
+            .follow_events("abc", OutputStream::All, Some((1, 42)))
             .unwrap();
-        let mut text = String::new();
-        body.read_to_string(&mut text).unwrap();
         let request = server.join().unwrap();
         assert!(
-            request.starts_with("GET /v1/jobs/abc/output?follow=true&stream=stderr&offset=42 "),
+            request.starts_with("GET /v1/jobs/abc/output?stream=all&attempt=1&offset=42 "),
             "{request}"
         );
-        assert_eq!(text, "tail");
+        assert!(
+            request.to_lowercase().contains("accept: text/event-stream"),
+            "{request}"
+        );
+        assert_eq!(events.next_event().unwrap(), Some(OutputEvent::Attempt(2)));
+        assert_eq!(
+            events.next_event().unwrap(),
+            Some(OutputEvent::Output {
+                stream: OutputStream::Stderr,
+                data: b"abc".to_vec(),
+                attempt: 2,
+                position: 3
+            })
+        );
+        assert_eq!(events.next_event().unwrap(), Some(OutputEvent::End));
     }
 
     #[test]

@@ -26,6 +26,11 @@ fn retry_delay(job: &Job, max_backoff: Duration) -> jiff::SignedDuration {
 /// beside any job a person watches; long beside a `true` under load.
 const START_RECORD_DELAY: Duration = Duration::from_millis(2);
 
+/// How long a job the daemon could not start (before any process ran)
+/// waits before it is put back in line: long enough not to spin on a
+/// store that fails every read, short beside any job's run.
+const REQUEUE_PAUSE: Duration = Duration::from_secs(1);
+
 impl Engine {
     /// How long this run's start may wait to be recorded. Not at all when
     /// it runs alone (nothing to share the batch with, and a follower
@@ -45,23 +50,14 @@ impl Engine {
         let inner = &self.inner;
         loop {
             let permit = inner.workers.acquire_arc().await;
-            let (id, stop) = loop {
+            let (job, stop) = loop {
                 let listener = inner.wake.listen();
                 if self.is_stopping() {
                     return;
                 }
                 let mut sched = inner.sched.lock().await;
-                let Sched {
-                    ready,
-                    queues,
-                    running,
-                    ..
-                } = &mut *sched;
-                if let Some((queue, id)) = ready.pop(|q| queues.has_room(q)) {
-                    queues.started(&queue);
-                    let (tx, rx) = async_channel::bounded(1);
-                    running.insert(id, Running { stop: tx, queue });
-                    break (id, rx);
+                if let Some(next) = self.next_to_start(&mut sched) {
+                    break next;
                 }
                 drop(sched);
                 listener.await;
@@ -69,7 +65,7 @@ impl Engine {
             inner.in_flight.fetch_add(1, Ordering::SeqCst);
             let engine = self.clone();
             crate::rt::spawn(async move {
-                engine.run(id, stop, permit).await;
+                engine.run(job, stop, permit).await;
                 engine.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
                 engine.inner.idle.notify(usize::MAX);
                 engine.inner.wake.notify(1);
@@ -77,37 +73,116 @@ impl Engine {
         }
     }
 
+    /// The job to start next, taken out of line and entered as running:
+    /// the best head of a queue with room that is really `queued`.
+    ///
+    /// The single gate of every start, under the lock. An entry in line may
+    /// be stale: a change is put in line after its flush, so a cancel, a
+    /// retry or a second retry in between can leave an entry for a job that
+    /// is not queued any more, or two entries for one job. Each is checked
+    /// against the table of runs and the stored state before anything
+    /// starts; one that fails the check is dropped (the job's own entry, if
+    /// it has one, is elsewhere in line).
+    fn next_to_start(&self, sched: &mut Sched) -> Option<(Job, Receiver<StopReason>)> {
+        let Sched {
+            ready,
+            queues,
+            running,
+            ..
+        } = sched;
+        while let Some((queue, id)) = ready.pop(|q| queues.has_room(q)) {
+            if running.contains_key(&id) {
+                continue;
+            }
+            match self.current(&id) {
+                Ok(job) if job.state == State::Queued => {
+                    queues.started(&queue);
+                    let (tx, rx) = async_channel::bounded(1);
+                    running.insert(id, Running { stop: tx, queue });
+                    return Some((job, rx));
+                }
+                // Removed, or not queued any more.
+                Ok(_) | Err(EngineError::NotFound(_)) => {}
+                Err(e) => {
+                    tracing::error!(job = %id, error = %e, "cannot read a job to start; trying it again later");
+                    self.requeue_later(id);
+                }
+            }
+        }
+        None
+    }
+
+    /// Puts job `id` back in line after [`REQUEUE_PAUSE`], if it is still
+    /// queued then: for a job the daemon failed to start before any
+    /// process ran (a store read that failed), which must not be stranded
+    /// off the line while the store says `queued`.
+    fn requeue_later(&self, id: JobId) {
+        let engine = self.clone();
+        crate::rt::spawn(async move {
+            loop {
+                Timer::after(REQUEUE_PAUSE).await;
+                if engine.is_stopping() {
+                    return;
+                }
+                let mut sched = engine.inner.sched.lock().await;
+                if sched.running.contains_key(&id) {
+                    return;
+                }
+                match engine.current(&id) {
+                    Ok(job) if job.state == State::Queued => {
+                        sched
+                            .ready
+                            .push(&job.spec.queue, job.spec.priority, job.seq, job.id);
+                        drop(sched);
+                        engine.inner.wake.notify(1);
+                        return;
+                    }
+                    Ok(_) | Err(EngineError::NotFound(_)) => return,
+                    Err(e) => {
+                        tracing::warn!(job = %id, error = %e, "cannot read a job to start; trying it again later");
+                    }
+                }
+            }
+        });
+    }
+
     /// One run of one job, from spawn to its recorded end. Errors are logged:
     /// there is nobody to return them to. The worker `permit` is given back
     /// as soon as the end is applied, before it is flushed: the next job
     /// need not wait for this one's fsync.
-    async fn run(&self, id: JobId, stop: Receiver<StopReason>, permit: SemaphoreGuardArc) {
-        if let Err(e) = self.try_run(id, stop, permit).await {
+    async fn run(&self, job: Job, stop: Receiver<StopReason>, permit: SemaphoreGuardArc) {
+        let id = job.id;
+        let started = AtomicBool::new(false);
+        if let Err(e) = self.try_run(job, stop, permit, &started).await {
             tracing::error!(job = %id, error = %e, "job run failed in the daemon");
             // Free its queue slot all the same.
             let mut sched = self.inner.sched.lock().await;
             if let Some(r) = sched.running.remove(&id) {
                 sched.queues.finished(&r.queue);
             }
+            drop(sched);
+            if !started.load(Ordering::SeqCst) {
+                // No process ran: the job is still queued in the store.
+                self.requeue_later(id);
+            }
         }
     }
 
+    /// [`run`](Self::run)'s work; sets `spawned` once a process runs.
     async fn try_run(
         &self,
-        id: JobId,
+        job: Job,
         stop: Receiver<StopReason>,
         permit: SemaphoreGuardArc,
+        spawned: &AtomicBool,
     ) -> Result<(), EngineError> {
         let store = &self.inner.store;
-        let job = match store.get(&id)? {
-            Some(job) if job.state == State::Queued => job,
-            // Removed or cancelled between its flush and its turn.
-            _ => return self.conclude(id, None, permit, None).await,
-        };
+        let id = job.id;
         let out = OutputWriter::new(
             store.clone(),
             self.inner.output_hub.clone(),
             id,
+            job.attempt,
             self.inner.config.max_output,
         )?;
         let stdin = match job.spec.stdin_bytes {
@@ -115,7 +190,7 @@ impl Engine {
             None => None,
         };
         let launch = &self.inner.launch;
-        let spawned = match self.account_of(&job) {
+        let spawned_child = match self.account_of(&job) {
             Ok(account) => runner::spawn(
                 &job.spec,
                 launch,
@@ -130,14 +205,15 @@ impl Engine {
                 job.run_as.as_ref().map_or("its user", |r| r.user.as_str())
             ))),
         };
-        let (child, account) = match spawned {
+        let (child, account) = match spawned_child {
             Ok(spawned) => spawned,
             Err(e) => {
                 let mut failed = job.clone();
                 failed.fail_to_spawn(e.0, Timestamp::now())?;
-                return self.conclude(id, Some((job, failed)), permit, None).await;
+                return self.conclude(id, (job, failed), permit, None).await;
             }
         };
+        spawned.store(true, Ordering::SeqCst);
         let mut running = job.clone();
         running
             .run_as
@@ -198,11 +274,12 @@ impl Engine {
                 OnInterrupted::Fail => done.fail_interrupted(now)?,
             },
         }
-        self.conclude(id, Some((running, done)), permit, unannounced)
+        done.note_output(running.attempt, out.stored());
+        self.conclude(id, (running, done), permit, unannounced)
             .await
     }
 
-    /// Records the end of a run (`old` → `new`, if there was a transition):
+    /// Records the end of a run (`old` → `new`):
     /// schedules an automatic retry when one is due, applies what the end
     /// causes in dependents, frees the queue slot and the worker `permit`,
     /// then flushes and announces: first the run's start, if it was never
@@ -210,7 +287,7 @@ impl Engine {
     async fn conclude(
         &self,
         id: JobId,
-        transition: Option<(Job, Job)>,
+        (old, mut new): (Job, Job),
         permit: SemaphoreGuardArc,
         unannounced: Option<Job>,
     ) -> Result<(), EngineError> {
@@ -220,9 +297,6 @@ impl Engine {
         if let Some(r) = sched.running.remove(&id) {
             sched.queues.finished(&r.queue);
         }
-        let Some((old, mut new)) = transition else {
-            return Ok(());
-        };
         // The transition is applied against the record as stored, which may
         // differ from `old` if writing the start failed.
         let old = store.get(&id)?.unwrap_or(old);

@@ -25,7 +25,7 @@ mod repair;
 mod retention;
 mod timers;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -79,6 +79,10 @@ pub enum EngineError {
     /// The daemon is shutting down and takes no new work.
     #[error("jobq is shutting down and accepts no new work")]
     ShuttingDown,
+    /// The daemon has not finished recovering what it found at start; a
+    /// change now could be overwritten by recovery.
+    #[error("jobq is still recovering after its start; retry in a moment")]
+    Recovering,
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -175,6 +179,8 @@ struct Inner {
     events: EventHub,
     /// Set once shutdown began: no new submissions, no new starts.
     stopping: AtomicBool,
+    /// Set once recovery is done: until then no change is taken.
+    recovered: AtomicBool,
     /// Runs in progress; the drain waits for it to reach zero.
     in_flight: AtomicUsize,
     /// Notified when `in_flight` drops.
@@ -222,6 +228,7 @@ impl Engine {
                 output_hub: Arc::default(),
                 events: EventHub::default(),
                 stopping: AtomicBool::new(false),
+                recovered: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
                 idle: Event::new(),
             }),
@@ -246,9 +253,7 @@ impl Engine {
     /// Keeps uploaded stdin bytes for a later submission; returns the
     /// upload's id once the bytes are durable.
     pub async fn upload(&self, bytes: &[u8]) -> Result<JobId, EngineError> {
-        if self.is_stopping() {
-            return Err(EngineError::ShuttingDown);
-        }
+        self.taking_changes()?;
         let id = JobId::new();
         self.inner.store.put_upload(&id, bytes)?;
         self.inner.store.sync().await?;
@@ -284,9 +289,7 @@ impl Engine {
             owner: principal.owner(),
             run_as: principal.runs_as.clone(),
         };
-        if self.is_stopping() {
-            return Err(EngineError::ShuttingDown);
-        }
+        self.taking_changes()?;
         let store = &self.inner.store;
         let now = Timestamp::now();
         let many = specs.len() > 1;
@@ -301,15 +304,17 @@ impl Engine {
         let mut out: Vec<Submitted> = Vec::with_capacity(specs.len());
         let mut stdins: Vec<Option<Vec<u8>>> = Vec::with_capacity(specs.len());
         let mut claims: Vec<Option<JobId>> = Vec::with_capacity(specs.len());
+        // Lookups into what this batch made so far, so that a 10,000-job
+        // batch stays linear under the lock: its keys (→ index in `out`)
+        // and the uploads it claimed.
+        let mut keyed: HashMap<String, usize> = HashMap::new();
+        let mut claimed: HashSet<JobId> = HashSet::new();
         let mut fresh = 0u64;
         for (i, (mut spec, stdin)) in specs.into_iter().enumerate() {
             if let Some(key) = &spec.idempotency_key {
-                let earlier = out
-                    .iter()
-                    .find(|s| s.job.spec.idempotency_key.as_ref() == Some(key));
-                if let Some(s) = earlier {
+                if let Some(&i) = keyed.get(key) {
                     out.push(Submitted {
-                        job: s.job.clone(),
+                        job: out[i].job.clone(),
                         created: false,
                     });
                     stdins.push(None);
@@ -332,7 +337,7 @@ impl Engine {
                 Stdin::None => (None, None),
                 Stdin::Bytes(bytes) => (Some(bytes), None),
                 Stdin::Upload(upload) => {
-                    if claims.contains(&Some(upload)) {
+                    if !claimed.insert(upload) {
                         return Err(FieldError::new(
                             field(i, "stdin_upload"),
                             format!("upload {upload} is claimed twice"),
@@ -379,6 +384,9 @@ impl Engine {
             }
             if !job.state.is_terminal() {
                 fresh += 1;
+            }
+            if let Some(key) = &job.spec.idempotency_key {
+                keyed.insert(key.clone(), out.len());
             }
             out.push(Submitted { job, created: true });
             stdins.push(stdin);
@@ -491,6 +499,7 @@ impl Engine {
     /// a running one is stopped (SIGTERM to its group, SIGKILL after the
     /// grace period). Returns the job once it is terminal.
     pub async fn cancel(&self, id: &JobId, principal: &Principal) -> Result<Job, EngineError> {
+        self.recovered()?;
         let mut sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
         may_act(principal, &job, "cancel")?;
@@ -510,7 +519,7 @@ impl Engine {
                     .remove(&job.spec.queue, job.spec.priority, job.seq, job.id);
             }
             State::Scheduled { at } => {
-                sched.timers.remove(&(at, job.id));
+                sched.timers.remove(&timers::timer(at, job.id));
             }
             _ => {}
         }
@@ -527,9 +536,7 @@ impl Engine {
 
     /// Runs a terminal job again, attempt + 1.
     pub async fn retry(&self, id: &JobId, principal: &Principal) -> Result<Job, EngineError> {
-        if self.is_stopping() {
-            return Err(EngineError::ShuttingDown);
-        }
+        self.taking_changes()?;
         let sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
         may_act(principal, &job, "retry")?;
@@ -545,6 +552,7 @@ impl Engine {
     /// Forgets a terminal job and its output; its idempotency key is free
     /// again.
     pub async fn remove(&self, id: &JobId, principal: &Principal) -> Result<(), EngineError> {
+        self.recovered()?;
         let sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
         may_act(principal, &job, "delete")?;
@@ -587,6 +595,7 @@ impl Engine {
             )
             .into());
         }
+        self.recovered()?;
         let mut sched = self.inner.sched.lock().await;
         let settings = sched.queues.patch(name, patch);
         self.inner.store.put_queue_settings(name, &settings)?;
@@ -627,7 +636,7 @@ impl Engine {
                         queued = true;
                     }
                     State::Scheduled { at } => {
-                        sched.timers.insert((at, job.id));
+                        sched.timers.insert(timers::timer(at, job.id));
                         scheduled = true;
                     }
                     _ => {}
@@ -658,7 +667,10 @@ impl Engine {
     /// O(dependents), through the store's edge index. Called under the lock.
     fn cascade(&self, done: &Job, now: Timestamp) -> Result<Vec<(Job, Job)>, EngineError> {
         let store = &self.inner.store;
-        let mut changes = Vec::new();
+        let mut changes: Vec<(Job, Job)> = Vec::new();
+        // Each job's latest change in `changes`: a fan of 10,000 dependents
+        // stays linear.
+        let mut latest: HashMap<JobId, usize> = HashMap::new();
         let mut ended = vec![done.clone()];
         while let Some(parent) = ended.pop() {
             let parent_state = parent.state.name();
@@ -667,12 +679,8 @@ impl Engine {
             }
             for id in store.dependents(&parent.id)? {
                 // A job changed earlier in this cascade is taken as changed.
-                let current = match changes
-                    .iter()
-                    .rev()
-                    .find(|(_, new): &&(Job, Job)| new.id == id)
-                {
-                    Some((_, new)) => new.clone(),
+                let current = match latest.get(&id) {
+                    Some(&i) => changes[i].1.clone(),
                     None => match store.get(&id)? {
                         Some(job) => job,
                         None => continue,
@@ -688,6 +696,7 @@ impl Engine {
                     next.dependency_failed(&parent.id, parent_state, now)?;
                     ended.push(next.clone());
                 }
+                latest.insert(id, changes.len());
                 changes.push((current, next));
             }
         }
@@ -747,6 +756,26 @@ impl Engine {
     /// True once shutdown began.
     pub fn is_stopping(&self) -> bool {
         self.inner.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Refuses a change until recovery is done: recovery decides every
+    /// interrupted job's fate from what it read, and a change made before
+    /// it is done could be overwritten by it.
+    fn recovered(&self) -> Result<(), EngineError> {
+        if self.inner.recovered.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err(EngineError::Recovering)
+        }
+    }
+
+    /// Refuses new work during recovery and once shutdown began.
+    fn taking_changes(&self) -> Result<(), EngineError> {
+        self.recovered()?;
+        if self.is_stopping() {
+            return Err(EngineError::ShuttingDown);
+        }
+        Ok(())
     }
 }
 

@@ -58,8 +58,10 @@ impl Engine {
         let now = Timestamp::now();
         // Leftover processes first, so no job ever runs twice at once.
         kill_leftover_groups(store)?;
-        let interrupted = store.running_jobs()?;
         let mut sched = self.inner.sched.lock().await;
+        // Read under the lock, like every decision: what it reads is what
+        // it changes.
+        let interrupted = store.running_jobs()?;
         let mut changes = Vec::new();
         for job in &interrupted {
             // running: it has no supervisor any more (its processes were
@@ -82,7 +84,9 @@ impl Engine {
         }
         // scheduled: back on the timers; any already due run right away.
         let timers = store.scheduled()?;
-        sched.timers.extend(timers.iter().copied());
+        sched
+            .timers
+            .extend(timers.iter().map(|&(at, id)| timers::timer(at, id)));
         // waiting: nothing to load; their edges are in the store and the
         // jobs they wait for wake them.
         // paused queues and changed limits survive a restart.
@@ -91,6 +95,7 @@ impl Engine {
         }
         drop(sched);
         store.sync().await?;
+        self.inner.recovered.store(true, Ordering::SeqCst);
         tracing::info!(
             queued = entries.len(),
             scheduled = timers.len(),

@@ -71,7 +71,11 @@ impl Engine {
                 sched.ready.push(&e.queue, e.priority, e.seq, e.id);
             }
         }
-        sched.timers = store.scheduled()?.into_iter().collect();
+        sched.timers = store
+            .scheduled()?
+            .into_iter()
+            .map(|(at, id)| timers::timer(at, id))
+            .collect();
         drop(sched);
         store.sync().await?;
         for (_, job) in &changes {

@@ -96,7 +96,7 @@ impl Engine {
             store.apply(&changes)?;
             drop(sched);
             for job in &jobs {
-                store.clear_output(&job.id)?;
+                store.remove_output(&job.id)?;
             }
             store.sync().await?;
             tracing::debug!(pruned = jobs.len(), "pruned finished jobs");

@@ -4,6 +4,15 @@
 
 use super::*;
 
+/// The timer entry of a job due at `at`: to the millisecond, as the store's
+/// timer index keeps it, so that an entry made from a job's state and one
+/// loaded from the store at start are the same entry (a cancel must find
+/// and remove either).
+pub(super) fn timer(at: Timestamp, id: JobId) -> (Timestamp, JobId) {
+    let ms = Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at);
+    (ms, id)
+}
+
 impl Engine {
     /// Makes scheduled jobs `queued` when they are due. One timer, for the
     /// earliest job; re-armed when an earlier one arrives.
@@ -47,7 +56,13 @@ impl Engine {
             }
             sched.timers.pop_first();
             let Some(job) = store.get(&id)? else { continue };
-            if !matches!(job.state, State::Scheduled { .. }) {
+            let State::Scheduled { at: due } = job.state else {
+                continue;
+            };
+            // An entry can be stale, from an earlier schedule of this job
+            // (cancelled, or retried since): only the job's own due time
+            // counts, and that entry is elsewhere on the timers.
+            if timer(due, id).0 > now {
                 continue;
             }
             let mut next = job.clone();

@@ -104,7 +104,7 @@ impl From<EngineError> for ApiError {
                 ErrorCode::QueueFull,
                 e.to_string(),
             ),
-            EngineError::ShuttingDown => ApiError::new(
+            EngineError::ShuttingDown | EngineError::Recovering => ApiError::new(
                 StatusCode::ServiceUnavailable,
                 ErrorCode::Unavailable,
                 e.to_string(),

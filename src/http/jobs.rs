@@ -318,6 +318,17 @@ pub async fn output(req: Request<AppState>) -> Reply {
     }
     let engine = &req.state().engine;
     let job = engine.get(&id).await?;
+    if let Some(a) = attempt {
+        if a > job.attempt {
+            return Err(ApiError::field(
+                "attempt",
+                format!(
+                    "job {id} has no attempt {a} yet; its attempts are 1 to {}",
+                    job.attempt
+                ),
+            ));
+        }
+    }
     if sse || follow {
         let encoding = if sse { Encoding::Sse } else { Encoding::Raw };
         let from = Resume { offset, attempt };
@@ -329,13 +340,13 @@ pub async fn output(req: Request<AppState>) -> Reply {
             encoding,
         ));
     }
-    if attempt.is_some_and(|a| a != job.attempt) {
-        // The offset belongs to an attempt whose output is gone.
-        offset = 0;
-    }
-    let bytes = engine
-        .store()
-        .read_output(&id, filter, offset, MAX_OUTPUT_READ)?;
+    let bytes = engine.store().read_output(
+        &id,
+        attempt.unwrap_or(job.attempt),
+        filter,
+        offset,
+        MAX_OUTPUT_READ,
+    )?;
     let mut res = Response::new(StatusCode::Ok);
     res.set_body(Body::from_bytes(bytes));
     res.set_content_type("application/octet-stream");

@@ -18,7 +18,7 @@ use crate::api::JobEvent;
 use crate::engine::Engine;
 use crate::events::EventFilter;
 use crate::job::JobId;
-use crate::output::{self, Piece, Resume};
+use crate::output::{self, Followed, Piece, Resume};
 use crate::store::{Stream as OutStream, StreamFilter};
 
 /// How often an idle SSE stream gets a `: ping` comment, so clients can
@@ -83,11 +83,12 @@ fn streamed(rx: Receiver<Vec<u8>>, content_type: &str) -> Response {
 pub enum Encoding {
     /// The bytes as produced.
     Raw,
-    /// Server-Sent Events: `event: stdout|stderr`, `id:` `attempt:position`
-    /// (the byte position after the piece, in that attempt's output),
-    /// `data:` the bytes in standard base64 (so any byte survives); a
-    /// `: ping` comment every 15 s when idle; a last `event: end` with the
-    /// job's end as JSON.
+    /// Server-Sent Events: `event: attempt` (`{"attempt": n}`, id `n:0`)
+    /// when an attempt begins; `event: stdout|stderr`, `id:`
+    /// `attempt:position` (the byte position after the piece, in that
+    /// attempt's output), `data:` the bytes in standard base64 (so any byte
+    /// survives); a `: ping` comment every 15 s when idle; a last
+    /// `event: end` with the job's end as JSON.
     Sse,
 }
 
@@ -102,16 +103,20 @@ pub fn follow_output(
 ) -> Response {
     let (tx, rx) = async_channel::bounded::<Vec<u8>>(IN_FLIGHT);
     crate::rt::spawn(async move {
-        let (ptx, prx) = async_channel::bounded::<Piece>(IN_FLIGHT);
+        let (ptx, prx) = async_channel::bounded::<Followed>(IN_FLIGHT);
         let forward = async {
             loop {
                 let bytes = match encoding {
+                    // Raw bytes have no room for a marker: the attempts'
+                    // outputs follow one another (SSE tells them apart).
                     Encoding::Raw => match prx.recv().await {
-                        Ok(piece) => piece.data,
+                        Ok(Followed::Output(piece)) => piece.data,
+                        Ok(Followed::Attempt(_)) => continue,
                         Err(_) => break,
                     },
                     Encoding::Sse => match recv_or_ping(&prx).await {
-                        Some(Ok(piece)) => sse_piece(&piece),
+                        Some(Ok(Followed::Output(piece))) => sse_piece(&piece),
+                        Some(Ok(Followed::Attempt(n))) => sse_attempt(n),
                         Some(Err(())) => break,
                         None => b": ping\n\n".to_vec(),
                     },
@@ -154,6 +159,11 @@ pub fn follow_output(
             Encoding::Sse => "text/event-stream",
         },
     )
+}
+
+/// `event: attempt`: attempt `n` began; its id resumes at its start.
+fn sse_attempt(n: u32) -> Vec<u8> {
+    format!("id: {n}:0\nevent: attempt\ndata: {{\"attempt\":{n}}}\n\n").into_bytes()
 }
 
 fn sse_piece(piece: &Piece) -> Vec<u8> {

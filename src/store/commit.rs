@@ -88,11 +88,31 @@ struct Request {
     answer: async_channel::Sender<FlushResult>,
 }
 
-/// Handle to the flusher thread; cloning shares it. The thread ends when the
-/// last handle is dropped.
+/// Handle to the flusher thread; cloning shares it. When the last handle
+/// is dropped the thread is told to end and waited for, so that the
+/// database it holds is closed (and its file lock released) when the drop
+/// returns: [`crate::store::Store::reopen`] opens it again right after.
 #[derive(Clone)]
 pub struct GroupCommit {
-    requests: mpsc::Sender<Request>,
+    inner: Arc<Flusher>,
+}
+
+/// The flusher thread and the way to it.
+struct Flusher {
+    /// Requests to the thread; taken (closed) when the last handle goes.
+    requests: Option<mpsc::Sender<Request>>,
+    /// The thread, joined when the last handle goes.
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        // Closing the channel ends the thread after the flush it may be in.
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl GroupCommit {
@@ -100,10 +120,15 @@ impl GroupCommit {
     /// `progress`.
     pub fn start(db: sled::Db, progress: Arc<Progress>) -> std::io::Result<GroupCommit> {
         let (tx, rx) = mpsc::channel();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("jobq-flusher".into())
             .spawn(move || flusher(db, rx, &progress))?;
-        Ok(GroupCommit { requests: tx })
+        Ok(GroupCommit {
+            inner: Arc::new(Flusher {
+                requests: Some(tx),
+                thread: Some(thread),
+            }),
+        })
     }
 
     /// Waits until everything written to the store before this call is on
@@ -111,7 +136,12 @@ impl GroupCommit {
     pub async fn wait(&self, urgency: Urgency) -> FlushResult {
         let (answer, rx) = async_channel::bounded(1);
         // Unbounded: sending never blocks the executor.
-        if self.requests.send(Request { urgency, answer }).is_err() {
+        let sent = self
+            .inner
+            .requests
+            .as_ref()
+            .is_some_and(|r| r.send(Request { urgency, answer }).is_ok());
+        if !sent {
             return Err(Arc::new(sled::Error::ReportableBug(
                 "the flusher thread is gone".into(),
             )));

@@ -142,12 +142,20 @@ pub fn parse_ready(key: &[u8]) -> Option<(String, i32, u64)> {
     Some((queue, priority, seq))
 }
 
-/// Output chunk key: id + chunk number, so a job's chunks are contiguous
-/// and in the order they were produced.
-pub fn output(id: &JobId, chunk: u64) -> [u8; 24] {
-    let mut key = [0u8; 24];
+/// Output chunk key: id + attempt + chunk number, so a job's chunks are
+/// contiguous, each attempt's apart, in the order they were produced.
+pub fn output(id: &JobId, attempt: u32, chunk: u64) -> [u8; 28] {
+    let mut key = [0u8; 28];
+    key[..20].copy_from_slice(&output_prefix(id, attempt));
+    key[20..].copy_from_slice(&chunk.to_be_bytes());
+    key
+}
+
+/// The prefix of every output chunk of one attempt: id + attempt.
+pub fn output_prefix(id: &JobId, attempt: u32) -> [u8; 20] {
+    let mut key = [0u8; 20];
     key[..16].copy_from_slice(id.as_bytes());
-    key[16..].copy_from_slice(&chunk.to_be_bytes());
+    key[16..].copy_from_slice(&attempt.to_be_bytes());
     key
 }
 

@@ -20,14 +20,19 @@
 //! | `i` id | stdin bytes |
 //! | `u` upload id | uploaded stdin not yet claimed by a job |
 //! | `m` name | metadata (`format`) |
-//! | output: id chunk# | stream byte + data |
+//! | output: id attempt chunk# | stream byte + data (`output.rs`) |
 //!
 //! Writes land in memory and reach disk at the next flush; callers that
 //! promise durability await [`Store::sync`], which shares one fsync among
 //! all concurrent callers (see `commit.rs`).
 
 mod commit;
+#[cfg(test)]
+mod invariants;
 pub mod keys;
+mod output;
+
+pub use output::{Stream, StreamFilter};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -51,7 +56,10 @@ use commit::{Progress, Urgency};
 ///   rewrite. The version still moves so that an older jobq, which would
 ///   drop both fields when it rewrites a record (and with them who may act
 ///   on the job), refuses the store instead.
-pub const FORMAT_VERSION: u32 = 2;
+/// - 3: output chunks are keyed by attempt too, so every attempt's output
+///   is kept; the migration moves format-2 chunks under their job's
+///   current attempt.
+pub const FORMAT_VERSION: u32 = 3;
 /// sled's page cache: bounds the daemon's memory for the store. 256 MiB
 /// keeps a million queued jobs' hot pages while leaving RSS well under 1 GiB.
 const CACHE_BYTES: u64 = 256 * 1024 * 1024;
@@ -59,54 +67,6 @@ const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How many entries [`Store`]'s table of unflushed writes may hold before
 /// the flushed ones are dropped from it.
 const UNFLUSHED_PRUNE_AT: usize = 4096;
-
-/// Which stream an output chunk came from.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Stream {
-    /// The job's stdout.
-    Stdout,
-    /// The job's stderr.
-    Stderr,
-}
-
-impl Stream {
-    fn tag(self) -> u8 {
-        match self {
-            Stream::Stdout => b'o',
-            Stream::Stderr => b'e',
-        }
-    }
-
-    fn from_tag(tag: u8) -> Option<Stream> {
-        match tag {
-            b'o' => Some(Stream::Stdout),
-            b'e' => Some(Stream::Stderr),
-            _ => None,
-        }
-    }
-}
-
-/// What a reader of output wants: one stream, or both in production order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamFilter {
-    /// stdout only.
-    Stdout,
-    /// stderr only.
-    Stderr,
-    /// Both, interleaved as produced.
-    All,
-}
-
-impl StreamFilter {
-    /// True when chunks of `stream` belong to this view.
-    pub fn accepts(self, stream: Stream) -> bool {
-        match self {
-            StreamFilter::All => true,
-            StreamFilter::Stdout => stream == Stream::Stdout,
-            StreamFilter::Stderr => stream == Stream::Stderr,
-        }
-    }
-}
 
 /// One job's change, for [`Store::apply`]: insert (no `old`), update, or
 /// removal (no `new`).
@@ -461,6 +421,8 @@ impl Store {
             return Ok(());
         }
         // 1 → 2: nothing to rewrite (see FORMAT_VERSION).
+        // 2 → 3: output chunks get their attempt.
+        let moved = self.migrate_output_keys()?;
         let h = self.h()?;
         h.main
             .insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes())
@@ -471,7 +433,8 @@ impl Store {
         tracing::info!(
             from,
             to = FORMAT_VERSION,
-            "store format upgraded: jobs from before read as owned by anonymous"
+            output_chunks_moved = moved,
+            "store format upgraded"
         );
         Ok(())
     }
@@ -532,10 +495,10 @@ impl Store {
         self.apply(&[Change::update(old, job)])
     }
 
-    /// Forgets a job, its stdin and its output.
+    /// Forgets a job, its stdin and the output of every attempt.
     pub fn remove(&self, job: &Job) -> Result<()> {
         self.apply(&[Change::remove(job)])?;
-        self.clear_output(&job.id)
+        self.remove_output(&job.id)
     }
 
     /// Writes several changes as one atomic batch: records, index entries
@@ -733,10 +696,12 @@ impl Store {
             key: format!("queue {name}"),
             reason: e.to_string(),
         })?;
-        h.main
+        let written = h
+            .main
             .insert(keys::named(keys::QUEUE, name), value)
             .map(drop)
-            .map_err(io(format!("write settings of queue {name}")))
+            .map_err(io(format!("write settings of queue {name}")));
+        self.mark_broken(written)
     }
 
     /// One job, if it exists.
@@ -917,61 +882,16 @@ impl Store {
         Ok(out)
     }
 
-    /// Appends output chunk number `chunk` of job `id`.
-    pub fn append_output(&self, id: &JobId, chunk: u64, stream: Stream, data: &[u8]) -> Result<()> {
-        let h = self.h()?;
-        let mut value = Vec::with_capacity(1 + data.len());
-        value.push(stream.tag());
-        value.extend_from_slice(data);
-        let written = h
-            .output
-            .insert(keys::output(id, chunk), value)
-            .map(drop)
-            .map_err(io(format!("write output of job {id}")));
-        self.mark_broken(written)
-    }
-
-    /// Output chunks of job `id` from chunk number `from`, in order, until
-    /// about `max_bytes` are read: (chunk number, stream, bytes).
-    pub fn read_chunks(
-        &self,
-        id: &JobId,
-        from: u64,
-        max_bytes: usize,
-    ) -> Result<Vec<(u64, Stream, Vec<u8>)>> {
-        let h = self.h()?;
-        let start = keys::output(id, from);
-        let end = keys::output(id, u64::MAX);
-        let mut out = Vec::new();
-        let mut total = 0;
-        for item in h.output.range(start..=end) {
-            let (key, value) = item.map_err(io(format!("read output of job {id}")))?;
-            let Some(n) = key.get(16..24).and_then(|b| <[u8; 8]>::try_from(b).ok()) else {
-                continue;
-            };
-            let Some((&tag, data)) = value.split_first() else {
-                continue;
-            };
-            let Some(stream) = Stream::from_tag(tag) else {
-                continue;
-            };
-            total += data.len();
-            out.push((u64::from_be_bytes(n), stream, data.to_vec()));
-            if total >= max_bytes {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
     /// Keeps uploaded stdin bytes until a submission claims them
     /// (`stdin_upload`). Durable at the next [`Store::sync`].
     pub fn put_upload(&self, id: &JobId, bytes: &[u8]) -> Result<()> {
         let h = self.h()?;
-        h.main
+        let written = h
+            .main
             .insert(keys::by_id(keys::UPLOAD, id), bytes)
             .map(drop)
-            .map_err(io(format!("store upload {id}")))
+            .map_err(io(format!("store upload {id}")));
+        self.mark_broken(written)
     }
 
     /// The bytes of an upload not claimed yet.
@@ -1002,68 +922,12 @@ impl Store {
     /// Drops an upload.
     pub fn remove_upload(&self, id: &JobId) -> Result<()> {
         let h = self.h()?;
-        h.main
+        let removed = h
+            .main
             .remove(keys::by_id(keys::UPLOAD, id))
             .map(drop)
-            .map_err(io(format!("remove upload {id}")))
-    }
-
-    /// The job's output from byte `offset` of the chosen stream(s), at most
-    /// `max` bytes.
-    pub fn read_output(
-        &self,
-        id: &JobId,
-        filter: StreamFilter,
-        offset: u64,
-        max: usize,
-    ) -> Result<Vec<u8>> {
-        let h = self.h()?;
-        let mut skip = offset;
-        let mut out = Vec::new();
-        for item in h.output.scan_prefix(id.as_bytes()) {
-            let (_, value) = item.map_err(io(format!("read output of job {id}")))?;
-            let Some((&tag, data)) = value.split_first() else {
-                continue;
-            };
-            let Some(stream) = Stream::from_tag(tag) else {
-                continue;
-            };
-            if !filter.accepts(stream) {
-                continue;
-            }
-            let mut data = data;
-            if skip > 0 {
-                let n = skip.min(data.len() as u64);
-                skip -= n;
-                data = &data[n as usize..];
-            }
-            let room = max - out.len();
-            out.extend_from_slice(&data[..data.len().min(room)]);
-            if out.len() == max {
-                break;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Drops a job's output (before a new attempt, or when it is removed).
-    pub fn clear_output(&self, id: &JobId) -> Result<()> {
-        let h = self.h()?;
-        let mut batch = sled::Batch::default();
-        let mut any = false;
-        for item in h.output.scan_prefix(id.as_bytes()).keys() {
-            batch.remove(item.map_err(io(format!("read output of job {id}")))?);
-            any = true;
-        }
-        if !any {
-            // Most runs start with no earlier output. An empty batch is not
-            // free in sled: every batch seals the log buffer and hands a
-            // write to sled's I/O threads.
-            return Ok(());
-        }
-        h.output
-            .apply_batch(batch)
-            .map_err(io(format!("clear output of job {id}")))
+            .map_err(io(format!("remove upload {id}")));
+        self.mark_broken(removed)
     }
 
     /// Bytes the store occupies on disk.

@@ -90,7 +90,7 @@ fn a_format_1_store_still_opens() {
 }
 
 #[test]
-fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_2() {
+fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_3() {
     let token = "fixture-test-token-0123";
     let mut d = TestDaemon::builder()
         .store_from(&fixture())
@@ -100,7 +100,7 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_2() {
         .token(token)
         .start();
     let marker = d.data_dir().join("store/JOBQ_FORMAT");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 2\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 3\n");
     let done = d.job(FIXTURE_DONE);
     assert_eq!(done.owner, "anonymous", "{done:?}");
     assert_eq!(
@@ -110,9 +110,9 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_2() {
     // Owned by anonymous, so a submit token may not act on it.
     let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
     crate::support::assert_error(status, &body, 403, "forbidden", None);
-    // Still format 2, and the same, after a restart.
+    // Still format 3, and the same, after a restart.
     d.restart();
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 2\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 3\n");
     assert_eq!(d.job(FIXTURE_DONE).owner, "anonymous");
 }
 

@@ -2,26 +2,29 @@
 //! clear message, running jobs keep running, nothing acknowledged is lost,
 //! and the daemon takes work again once space returns — without a restart.
 //!
-//! Runs on a 16 MiB tmpfs mounted by the test (CI runs as root). Where
-//! mounting is not allowed the test says so and passes without checking.
+//! Runs on a 16 MiB tmpfs mounted by the test, which needs root (CI runs
+//! as root); without it the tests fail, saying so.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{wait_for, TestDaemon};
+use crate::support::{require_root, wait_for, TestDaemon};
 
 /// A tmpfs mounted for the test; unmounted on drop.
 struct SmallFs(PathBuf);
 
 impl SmallFs {
-    fn mount(size: &str) -> Option<SmallFs> {
-        let dir = tempfile::tempdir().ok()?.keep();
+    #[track_caller]
+    fn mount(size: &str) -> SmallFs {
+        require_root("mount a small tmpfs");
+        let dir = tempfile::tempdir().expect("a temp dir").keep();
         let ok = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(&dir)
             .status()
             .is_ok_and(|s| s.success());
-        ok.then_some(SmallFs(dir))
+        assert!(ok, "cannot mount a tmpfs on {}", dir.display());
+        SmallFs(dir)
     }
 
     fn path(&self) -> &Path {
@@ -49,10 +52,7 @@ impl Drop for SmallFs {
 
 #[test]
 fn a_full_disk_refuses_work_keeps_jobs_running_and_recovers_when_space_returns() {
-    let Some(fs) = SmallFs::mount("16m") else {
-        eprintln!("skipped: cannot mount a tmpfs here (needs root)");
-        return;
-    };
+    let fs = SmallFs::mount("16m");
     let d = TestDaemon::builder().workers(1).root_in(fs.path()).start();
     // The gate lives outside the full file system.
     let outside = tempfile::tempdir().unwrap();
@@ -116,4 +116,47 @@ fn a_full_disk_refuses_work_keeps_jobs_running_and_recovers_when_space_returns()
     // The job that ran through the outage finished; if its end could not be
     // recorded it ran again (at-least-once), and its output is whole.
     assert_eq!(d.output(&running.id, "stdout"), b"survived\n");
+}
+
+/// Fills the disk under `d`, sends `request` until the daemon refuses it
+/// (sled may still fit a few writes in space it had allocated), frees the
+/// space, and waits until the same request is taken again: the first
+/// failed write of any kind must start the daemon's repair, or sled, which
+/// refuses every write after its first I/O error, never takes one again.
+fn refused_then_repaired(fs: &SmallFs, what: &str, mut request: impl FnMut() -> (u16, String)) {
+    let filler = fs.fill();
+    let mut refused = None;
+    for _ in 0..500 {
+        let (status, body) = request();
+        if !(200..300).contains(&status) {
+            refused = Some((status, body));
+            break;
+        }
+    }
+    let (status, body) = refused.unwrap_or_else(|| panic!("a full disk never refused {what}"));
+    assert_eq!(status, 503, "{what}: {body}");
+    std::fs::remove_file(&filler).unwrap();
+    wait_for(
+        &format!("{what} to be taken again once space returned"),
+        || (200..300).contains(&request().0),
+    );
+}
+
+/// Relaxed durability: no request waits for a flush, so a failed write is
+/// the request's own (the daemon's background flush fails first, and sled
+/// then refuses the next write), not a flush's, which was always counted.
+const RELAXED: &str = "durability = \"relaxed\"\n";
+
+#[test]
+fn an_upload_that_fails_on_a_full_disk_starts_the_repair() {
+    let fs = SmallFs::mount("16m");
+    let d = TestDaemon::builder()
+        .root_in(fs.path())
+        .config_toml(RELAXED)
+        .start();
+    let bytes = vec![7u8; 64 * 1024];
+    refused_then_repaired(&fs, "an upload", || {
+        let reply = d.post_raw("/v1/uploads", "application/octet-stream", &bytes);
+        (reply.status, reply.json().to_string())
+    });
 }

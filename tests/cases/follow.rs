@@ -14,14 +14,22 @@ use crate::support::{assert_error, SseEvent, TestDaemon, HOLD_WINDOW, WAIT_TIMEO
 fn sse_output(events: &[SseEvent], from: u64) -> (Vec<u8>, Option<SseEvent>) {
     let mut bytes = Vec::new();
     let mut end = None;
+    let mut position = from;
     for e in events {
         assert!(end.is_none(), "an event after `end`: {e:?} in {events:?}");
         match e.event.as_str() {
+            "attempt" => {
+                // A new attempt: positions start again.
+                assert_eq!(e.position(), 0, "an attempt begins at 0: {e:?}");
+                position = 0;
+            }
             "stdout" | "stderr" => {
-                bytes.extend(e.bytes());
+                let data = e.bytes();
+                position += data.len() as u64;
+                bytes.extend(data);
                 assert_eq!(
                     e.position(),
-                    from + bytes.len() as u64,
+                    position,
                     "the id of {e:?} is the byte position after it"
                 );
             }
@@ -267,7 +275,10 @@ fn following_all_keeps_stdout_and_stderr_in_production_order() {
     assert!(end.is_some(), "no end event: {events:?}");
     assert_eq!(String::from_utf8_lossy(&bytes), want, "SSE follow of all");
     // Each piece is tagged with the stream it came from.
-    for e in events.iter().filter(|e| e.event != "end") {
+    for e in events
+        .iter()
+        .filter(|e| e.event != "end" && e.event != "attempt")
+    {
         let text = String::from_utf8(e.bytes()).expect("UTF-8");
         let tag = if e.event == "stdout" { 'a' } else { 'b' };
         assert!(
@@ -406,7 +417,7 @@ fn bad_follow_requests_are_rejected() {
 }
 
 #[test]
-fn sse_ids_are_per_attempt_and_a_stale_id_resumes_at_the_new_attempt() {
+fn sse_ids_are_per_attempt_and_an_old_attempts_id_resumes_through_the_next() {
     // Attempt 1 prints "one", waits for the gate and fails; attempt 2 (the
     // retry) prints "two".
     let d = TestDaemon::start();
@@ -422,6 +433,11 @@ fn sse_ids_are_per_attempt_and_a_stale_id_resumes_at_the_new_attempt() {
         "backoff": "300ms",
     }));
     let mut sse = d.follow_sse(&job.id, "stream=stdout", None);
+    let begun = sse.next_event().expect("attempt 1 begins");
+    assert_eq!(
+        (begun.event.as_str(), begun.id.as_deref()),
+        ("attempt", Some("1:0"))
+    );
     let first = sse.next_event().expect("attempt 1's output");
     assert_eq!(
         (first.id.as_deref(), first.bytes()),
@@ -443,16 +459,29 @@ fn sse_ids_are_per_attempt_and_a_stale_id_resumes_at_the_new_attempt() {
         ],
         "ids are attempt:position, and positions restart with the attempt: {events:?}"
     );
-    // Resuming with an id of attempt 1 after attempt 2 ran gives attempt 2
-    // from its start: attempt 1's output is gone, nothing of 2 is skipped.
+    // Resuming with an id of attempt 1 after attempt 2 ran gives the rest
+    // of attempt 1 (here nothing), then attempt 2 from its start, marked:
+    // every attempt's output is kept, nothing is skipped.
     let mut resumed = d.follow_sse(&job.id, "stream=stdout", Some("1:4"));
-    let again: Vec<Vec<u8>> = resumed
+    let again: Vec<(String, Option<String>)> = resumed
         .collect_all()
         .iter()
-        .filter(|e| e.event == "stdout")
-        .map(|e| e.bytes())
+        .filter(|e| e.event != "end")
+        .map(|e| (e.event.clone(), e.id.clone()))
         .collect();
-    assert_eq!(again, vec![b"two\n".to_vec()]);
+    assert_eq!(
+        again,
+        [
+            ("attempt".to_owned(), Some("2:0".to_owned())),
+            ("stdout".to_owned(), Some("2:4".to_owned()))
+        ]
+    );
+    let mut from_start = d.follow_sse(&job.id, "stream=stdout", Some("1:0"));
+    let (bytes, _) = sse_output(&from_start.collect_all(), 0);
+    assert_eq!(
+        bytes, b"one\ntwo\n",
+        "from attempt 1's start: both attempts"
+    );
     // Within the attempt, the position is honoured.
     let mut within = d.follow_sse(&job.id, "stream=stdout", Some("2:4"));
     assert!(within.collect_all().iter().all(|e| e.event != "stdout"));

@@ -170,25 +170,30 @@ pub fn run_bounded(mut cmd: Command, what: &str) -> Output {
 }
 
 /// A command that runs until it is stopped (`jobq events`), its stdout
-/// read line by line as it comes; killed when dropped.
+/// read line by line as it comes (its stderr kept); killed when dropped.
 pub struct LineReader {
     /// The process.
     child: KillOnDrop,
     /// Its stdout lines, from a reader thread.
     lines: std::sync::mpsc::Receiver<String>,
+    /// Its stderr so far, from another.
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
     /// The command, for messages.
     what: String,
 }
 
 impl LineReader {
-    /// Starts `cmd` with stdout piped (stderr goes to the test's).
+    /// Starts `cmd` with stdout and stderr piped.
     pub fn spawn(mut cmd: Command, what: &str) -> LineReader {
         use std::io::BufRead;
-        cmd.stdin(Stdio::null()).stdout(Stdio::piped());
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {what}: {e}"));
         let stdout = child.stdout.take().expect("stdout is piped");
+        let mut err_pipe = child.stderr.take().expect("stderr is piped");
         let (tx, lines) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in std::io::BufReader::new(stdout).lines() {
@@ -198,11 +203,57 @@ impl LineReader {
                 }
             }
         });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err_pipe.read(&mut buf) {
+                if n == 0 {
+                    return;
+                }
+                sink.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
         LineReader {
             child: KillOnDrop(child),
             lines,
+            stderr,
             what: what.to_owned(),
         }
+    }
+
+    /// The next line, or `None` once stdout ended; fails the test if
+    /// neither comes within [`WAIT_TIMEOUT`].
+    #[track_caller]
+    pub fn next_line_or_end(&mut self) -> Option<String> {
+        match self.lines.recv_timeout(WAIT_TIMEOUT) {
+            Ok(line) => Some(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => panic!(
+                "{}: no line within {WAIT_TIMEOUT:?} (WAIT_TIMEOUT); stderr: {}",
+                self.what,
+                self.stderr_text()
+            ),
+        }
+    }
+
+    /// What it wrote to stderr so far.
+    pub fn stderr_text(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits for it to exit (within [`WAIT_TIMEOUT`]); its status and all
+    /// it wrote to stderr.
+    #[track_caller]
+    pub fn finish(mut self) -> (std::process::ExitStatus, String) {
+        let mut status = None;
+        wait_for(&format!("{} to exit", self.what), || {
+            status = self.child.0.try_wait().expect("try_wait");
+            status.is_some()
+        });
+        // The stderr reader sees the end of the pipe right after the exit.
+        std::thread::sleep(Duration::from_millis(50));
+        (status.expect("exited"), self.stderr_text())
     }
 
     /// The next line, failing the test if none comes within
@@ -324,6 +375,11 @@ impl Gate {
             "i=0; while [ ! -e '{}' ]; do i=$((i+1)); if [ $i -gt {polls} ]; then exit 1; fi; sleep 0.02; done",
             self.path.display()
         )
+    }
+
+    /// The file whose existence opens the gate.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     /// Lets every job waiting on the gate go on.
@@ -723,6 +779,16 @@ impl TestDaemon {
     /// Everything every daemon process of this test wrote to stderr.
     pub fn stderr_all(&self) -> String {
         fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// `jobq <args>` against this daemon's unix socket (which keeps its
+    /// path across [`TestDaemon::restart`], unlike the TCP port), as the
+    /// test itself, not waited for.
+    pub fn cli_unix_command(&self, args: &[&str]) -> Command {
+        let server = format!("unix:{}", self.socket().display());
+        let mut cmd = jobq_command(&["--server", &server]);
+        cmd.args(args);
+        cmd
     }
 
     /// Runs `jobq <args>` against this daemon's unix socket, as `user`
