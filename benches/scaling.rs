@@ -37,7 +37,7 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Value {
 }
 
 fn paused_daemon() -> Daemon {
-    let d = Daemon::start("log = \"warn\"\nworkers = 2\n");
+    let d = Daemon::start("log = \"warn\"\nworkers = 2\nmax_body = \"64MiB\"\n");
     ureq::patch(&format!("{}/v1/queues/default", d.url))
         .send_json(json!({"paused": true}))
         .expect("pause the queue");

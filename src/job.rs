@@ -532,6 +532,24 @@ impl Job {
         Ok(())
     }
 
+    /// True when attempt `n` of this job got as far as a running process
+    /// (so it may have output): the current attempt by its state, an
+    /// earlier one by its record in the history.
+    pub fn attempt_started(&self, n: u32) -> bool {
+        if n == self.attempt {
+            return match &self.state {
+                State::Running { .. } | State::Succeeded { .. } => true,
+                State::Failed { started_at, .. } | State::Cancelled { started_at, .. } => {
+                    started_at.is_some()
+                }
+                State::Waiting { .. } | State::Scheduled { .. } | State::Queued => false,
+            };
+        }
+        self.attempts
+            .iter()
+            .any(|a| a.attempt == n && a.started_at.is_some())
+    }
+
     /// True when the last attempt failed in a way `retries` covers and
     /// attempts remain. Cancelled jobs, dependency failures and interrupted
     /// runs are not retried.
@@ -973,6 +991,26 @@ mod tests {
         );
         assert!(job.dependency_succeeded(&b, now).unwrap());
         assert_eq!(job.state, State::Queued);
+    }
+
+    #[test]
+    fn an_attempt_has_started_once_a_process_ran_for_it() {
+        let now = Timestamp::now();
+        let mut s = spec();
+        s.retries = 2;
+        let mut job = Job::new(JobId::new(), 1, s, ours(), vec![], now);
+        assert!(!job.attempt_started(1), "queued");
+        job.start(7, now).unwrap();
+        assert!(job.attempt_started(1));
+        job.finish(Exit::Code(1), now).unwrap();
+        job.retry_at(now).unwrap();
+        assert!(job.attempt_started(1), "from its record");
+        assert!(!job.attempt_started(2), "scheduled");
+        job.cancel(None, now).unwrap();
+        assert!(!job.attempt_started(2), "cancelled before it ran");
+        job.retry().unwrap();
+        assert!(!job.attempt_started(2), "still no record of a run");
+        assert!(!job.attempt_started(3));
     }
 
     #[test]

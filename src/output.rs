@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use async_channel::Sender;
 use event_listener::Event;
 
-use crate::job::{JobId, State};
+use crate::job::JobId;
 use crate::store::{Store, StoreError, Stream, StreamFilter};
 
 /// Most bytes a follower reads from the store at a time: bounds its memory
@@ -152,13 +152,9 @@ async fn follow_inner(
         // "ended and nothing more" means this attempt is all sent.
         let current = attempt == job.attempt;
         let ended = !current || job.state.is_terminal();
-        // Before the current attempt starts, whatever its number holds is a
-        // crashed run's, which the start clears.
-        let started = !current
-            || !matches!(
-                job.state,
-                State::Queued | State::Scheduled { .. } | State::Waiting { .. }
-            );
+        // An attempt that never ran has no output: whatever its number
+        // holds before its start is a crashed run's, which the start clears.
+        let started = job.attempt_started(attempt);
         if started && !announced {
             announced = true;
             if tx.send(Followed::Attempt(attempt)).await.is_err() {

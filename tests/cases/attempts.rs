@@ -204,7 +204,7 @@ fn a_cli_follower_across_a_crash_gets_both_attempts_whole_and_marked() {
     assert_eq!(
         ticks(split, lines.len()),
         want(6),
-        "attempt 2 whole: {lines:?}"
+        "attempt 2 whole: {lines:?}; stderr: {err}"
     );
     assert!(runs[split..].iter().all(|r| *r == runs[split]), "{lines:?}");
     assert!(err.contains("attempt 2 began"), "marked on stderr: {err}");

@@ -329,7 +329,9 @@ fn a_follower_of_a_queued_job_waits_for_it_to_run() {
     let gate = d.gate();
     let blocker = d.submit_shell(&gate.shell());
     d.wait_running(&blocker.id);
-    let job = d.submit_shell("echo one; echo two >&2; exit 3");
+    // The pause keeps the order: stdout and stderr are read apart, and two
+    // writes back to back may be read either way round.
+    let job = d.submit_shell("echo one; sleep 0.1; echo two >&2; exit 3");
     assert_eq!(d.state(&job.id), "queued");
 
     let (raw_tx, raw_rx) = mpsc::channel();
