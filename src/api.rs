@@ -29,6 +29,10 @@ pub const MAX_LABELS: usize = 64;
 /// Most entries in `after`: a fan-in larger than this is better expressed
 /// through an intermediate job.
 pub const MAX_AFTER: usize = 10_000;
+/// Most jobs in one `POST /v1/jobs/batch`: bounded like the body itself,
+/// so one request cannot hold the engine lock for long. The CLI splits a
+/// larger `submit --batch` into batches of this size.
+pub const MAX_BATCH: usize = 10_000;
 
 /// A duration as the API accepts it: a number of seconds or a humantime
 /// string (`"500ms"`, `"1h30m"`).
@@ -741,7 +745,52 @@ pub struct BatchResponse {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QueueList {
     /// Every queue with jobs, settings or a config entry.
-    pub queues: Vec<crate::engine::QueueView>,
+    pub queues: Vec<QueueView>,
+}
+
+/// A queue as `GET /v1/queues` shows it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct QueueView {
+    /// The queue's name.
+    pub name: String,
+    /// Most of its jobs running at once; `null` when only `workers` limits it.
+    pub concurrency: Option<usize>,
+    /// True while none of its jobs may start.
+    pub paused: bool,
+    /// Its jobs running now.
+    pub running: usize,
+    /// Its jobs by state (every state present, zeros included).
+    pub counts: BTreeMap<StateName, u64>,
+}
+
+/// The body of `PATCH /v1/queues/{name}`: each field optional.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueuePatch {
+    /// A new limit; `null` returns to the configured one.
+    #[serde(
+        default,
+        with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub concurrency: Option<Option<usize>>,
+    /// Pause or resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused: Option<bool>,
+}
+
+/// Distinguishes a missing field (`None`) from an explicit `null`
+/// (`Some(None)`).
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
+        Option::<usize>::deserialize(d).map(Some)
+    }
+
+    pub fn serialize<S: Serializer>(v: &Option<Option<usize>>, s: S) -> Result<S::Ok, S::Error> {
+        v.flatten().serialize(s)
+    }
 }
 
 /// One event of `GET /v1/events`: a job's state changed (durably).

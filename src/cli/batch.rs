@@ -3,7 +3,7 @@
 //!
 //! Every line is read and checked before anything is sent (as JSON, then
 //! with the daemon's own [`JobRequest::validate`]), so a malformed line
-//! submits nothing. The daemon takes at most [`MAX_BATCH_JOBS`] jobs
+//! submits nothing. The daemon takes at most [`MAX_BATCH`] jobs
 //! and `max_body` bytes in one request; a longer file goes in several
 //! batches, each all or nothing on its own. Errors name the file's line
 //! numbers, including the daemon's complaints about one spec
@@ -14,11 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{render, CliError};
-use crate::api::{BatchRequest, FieldError, JobRequest};
+use crate::api::{BatchRequest, FieldError, JobRequest, MAX_BATCH};
 use crate::client::{io_reason, Client, ClientError};
-
-/// Most jobs the daemon takes in one batch (`POST /v1/jobs/batch`).
-pub const MAX_BATCH_JOBS: usize = 10_000;
 
 /// The bytes of `{"jobs":[]}` around the specs of a batch.
 const ENVELOPE_BYTES: usize = 11;
@@ -44,7 +41,7 @@ pub fn run(client: &Client, path: &Path, json: bool, out: &mut dyn Write) -> Res
             "--batch {name}: no job specs (every line is blank)"
         )));
     }
-    let batches = split(specs, MAX_BATCH_JOBS, body_limit());
+    let batches = split(specs, MAX_BATCH, body_limit());
     let count = batches.len();
     let mut jobs = Vec::new();
     let mut submitted: Option<(usize, usize)> = None;

@@ -10,8 +10,8 @@ use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Subcommand};
 
 use super::{render, CliError};
+use crate::api::QueuePatch;
 use crate::client::Client;
-use crate::engine::QueuePatch;
 
 /// Options of `jobq queue`.
 #[derive(Debug, Args)]

@@ -11,8 +11,8 @@ use std::io::{self, Write};
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use jiff::Timestamp;
 
+use crate::api::QueueView;
 use crate::api::{AttemptView, JobEvent, JobList, JobView, QueueList};
-use crate::engine::QueueView;
 use crate::job::StateName;
 
 /// Widest the command column of `jobq list` gets, in characters: enough to

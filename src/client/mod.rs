@@ -27,9 +27,8 @@ use serde::Serialize;
 
 use crate::api::{
     BatchRequest, BatchResponse, ErrorBody, ErrorCode, ErrorDetail, JobEvent, JobList, JobRequest,
-    JobView, QueueList, Upload,
+    JobView, QueueList, QueuePatch, QueueView, Upload,
 };
-use crate::engine::{QueuePatch, QueueView};
 
 /// API.md's default address, as a URL.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7711";

@@ -47,8 +47,8 @@ use crate::output::{OutputHub, OutputWriter};
 use crate::runner::{self, Launch, StopReason};
 use crate::store::{Change, Scope, Store, StoreError};
 
+use crate::api::{QueuePatch, QueueView};
 use queues::QueueLimits;
-pub use queues::{QueuePatch, QueueView};
 use ready::ReadyQueues;
 
 /// Why an operation was refused or failed.

@@ -10,56 +10,10 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
-
+use crate::api::{QueuePatch, QueueView};
 use crate::config::Config;
 use crate::job::StateName;
 use crate::store::QueueSettings;
-
-/// A queue as `GET /v1/queues` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct QueueView {
-    /// The queue's name.
-    pub name: String,
-    /// Most of its jobs running at once; `null` when only `workers` limits it.
-    pub concurrency: Option<usize>,
-    /// True while none of its jobs may start.
-    pub paused: bool,
-    /// Its jobs running now.
-    pub running: usize,
-    /// Its jobs by state (every state present, zeros included).
-    pub counts: BTreeMap<StateName, u64>,
-}
-
-/// The body of `PATCH /v1/queues/{name}`: each field optional.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct QueuePatch {
-    /// A new limit; `null` returns to the configured one.
-    #[serde(
-        default,
-        with = "double_option",
-        skip_serializing_if = "Option::is_none"
-    )]
-    pub concurrency: Option<Option<usize>>,
-    /// Pause or resume.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub paused: Option<bool>,
-}
-
-/// Distinguishes a missing field (`None`) from an explicit `null`
-/// (`Some(None)`).
-mod double_option {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<usize>>, D::Error> {
-        Option::<usize>::deserialize(d).map(Some)
-    }
-
-    pub fn serialize<S: Serializer>(v: &Option<Option<usize>>, s: S) -> Result<S::Ok, S::Error> {
-        v.flatten().serialize(s)
-    }
-}
 
 /// One queue's live state.
 #[derive(Clone, Debug, Default)]

@@ -10,7 +10,7 @@ use super::routes::principal;
 use super::stream::{self, Encoding};
 use super::{body, from_object, json, parse_json, parse_object, ApiError, AppState, Reply};
 use crate::api::{
-    parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView, Upload,
+    parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView, Upload, MAX_BATCH,
 };
 use crate::auth::Principal;
 use crate::engine::ListQuery;
@@ -26,9 +26,6 @@ const MAX_LIMIT: usize = 1000;
 /// Longest long-poll (`GET /v1/jobs/{id}?wait=`): long enough to be cheap,
 /// short enough that proxies and clients do not time the request out.
 const MAX_WAIT: Duration = Duration::from_secs(300);
-/// Most jobs in one batch: bounded like the body itself, so one request
-/// cannot hold the engine lock for long.
-const MAX_BATCH: usize = 10_000;
 /// Most output bytes one plain read returns; read on with `offset`.
 const MAX_OUTPUT_READ: usize = 256 * 1024 * 1024;
 

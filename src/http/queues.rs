@@ -4,7 +4,7 @@ use tide::{Request, StatusCode};
 
 use super::{body, json, parse_json, ApiError, AppState, Reply};
 use crate::api::QueueList;
-use crate::engine::QueuePatch;
+use crate::api::QueuePatch;
 
 /// `GET /v1/queues`.
 pub async fn list(req: Request<AppState>) -> Reply {
