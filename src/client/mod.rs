@@ -612,7 +612,7 @@ impl Client {
         name: &str,
         patch: &QueuePatch,
     ) -> Result<Reply<QueueView>, ClientError> {
-        let path = format!("/v1/queues/{}", path_segment(name));
+        let path = format!("/v1/queues/{}", percent_encode(name));
         let call = Call::new(ureq::http::Method::PATCH, path).json(&patch_body(patch));
         let resp = self.send(call)?;
         self.expect_json(resp, &[200])
@@ -788,9 +788,9 @@ impl Client {
         let mut url = format!("{}{}", self.base, call.path);
         for (i, (key, value)) in call.query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
-            url.push_str(&path_segment(key));
+            url.push_str(&percent_encode(key));
             url.push('=');
-            url.push_str(&path_segment(value));
+            url.push_str(&percent_encode(value));
         }
         let mut builder = ureq::http::Request::builder().method(call.method).uri(&url);
         if let Some(token) = &self.token {
@@ -981,12 +981,12 @@ fn header(resp: &Response, name: &str) -> Option<String> {
 /// `/v1/jobs/{id}{rest}`. Ids are UUIDs (the CLI checks them), so they need
 /// no escaping; anything else is escaped so it cannot change the path.
 fn job_path(id: &str, rest: &str) -> String {
-    format!("/v1/jobs/{}{rest}", path_segment(id))
+    format!("/v1/jobs/{}{rest}", percent_encode(id))
 }
 
 /// `s` percent-encoded so it stays one path segment (or one query key or
 /// value): everything but unreserved characters is escaped.
-fn path_segment(s: &str) -> String {
+pub fn percent_encode(s: &str) -> String {
     let mut escaped = String::with_capacity(s.len());
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
@@ -1228,7 +1228,7 @@ mod tests {
     }
 
     #[test]
-    fn queue_names_are_one_path_segment() {
+    fn queue_names_are_one_percent_encode() {
         let (url, server) = one_shot("400 Bad Request", "");
         let client = Client::new(&url, None).unwrap();
         let _ = client.patch_queue("a/b c", &QueuePatch::default());
@@ -1448,7 +1448,7 @@ mod tests {
     }
 
     #[test]
-    fn ids_cannot_escape_their_path_segment() {
+    fn ids_cannot_escape_their_percent_encode() {
         assert_eq!(job_path("a/../b", "/cancel"), "/v1/jobs/a%2F..%2Fb/cancel");
     }
 
