@@ -43,7 +43,7 @@ mod uploads;
 
 use format::read_marker;
 pub use format::FORMAT_VERSION;
-pub use indexes::{Change, ReadyEntry};
+pub use indexes::Change;
 pub use listing::Scope;
 pub use output::{Stream, StreamFilter};
 

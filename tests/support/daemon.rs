@@ -416,12 +416,8 @@ impl TestDaemon {
     /// Sends the daemon SIGTERM without waiting for it to exit.
     pub fn send_sigterm(&self) {
         let child = self.child.as_ref().expect("daemon is running");
-        let pid = i32::try_from(child.id()).expect("pid fits");
-        // SAFETY: kill(2) has no memory effects; the pid is our own child,
-        // not yet reaped, so it cannot have been reused.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
+        // Our own child, not yet reaped: its pid cannot have been reused.
+        signal(child.id(), rustix::process::Signal::TERM);
     }
 
     /// Waits until the daemon has exited by itself and returns how.

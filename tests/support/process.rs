@@ -355,12 +355,15 @@ impl TestDaemon {
                 .split(|b| *b == 0)
                 .any(|var| var == needle.as_bytes())
             {
-                // SAFETY: kill(2) has no memory effects; the pid is one we
-                // just saw carrying our tag.
-                unsafe {
-                    libc::kill(pid as i32, libc::SIGKILL);
-                }
+                signal(pid, rustix::process::Signal::KILL);
             }
         }
+    }
+}
+
+/// Sends `sig` to process `pid`; one that is gone already is no error.
+pub fn signal(pid: u32, sig: rustix::process::Signal) {
+    if let Some(pid) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+        let _ = rustix::process::kill_process(pid, sig);
     }
 }
