@@ -2,9 +2,11 @@
 //! and posts it (`POST /v1/jobs`); with `--batch FILE`, posts the specs of
 //! a JSON Lines file instead (see [`super::batch`]).
 //!
-//! Only what the daemon cannot do is done here: relative `--cwd` paths are
-//! made absolute against the client's directory, and `--stdin` is read from
-//! the client's files. Everything else (queue names, limits, whether `cwd`
+//! Only what the daemon cannot do is done here: the job runs in the
+//! client's current directory (like pueue, ts and at(1)) unless `--cwd`
+//! says otherwise, relative `--cwd` paths are made absolute against it,
+//! `--env K` and `--inherit-env` copy the client's variables, and `--stdin`
+//! is read from the client's files. Everything else (queue names, limits, whether `cwd`
 //! exists) is the daemon's to check, so the rules live in one place.
 //!
 //! `--stdin` goes inline (the spec's `stdin` string) when it is UTF-8 text
@@ -93,10 +95,14 @@ pub struct SubmitArgs {
     /// Start only after job ID succeeded (repeatable)
     #[arg(long, value_name = "ID", value_parser = job_id)]
     pub after: Vec<String>,
-    /// Set an environment variable for the job (repeatable)
-    #[arg(long, short, value_name = "K=V", value_parser = key_value)]
-    pub env: Vec<(String, String)>,
-    /// Working directory, relative to here if relative [default: the daemon's work dir]
+    /// Set an environment variable for the job; K alone copies K from here (repeatable)
+    #[arg(long, short, value_name = "K=V|K", value_parser = env_var)]
+    pub env: Vec<(String, Option<String>)>,
+    /// Give the job this command's whole environment (it is stored with the job; --env wins)
+    #[arg(long = "inherit-env", short = 'E')]
+    pub inherit_env: bool,
+    /// Working directory, relative to here if relative [default: the current directory,
+    /// or the daemon's default when the daemon is on another machine]
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<PathBuf>,
     /// Feed FILE to the job's stdin (`-`: this command's stdin); any bytes, any size up to the daemon's max_upload
@@ -127,9 +133,24 @@ pub struct SubmitArgs {
 
 /// The options that describe one job, which `--batch` files carry in each
 /// line instead.
-const PER_JOB: [&str; 16] = [
-    "queue", "priority", "delay", "at", "timeout", "retries", "backoff", "after", "env", "cwd",
-    "stdin", "name", "label", "key", "wait", "follow",
+const PER_JOB: [&str; 17] = [
+    "queue",
+    "priority",
+    "delay",
+    "at",
+    "timeout",
+    "retries",
+    "backoff",
+    "after",
+    "env",
+    "inherit_env",
+    "cwd",
+    "stdin",
+    "name",
+    "label",
+    "key",
+    "wait",
+    "follow",
 ];
 
 /// Submits the job; prints its id (or JSON). With `--wait`, returns the
@@ -143,7 +164,7 @@ pub fn run(client: &Client, args: SubmitArgs, out: &mut dyn Write) -> Result<i32
         return submit_and_follow(client, args, out);
     }
     let (wait, json) = (args.wait, args.json);
-    let request = with_stdin(client, request(args)?)?;
+    let request = with_stdin(client, request(args, client.is_local())?)?;
     let job = client.submit(&request)?;
     if !wait {
         if json {
@@ -180,7 +201,7 @@ fn submit_and_follow(
 ) -> Result<i32, CliError> {
     let watch = interrupt::Watch::install()
         .map_err(|e| CliError::Usage(format!("cannot catch Ctrl-C: {}", io_reason(&e))))?;
-    let request = with_stdin(client, request(args)?)?;
+    let request = with_stdin(client, request(args, client.is_local())?)?;
     let job = client.submit(&request)?;
     let id = &job.value.id;
     watch.set_job(Some(id));
@@ -205,15 +226,26 @@ fn submitted(error: crate::client::ClientError, id: &str) -> CliError {
 }
 
 /// The request the flags describe, but for `--stdin`: see [`with_stdin`].
-fn request(args: SubmitArgs) -> Result<(JobRequest, Option<PathBuf>), CliError> {
+/// `local`: the daemon is on this machine, so this directory means the
+/// same to it and is the job's default.
+fn request(args: SubmitArgs, local: bool) -> Result<(JobRequest, Option<PathBuf>), CliError> {
     let cwd = match &args.cwd {
-        Some(dir) => Some(absolute_utf8(dir)?),
+        Some(dir) => Some(absolute_utf8(dir, "--cwd")?),
+        None if local => {
+            let here = std::env::current_dir().map_err(|e| {
+                CliError::Usage(format!(
+                    "cannot tell the current directory ({}); give --cwd DIR",
+                    io_reason(&e)
+                ))
+            })?;
+            Some(absolute_utf8(&here, "the current directory")?)
+        }
         None => None,
     };
     let request = JobRequest {
         command: (!args.command.is_empty()).then_some(args.command),
         shell: args.shell,
-        env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
+        env: environment(args.env, args.inherit_env)?,
         cwd,
         stdin: None,
         stdin_upload: None,
@@ -232,17 +264,55 @@ fn request(args: SubmitArgs) -> Result<(JobRequest, Option<PathBuf>), CliError> 
     Ok((request, args.stdin))
 }
 
-/// `--cwd` as the daemon needs it: absolute (the daemon has its own current
-/// directory) and UTF-8 (JSON strings are).
-fn absolute_utf8(dir: &Path) -> Result<String, CliError> {
+/// A working directory as the daemon needs it: absolute (the daemon has
+/// its own current directory) and UTF-8 (JSON strings are). `what` names
+/// it in errors.
+fn absolute_utf8(dir: &Path, what: &str) -> Result<String, CliError> {
     let path = std::path::absolute(dir)
-        .map_err(|e| CliError::Usage(format!("--cwd {}: {}", dir.display(), io_reason(&e))))?;
+        .map_err(|e| CliError::Usage(format!("{what} {}: {}", dir.display(), io_reason(&e))))?;
     path.into_os_string().into_string().map_err(|p| {
         CliError::Usage(format!(
-            "--cwd {}: the path is not valid UTF-8",
+            "{what} {}: the path is not valid UTF-8; give --cwd DIR",
             p.to_string_lossy()
         ))
     })
+}
+
+/// The job's `env`: this process's whole environment with
+/// `--inherit-env`, then each `--env` (`K` alone copies K from here).
+fn environment(
+    vars: Vec<(String, Option<String>)>,
+    inherit: bool,
+) -> Result<BTreeMap<String, String>, CliError> {
+    let mut env = BTreeMap::new();
+    if inherit {
+        for (k, v) in std::env::vars_os() {
+            match (k.into_string(), v.into_string()) {
+                (Ok(k), Ok(v)) => {
+                    env.insert(k, v);
+                }
+                (Ok(k), Err(_)) => {
+                    return Err(CliError::Usage(format!(
+                        "--inherit-env: the value of {k} is not valid UTF-8; unset it or pass --env {k}=VALUE"
+                    )))
+                }
+                // A name that is not UTF-8 cannot be sent, nor named.
+                (Err(_), _) => {}
+            }
+        }
+    }
+    for (k, v) in vars {
+        let v = match v {
+            Some(v) => v,
+            None => std::env::var(&k).map_err(|_| {
+                CliError::Usage(format!(
+                    "--env {k}: {k} is not set here (give --env {k}=VALUE to set it)"
+                ))
+            })?,
+        };
+        env.insert(k, v);
+    }
+    Ok(env)
 }
 
 /// `request` with the bytes of `--stdin FILE` (`-`: this process's stdin):
@@ -334,6 +404,18 @@ fn json_len(text: &str) -> usize {
 }
 
 /// clap value parser for `K=V` flags.
+/// clap value parser for `--env`: `K=V`, or `K` alone (its value is
+/// copied from this process's environment).
+fn env_var(s: &str) -> Result<(String, Option<String>), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), Some(v.to_owned()))),
+        None if !s.is_empty() => Ok((s.to_owned(), None)),
+        _ => Err(format!(
+            "expected K=V or K (a name such as PATH), got {s:?}"
+        )),
+    }
+}
+
 fn key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
@@ -374,7 +456,7 @@ mod tests {
         let a = parse(&["--json", "ls", "-l"]).unwrap();
         assert!(a.json);
         assert_eq!(a.command, ["ls", "-l"]);
-        let req = request(parse(&["--env", "A=1=2", "true"]).unwrap())
+        let req = request(parse(&["--env", "A=1=2", "true"]).unwrap(), false)
             .unwrap()
             .0;
         assert_eq!(req.env["A"], "1=2");
@@ -384,7 +466,7 @@ mod tests {
     fn exactly_one_of_shell_and_command() {
         assert!(parse(&["--shell", "echo hi", "echo"]).is_err());
         assert!(parse(&["--queue", "q"]).is_err());
-        let req = request(parse(&["--shell", "echo hi | wc"]).unwrap())
+        let req = request(parse(&["--shell", "echo hi | wc"]).unwrap(), false)
             .unwrap()
             .0;
         assert_eq!(req.shell.as_deref(), Some("echo hi | wc"));
@@ -413,7 +495,7 @@ mod tests {
             "true",
         ])
         .unwrap();
-        let req = request(a).unwrap().0;
+        let req = request(a, false).unwrap().0;
         assert_eq!(req.priority, Some(-5));
         assert_eq!(req.delay, Some(DurationArg(Duration::from_secs(90))));
         assert_eq!(req.timeout, Some(DurationArg(Duration::from_secs(60))));
@@ -424,7 +506,31 @@ mod tests {
         assert!(parse(&["--delay", "1s", "--at", "2030-01-02T15:04:05Z", "true"]).is_err());
         assert!(parse(&["--at", "tomorrow", "true"]).is_err());
         assert!(parse(&["--after", "nope", "true"]).is_err());
-        assert!(parse(&["--env", "novalue", "true"]).is_err());
+        assert!(parse(&["--env", "=v", "true"]).is_err());
+        assert!(parse(&["--env", "", "true"]).is_err());
+    }
+
+    #[test]
+    fn the_job_runs_here_and_env_names_are_copied_from_here() {
+        let a = parse(&["--env", "PATH", "--env", "X=1", "true"]).unwrap();
+        let req = request(a, true).unwrap().0;
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(req.cwd.as_deref(), here.to_str());
+        assert_eq!(req.env["PATH"], std::env::var("PATH").unwrap());
+        assert_eq!(req.env["X"], "1");
+        let a = parse(&["true"]).unwrap();
+        assert_eq!(
+            request(a, false).unwrap().0.cwd,
+            None,
+            "a remote daemon picks"
+        );
+        let a = parse(&["--env", "JOBQ_SURELY_UNSET_VAR", "true"]).unwrap();
+        let err = request(a, true).unwrap_err().to_string();
+        assert!(err.contains("is not set here"), "{err}");
+        let a = parse(&["-E", "--env", "PATH=/x", "true"]).unwrap();
+        let req = request(a, true).unwrap().0;
+        assert_eq!(req.env["PATH"], "/x", "--env wins over --inherit-env");
+        assert!(req.env.len() > 1, "{:?}", req.env.keys());
     }
 
     #[test]
@@ -453,7 +559,7 @@ mod tests {
 
     #[test]
     fn a_relative_cwd_is_made_absolute_here() {
-        let req = request(parse(&["--cwd", "sub/dir", "true"]).unwrap())
+        let req = request(parse(&["--cwd", "sub/dir", "true"]).unwrap(), true)
             .unwrap()
             .0;
         let expected = std::env::current_dir().unwrap().join("sub/dir");
@@ -485,11 +591,11 @@ mod tests {
         let client = Client::new("http://127.0.0.1:9", None).unwrap();
         let missing = dir.path().join("missing");
         let args = parse(&["--stdin", missing.to_str().unwrap(), "cat"]).unwrap();
-        let err = with_stdin(&client, request(args).unwrap()).unwrap_err();
+        let err = with_stdin(&client, request(args, false).unwrap()).unwrap_err();
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().starts_with("cannot read --stdin"), "{err}");
         let args = parse(&["--stdin", dir.path().to_str().unwrap(), "cat"]).unwrap();
-        let err = with_stdin(&client, request(args).unwrap()).unwrap_err();
+        let err = with_stdin(&client, request(args, false).unwrap()).unwrap_err();
         assert!(err.to_string().contains("directory"), "{err}");
     }
 

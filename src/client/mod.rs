@@ -420,6 +420,29 @@ impl Server {
     }
 }
 
+impl Server {
+    /// True when the daemon is on this machine (a unix socket, or a
+    /// loopback address or `localhost`): then a path here means the same
+    /// to it, and the CLI sends its current directory as the job's `cwd`.
+    pub fn is_local(&self) -> bool {
+        match self {
+            Server::Unix(_) => true,
+            Server::Http(url) => {
+                let rest = url.split_once("://").map_or(url.as_str(), |(_, r)| r);
+                let authority = rest.split('/').next().unwrap_or(rest);
+                let host = match authority.strip_prefix('[') {
+                    Some(v6) => v6.split(']').next().unwrap_or(v6),
+                    None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+                };
+                host.eq_ignore_ascii_case("localhost")
+                    || host
+                        .parse::<std::net::IpAddr>()
+                        .is_ok_and(|ip| ip.is_loopback())
+            }
+        }
+    }
+}
+
 impl std::fmt::Display for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -573,6 +596,11 @@ impl Client {
             base,
             token: token.filter(|t| !t.is_empty()),
         })
+    }
+
+    /// True when the daemon is on this machine (see [`Server::is_local`]).
+    pub fn is_local(&self) -> bool {
+        self.server.is_local()
     }
 
     /// The server requests go to, as shown in messages (`http://…` or
@@ -1387,6 +1415,21 @@ mod tests {
             Server::parse("unix:/run/x.sock").unwrap().to_string(),
             "unix:/run/x.sock"
         );
+        for local in [
+            "unix:/x.sock",
+            "http://127.0.0.1:7711",
+            "localhost:1",
+            "http://[::1]:1/p",
+        ] {
+            assert!(Server::parse(local).unwrap().is_local(), "{local}");
+        }
+        for remote in [
+            "http://build.example:7711",
+            "10.0.0.5:7711",
+            "http://[2001:db8::1]:1",
+        ] {
+            assert!(!Server::parse(remote).unwrap().is_local(), "{remote}");
+        }
         let err = Server::parse("unix:x.sock").unwrap_err();
         assert!(err.to_string().contains("absolute path"), "{err}");
     }

@@ -236,3 +236,48 @@ fn an_unreachable_server_exits_3_with_one_line() {
     );
     assert!(err.starts_with("jobq: cannot reach"), "stderr: {err:?}");
 }
+
+#[test]
+fn a_job_runs_where_it_was_submitted_with_variables_copied_from_here() {
+    let d = TestDaemon::start();
+    let here = tempfile::tempdir().unwrap();
+    let mut cmd = d.cli_command(&[
+        "submit",
+        "--wait",
+        "--env",
+        "JOBQ_TEST_COPIED",
+        "--shell",
+        "pwd; echo $JOBQ_TEST_COPIED",
+    ]);
+    cmd.current_dir(here.path())
+        .env("JOBQ_TEST_COPIED", "from-here");
+    let out = run_bounded(cmd, "jobq submit --wait in a directory");
+    assert_eq!(
+        exit_code(&out),
+        0,
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let want = format!(
+        "{}\nfrom-here\n",
+        here.path().canonicalize().unwrap().display()
+    );
+    assert_eq!(String::from_utf8_lossy(&d.output(&id, "stdout")), want);
+
+    // A variable that is not set here is an error, and nothing is submitted.
+    let before = d.job_count();
+    let mut cmd = d.cli_command(&["submit", "--env", "JOBQ_TEST_SURELY_UNSET", "--", "true"]);
+    cmd.env_remove("JOBQ_TEST_SURELY_UNSET");
+    let out = run_bounded(cmd, "jobq submit --env of an unset variable");
+    assert_eq!(exit_code(&out), 2);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not set here"));
+    assert_eq!(d.job_count(), before);
+
+    // --inherit-env sends everything (and stores it with the job).
+    let mut cmd = d.cli_command(&["submit", "-E", "--json", "--", "true"]);
+    cmd.env("JOBQ_TEST_INHERITED", "yes");
+    let out = run_bounded(cmd, "jobq submit -E");
+    let job: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["env"]["JOBQ_TEST_INHERITED"], "yes", "{job}");
+}

@@ -56,11 +56,10 @@ fn the_socket_knows_its_peer_root_and_nobody() {
     assert_eq!(nobody["uid"], 65534);
     let home = jobq::auth::Account::by_name("nobody").unwrap().home;
     let home = home.display().to_string();
-    let cwd = if std::path::Path::new(&home).is_dir() {
-        home.as_str()
-    } else {
-        "/"
-    };
+    // The CLI sends its current directory: the job runs where it was
+    // submitted from, like at(1).
+    let cwd = std::env::current_dir().unwrap();
+    let cwd = cwd.display();
     assert_eq!(
         String::from_utf8_lossy(&d.output(nobody["id"].as_str().unwrap(), "stdout")),
         format!("65534\n65534\n{home} nobody nobody\n{cwd}\n")
