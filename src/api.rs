@@ -33,6 +33,10 @@ pub const MAX_AFTER: usize = 10_000;
 /// so one request cannot hold the engine lock for long. The CLI splits a
 /// larger `submit --batch` into batches of this size.
 pub const MAX_BATCH: usize = 10_000;
+/// Largest concurrency limit of a queue (`PATCH`, `default_concurrency`,
+/// `[queues.NAME]`): far above what one machine runs at once, low enough
+/// that a typo (`40000`) is caught.
+pub const MAX_CONCURRENCY: usize = 4096;
 
 /// A duration as the API accepts it: a number of seconds or a humantime
 /// string (`"500ms"`, `"1h30m"`).
@@ -84,6 +88,42 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration such as \"10s\" or \"1h30m\" ({e})"))
+}
+
+/// How a request names a job: its id, or its short number (the job's
+/// `number`, unique in the store), accepted wherever an id is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobRef {
+    /// The job's UUID.
+    Id(JobId),
+    /// The job's number.
+    Number(u64),
+}
+
+impl std::str::FromStr for JobRef {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<JobRef, String> {
+        let s = s.trim();
+        if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+            return s
+                .parse()
+                .map(JobRef::Number)
+                .map_err(|_| format!("{s:?} is not a job number (too large)"));
+        }
+        s.parse().map(JobRef::Id).map_err(|_| {
+            format!("{s:?} is not a job id or number (a UUID such as 0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e, or a number such as 12)")
+        })
+    }
+}
+
+impl fmt::Display for JobRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JobRef::Id(id) => write!(f, "{id}"),
+            JobRef::Number(n) => write!(f, "{n}"),
+        }
+    }
 }
 
 /// Where a job's stdin comes from.
@@ -413,6 +453,10 @@ impl JobRequest {
 pub struct JobView {
     /// Identity (UUIDv7).
     pub id: String,
+    /// A short reference, unique in the store (the submission sequence),
+    /// accepted wherever an id is.
+    #[serde(default)]
+    pub number: u64,
     /// A label for people.
     pub name: Option<String>,
     /// argv, when submitted as `command`.
@@ -616,6 +660,7 @@ impl From<&Job> for JobView {
         };
         JobView {
             id: job.id.to_string(),
+            number: job.number(),
             name: spec.name.clone(),
             command,
             shell,
@@ -798,6 +843,9 @@ mod double_option {
 pub struct JobEvent {
     /// The job.
     pub id: String,
+    /// Its number.
+    #[serde(default)]
+    pub number: u64,
     /// Its new state.
     pub state: StateName,
     /// Its queue.

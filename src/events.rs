@@ -114,6 +114,7 @@ pub fn snapshot(job: &Job) -> JobEvent {
     };
     JobEvent {
         id: job.id.to_string(),
+        number: job.number(),
         state: job.state.name(),
         queue: job.spec.queue.clone(),
         attempt: job.attempt,

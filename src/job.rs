@@ -446,6 +446,12 @@ pub struct Ownership {
 }
 
 impl Job {
+    /// The short reference people type (`jobq show 12`): `seq` counted
+    /// from 1, unique in the store and never reused.
+    pub fn number(&self) -> u64 {
+        self.seq.saturating_add(1)
+    }
+
     /// A job as accepted: `waiting` while `pending` dependencies have not
     /// succeeded, else `scheduled` until `run_at`, else `queued`.
     pub fn new(

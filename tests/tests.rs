@@ -24,6 +24,8 @@ mod cancel;
 mod cli;
 #[path = "cases/cli_follow.rs"]
 mod cli_follow;
+#[path = "cases/cli_list.rs"]
+mod cli_list;
 #[path = "cases/config.rs"]
 mod config;
 #[path = "cases/crash_loop.rs"]
@@ -52,6 +54,8 @@ mod idempotency;
 mod lifecycle;
 #[path = "cases/listing.rs"]
 mod listing;
+#[path = "cases/numbers.rs"]
+mod numbers;
 #[path = "cases/output.rs"]
 mod output;
 #[path = "cases/queues.rs"]

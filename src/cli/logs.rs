@@ -39,7 +39,8 @@ pub struct LogsArgs {
     pub follow: bool,
     /// Which attempt's output (1 for the first) [default: the current one];
     /// with --follow, from its start on through the later ones
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, value_name = "N", allow_hyphen_values = true,
+          value_parser = super::number_in(1, u32::MAX))]
     pub attempt: Option<u32>,
 }
 

@@ -31,6 +31,7 @@ pub mod rm;
 pub mod serve;
 pub mod show;
 pub mod submit;
+pub mod terminal;
 pub mod wait;
 
 use std::io::{self, Write};
@@ -38,7 +39,6 @@ use std::io::{self, Write};
 use clap::{Args, Parser, Subcommand};
 
 use crate::client::{Client, ClientError, Server};
-use crate::job::JobId;
 
 /// Shown under `jobq --help`: the exit codes scripts rely on.
 const EXIT_CODES: &str = "\
@@ -305,13 +305,45 @@ fn for_each_id(
     Ok(code)
 }
 
-/// clap value parser for job ids: rejects a typo before any request, and
-/// keeps ids safe to put in a URL path.
+/// clap value parser for jobs: an id or a job number (`12`). Rejects a typo
+/// before any request, and keeps references safe to put in a URL path.
 pub fn job_id(s: &str) -> Result<String, String> {
-    s.trim()
-        .parse::<JobId>()
-        .map(|id| id.to_string())
-        .map_err(|e| e.to_string())
+    s.parse::<crate::api::JobRef>().map(|r| r.to_string())
+}
+
+/// clap value parser for a whole number from `min` to `max`, whose errors
+/// say in words what is wanted (`must be ≥ 0`, `a whole number such as
+/// 3`) rather than naming a Rust type. Give the argument
+/// `allow_hyphen_values` so that a negative number reaches it instead of
+/// clap's `-- -1` tip.
+pub fn number_in<T>(
+    min: T,
+    max: T,
+) -> impl Fn(&str) -> Result<T, String> + Clone + Send + Sync + 'static
+where
+    T: std::str::FromStr + Into<i128> + Copy + std::fmt::Display + Send + Sync + 'static,
+{
+    move |s: &str| {
+        let s = s.trim();
+        match s.parse::<i128>() {
+            Ok(n) if n < min.into() => Err(format!("{s} is too small: must be ≥ {min}")),
+            Ok(n) if n > max.into() => Err(format!("{s} is too large: must be at most {max}")),
+            Ok(_) => s
+                .parse::<T>()
+                .map_err(|_| format!("{s:?} is not a whole number")),
+            Err(_) => Err(format!(
+                "{s:?} is not a whole number (such as {min}, up to {max})"
+            )),
+        }
+    }
+}
+
+/// clap value parser for `K=V` pairs (labels).
+pub fn key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("expected K=V (such as team=data), got {s:?}")),
+    }
 }
 
 /// clap value parser for durations (`90s`, `1h30m`, a number of seconds),
@@ -334,7 +366,27 @@ mod tests {
     fn job_ids_are_checked_and_canonical() {
         let id = "0192F1C4-8A6E-7C3B-9D1E-3F5A7B9C1D2E";
         assert_eq!(job_id(id).unwrap(), id.to_lowercase());
-        assert!(job_id("nope").unwrap_err().contains("not a job id"));
+        assert!(job_id("nope")
+            .unwrap_err()
+            .contains("not a job id or number"));
+        assert_eq!(job_id(" 42 ").unwrap(), "42");
+    }
+
+    #[test]
+    fn numbers_are_refused_in_words() {
+        let retries = number_in(0u32, 1000);
+        assert_eq!(retries("3").unwrap(), 3);
+        assert_eq!(retries("-1").unwrap_err(), "-1 is too small: must be ≥ 0");
+        assert_eq!(
+            retries("1001").unwrap_err(),
+            "1001 is too large: must be at most 1000"
+        );
+        let err = retries("three").unwrap_err();
+        assert!(
+            err.contains("not a whole number") && !err.contains("u32"),
+            "{err}"
+        );
+        assert_eq!(number_in(-5i32, 5)("-5").unwrap(), -5);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, Subcommand};
 
 use super::{render, CliError};
-use crate::api::QueuePatch;
+use crate::api::{QueuePatch, MAX_CONCURRENCY};
 use crate::client::Client;
 
 /// Options of `jobq queue`.
@@ -46,7 +46,7 @@ pub enum QueueAction {
         #[arg(value_name = "Q", value_parser = NonEmptyStringValueParser::new())]
         name: String,
         /// Most of its jobs running at once (N ≥ 1), or `default` for the configured limit
-        #[arg(long, value_name = "N|default", value_parser = concurrency)]
+        #[arg(long, value_name = "N|default", allow_hyphen_values = true, value_parser = concurrency)]
         concurrency: Limit,
     },
 }
@@ -97,16 +97,19 @@ fn paused(paused: bool) -> QueuePatch {
     }
 }
 
-/// clap value parser for `--concurrency`: a number, or `default`. Zero is
-/// passed on for the daemon to refuse with its advice (pause instead).
+/// clap value parser for `--concurrency`: a number from 1, or `default`.
 fn concurrency(s: &str) -> Result<Limit, String> {
     let s = s.trim();
     if s.eq_ignore_ascii_case("default") {
         return Ok(Limit::Default);
     }
-    s.parse()
-        .map(Limit::Jobs)
-        .map_err(|_| format!("{s:?} is not a number of jobs or `default`"))
+    if s == "0" {
+        return Err("must be at least 1 (`jobq queue pause` stops a queue)".to_owned());
+    }
+    // The limit fits a u32 many times over; the parser wants a fixed width.
+    super::number_in(1u32, MAX_CONCURRENCY as u32)(s)
+        .map(|n| Limit::Jobs(n as usize))
+        .map_err(|e| format!("{e}, or `default`"))
 }
 
 #[cfg(test)]

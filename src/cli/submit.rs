@@ -75,7 +75,8 @@ pub struct SubmitArgs {
     #[arg(long, short, value_name = "Q")]
     pub queue: Option<String>,
     /// Higher runs first; ties run in submission order [default: 0]
-    #[arg(long, short, value_name = "N", allow_negative_numbers = true)]
+    #[arg(long, short, value_name = "N", allow_hyphen_values = true,
+          value_parser = super::number_in(i32::MIN, i32::MAX))]
     pub priority: Option<i32>,
     /// Do not start before D from now (`90s`, `1h30m`)
     #[arg(long, value_name = "D", value_parser = duration, conflicts_with = "at")]
@@ -87,7 +88,8 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "D", value_parser = duration)]
     pub timeout: Option<Duration>,
     /// Extra attempts after a failed one [default: 0]
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true,
+          value_parser = super::number_in(0, crate::api::MAX_RETRIES))]
     pub retries: Option<u32>,
     /// Delay before the first retry, doubled for each next one [default: the daemon's, 1s]
     #[arg(long, value_name = "D", value_parser = duration)]
@@ -112,7 +114,7 @@ pub struct SubmitArgs {
     #[arg(long, value_name = "S")]
     pub name: Option<String>,
     /// Attach a label, filterable in listings (repeatable)
-    #[arg(long, short, value_name = "K=V", value_parser = key_value)]
+    #[arg(long, short, value_name = "K=V", value_parser = super::key_value)]
     pub label: Vec<(String, String)>,
     /// Idempotency key: a second submit with the same KEY returns the first job
     #[arg(long, value_name = "KEY")]
@@ -413,13 +415,6 @@ fn env_var(s: &str) -> Result<(String, Option<String>), String> {
         _ => Err(format!(
             "expected K=V or K (a name such as PATH), got {s:?}"
         )),
-    }
-}
-
-fn key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("expected K=V, got {s:?}")),
     }
 }
 

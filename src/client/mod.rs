@@ -180,6 +180,10 @@ pub struct ListFilter {
     pub queue: Option<String>,
     /// Only jobs of this owner (`token:ci`, `unix:alice`, `anonymous`).
     pub owner: Option<String>,
+    /// Only jobs with this name.
+    pub name: Option<String>,
+    /// Only jobs with all of these labels.
+    pub labels: Vec<(String, String)>,
     /// Most jobs in the page.
     pub limit: Option<u32>,
     /// Where the previous page stopped (its `next_cursor`).
@@ -657,6 +661,12 @@ impl Client {
         }
         if let Some(owner) = &filter.owner {
             call = call.query("owner", owner);
+        }
+        if let Some(name) = &filter.name {
+            call = call.query("name", name);
+        }
+        for (k, v) in &filter.labels {
+            call = call.query("label", format!("{k}:{v}"));
         }
         if let Some(limit) = filter.limit {
             call = call.query("limit", limit.to_string());

@@ -23,7 +23,13 @@ pub use access::{AuthSettings, JobSettings, NamedGroup, ServerSettings, TokenSet
 use file::FileConfig;
 pub use listen::ListenAddr;
 
+use crate::api::MAX_CONCURRENCY;
 use crate::auth::Account;
+
+/// Why a concurrency above [`MAX_CONCURRENCY`] is refused.
+fn too_concurrent() -> String {
+    format!("must be at most {MAX_CONCURRENCY}")
+}
 
 /// The file read when `--config` is not given, if it exists.
 pub const SYSTEM_CONFIG: &str = "/etc/jobq/jobq.toml";
@@ -354,6 +360,9 @@ impl Config {
                 "must be at least 1 (pause a queue to stop it)",
             );
         }
+        if self.default_concurrency > Some(MAX_CONCURRENCY) {
+            return invalid("default_concurrency", &too_concurrent());
+        }
         for (name, queue) in &self.queues {
             if !crate::api::is_valid_queue_name(name) {
                 return Err(ConfigError::Invalid {
@@ -367,6 +376,12 @@ impl Config {
                     reason: format!(
                         "queues.{name}.concurrency must be at least 1 (pause a queue to stop it)"
                     ),
+                });
+            }
+            if queue.concurrency > Some(MAX_CONCURRENCY) {
+                return Err(ConfigError::Invalid {
+                    key: "queues",
+                    reason: format!("queues.{name}.concurrency {}", too_concurrent()),
                 });
             }
         }

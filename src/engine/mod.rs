@@ -37,8 +37,7 @@ use event_listener::Event;
 use futures_lite::future;
 use jiff::Timestamp;
 
-use crate::api::FieldError;
-use crate::api::Stdin;
+use crate::api::{FieldError, JobRef, Stdin};
 use crate::auth::{Account, AccountError, Principal};
 use crate::config::{Config, OnInterrupted};
 use crate::events::{EventFilter, EventHub, Subscription};
@@ -57,6 +56,9 @@ pub enum EngineError {
     /// No job has this id.
     #[error("no job {0}")]
     NotFound(JobId),
+    /// No job has this number.
+    #[error("no job number {0}")]
+    NoNumber(u64),
     /// The job's state forbids it.
     #[error(transparent)]
     Conflict(#[from] IllegalTransition),
@@ -99,6 +101,8 @@ pub struct ListQuery {
     pub labels: Vec<(String, String)>,
     /// Only jobs of this owner.
     pub owner: Option<String>,
+    /// Only jobs with this name.
+    pub name: Option<String>,
     /// Jobs older than this one (the previous page's `next_cursor`).
     pub before: Option<JobId>,
     /// Page size.
@@ -416,6 +420,19 @@ impl Engine {
         Ok(out)
     }
 
+    /// The id of the job `r` names (a number is looked up; an id is taken
+    /// as it is, and found or not by what the caller does with it).
+    pub fn resolve(&self, r: &JobRef) -> Result<JobId, EngineError> {
+        match *r {
+            JobRef::Id(id) => Ok(id),
+            JobRef::Number(n) => self
+                .inner
+                .store
+                .job_with_number(n)?
+                .ok_or(EngineError::NoNumber(n)),
+        }
+    }
+
     /// One job as the store holds it this moment, on disk or not yet: for
     /// deciding a transition under the lock.
     fn current(&self, id: &JobId) -> Result<Job, EngineError> {
@@ -485,6 +502,9 @@ impl Engine {
                     .iter()
                     .all(|(k, v)| job.spec.labels.get(k) == Some(v))
                 && q.owner.as_ref().is_none_or(|owner| *owner == job.owner)
+                && q.name
+                    .as_ref()
+                    .is_none_or(|name| job.spec.name.as_ref() == Some(name))
         })?;
         let next = if more {
             jobs.last().map(|j| j.id)

@@ -91,7 +91,9 @@ impl From<StoreError> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         match e {
-            EngineError::NotFound(_) => ApiError::not_found(e.to_string()),
+            EngineError::NotFound(_) | EngineError::NoNumber(_) => {
+                ApiError::not_found(e.to_string())
+            }
             EngineError::Conflict(c) => {
                 ApiError::new(StatusCode::Conflict, ErrorCode::Conflict, c.to_string())
             }

@@ -10,7 +10,8 @@ use super::routes::principal;
 use super::stream::{self, Encoding};
 use super::{body, from_object, json, parse_json, parse_object, ApiError, AppState, Reply};
 use crate::api::{
-    parse_duration, BatchRequest, BatchResponse, JobList, JobRequest, JobView, Upload, MAX_BATCH,
+    parse_duration, BatchRequest, BatchResponse, JobList, JobRef, JobRequest, JobView, Upload,
+    MAX_BATCH,
 };
 use crate::auth::Principal;
 use crate::engine::ListQuery;
@@ -29,10 +30,26 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 /// Most output bytes one plain read returns; read on with `offset`.
 const MAX_OUTPUT_READ: usize = 256 * 1024 * 1024;
 
+/// The job the path names, by id or number.
 fn job_id(req: &Request<AppState>) -> Result<JobId, ApiError> {
     let raw = req.param("id").unwrap_or_default();
-    raw.parse()
-        .map_err(|_| ApiError::not_found(format!("no job {raw:?}: not a job id")))
+    let r: JobRef = raw
+        .parse()
+        .map_err(|e| ApiError::not_found(format!("no job {raw:?}: {e}")))?;
+    Ok(req.state().engine.resolve(&r)?)
+}
+
+/// `request` with each job number in `after` replaced by that job's id.
+fn resolve_after(engine: &crate::engine::Engine, request: &mut JobRequest) -> Result<(), ApiError> {
+    for entry in &mut request.after {
+        if let Ok(r @ JobRef::Number(_)) = entry.parse::<JobRef>() {
+            let id = engine
+                .resolve(&r)
+                .map_err(|e| ApiError::field("after", e.to_string()))?;
+            *entry = id.to_string();
+        }
+    }
+    Ok(())
 }
 
 /// Query parameters as pairs, refusing any not in `known`.
@@ -70,8 +87,9 @@ fn job_json(status: StatusCode, job: &crate::job::Job, principal: &Principal) ->
 /// the idempotency key.
 pub async fn submit(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
-    let request: JobRequest = parse_json(body(&req))?;
+    let mut request: JobRequest = parse_json(body(&req))?;
     let engine = &req.state().engine;
+    resolve_after(engine, &mut request)?;
     let (spec, stdin) = request.validate(Timestamp::now(), engine.default_backoff())?;
     let principal = principal(&req);
     let submitted = engine.submit(spec, stdin, principal).await?;
@@ -113,7 +131,13 @@ pub async fn submit_batch(req: Request<AppState>) -> Reply {
         .jobs
         .into_iter()
         .enumerate()
-        .map(|(i, r)| {
+        .map(|(i, mut r)| {
+            resolve_after(engine, &mut r).map_err(|e| {
+                ApiError::field(
+                    format!("jobs[{i}].after"),
+                    format!("jobs[{i}].{}", e.message),
+                )
+            })?;
             r.validate(now, engine.default_backoff()).map_err(|e| {
                 ApiError::field(format!("jobs[{i}].{}", e.field), format!("jobs[{i}].{}", e))
             })
@@ -137,7 +161,9 @@ pub async fn list(req: Request<AppState>) -> Reply {
     };
     for (k, v) in query(
         &req,
-        &["state", "queue", "label", "owner", "limit", "cursor"],
+        &[
+            "state", "queue", "label", "owner", "name", "limit", "cursor",
+        ],
     )? {
         match k.as_str() {
             "state" => {
@@ -148,7 +174,21 @@ pub async fn list(req: Request<AppState>) -> Reply {
                     );
                 }
             }
-            "queue" => q.queue = Some(v),
+            "queue" => {
+                if !crate::api::is_valid_queue_name(&v) {
+                    return Err(ApiError::field(
+                        "queue",
+                        format!("{v:?} is not a queue name: use 1 to 64 of a-z 0-9 _ . -"),
+                    ));
+                }
+                q.queue = Some(v)
+            }
+            "name" => {
+                if v.is_empty() {
+                    return Err(ApiError::field("name", "must not be empty"));
+                }
+                q.name = Some(v);
+            }
             "owner" => {
                 if v.is_empty() {
                     return Err(ApiError::field(
@@ -356,9 +396,8 @@ pub async fn events(req: Request<AppState>) -> Reply {
     for (k, v) in query(&req, &["job", "queue"])? {
         match k.as_str() {
             "job" => {
-                let id: JobId = v
-                    .parse()
-                    .map_err(|_| ApiError::field("job", format!("{v:?} is not a job id")))?;
+                let r: JobRef = v.parse().map_err(|e| ApiError::field("job", e))?;
+                let id = req.state().engine.resolve(&r)?;
                 req.state().engine.get(&id).await?;
                 filter.job = Some(id);
             }

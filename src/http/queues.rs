@@ -4,7 +4,7 @@ use tide::{Request, StatusCode};
 
 use super::{body, json, parse_json, ApiError, AppState, Reply};
 use crate::api::QueueList;
-use crate::api::QueuePatch;
+use crate::api::{QueuePatch, MAX_CONCURRENCY};
 
 /// `GET /v1/queues`.
 pub async fn list(req: Request<AppState>) -> Reply {
@@ -27,6 +27,14 @@ pub async fn patch(req: Request<AppState>) -> Reply {
             "concurrency",
             "must be at least 1 (pause the queue to stop it, or null for the configured limit)",
         ));
+    }
+    if let Some(Some(n)) = patch.concurrency {
+        if n > MAX_CONCURRENCY {
+            return Err(ApiError::field(
+                "concurrency",
+                format!("{n} is too large: must be at most {MAX_CONCURRENCY}"),
+            ));
+        }
     }
     let view = req.state().engine.patch_queue(&name, patch).await?;
     Ok(json(StatusCode::Ok, &view))

@@ -17,7 +17,9 @@ use super::*;
 /// - 3: output chunks are keyed by attempt too, so every attempt's output
 ///   is kept; the migration moves format-2 chunks under their job's
 ///   current attempt.
-pub const FORMAT_VERSION: u32 = 3;
+/// - 4: an index of job numbers (`#` + number → id), for short references
+///   (`jobq show 12`); the migration builds it from the records.
+pub const FORMAT_VERSION: u32 = 4;
 
 /// The marker file beside sled's files: `jobq-store <version>`.
 const MARKER: &str = "JOBQ_FORMAT";
@@ -116,7 +118,17 @@ impl Store {
         }
         // 1 → 2: nothing to rewrite (see FORMAT_VERSION).
         // 2 → 3: output chunks get their attempt.
-        let moved = self.migrate_output_keys()?;
+        let moved = if from < 3 {
+            self.migrate_output_keys()?
+        } else {
+            0
+        };
+        // 3 → 4: the number index.
+        let numbered = if from < 4 {
+            self.build_number_index()?
+        } else {
+            0
+        };
         let h = self.h()?;
         h.main
             .insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes())
@@ -128,8 +140,29 @@ impl Store {
             from,
             to = FORMAT_VERSION,
             output_chunks_moved = moved,
+            jobs_numbered = numbered,
             "store format upgraded"
         );
         Ok(())
+    }
+
+    /// Format 3 → 4: a number-index entry for every job record.
+    fn build_number_index(&self) -> Result<u64> {
+        let h = self.h()?;
+        let mut batch = sled::Batch::default();
+        let mut n = 0;
+        for item in h.main.scan_prefix([keys::JOB]) {
+            let (key, value) = item.map_err(io("read the job records"))?;
+            let Some(id) = keys::id_of(&key) else {
+                continue;
+            };
+            let job = decode(&id, &value)?;
+            batch.insert(&keys::number(job.number()), id.as_bytes());
+            n += 1;
+        }
+        h.main
+            .apply_batch(batch)
+            .map_err(io("write the number index"))?;
+        Ok(n)
     }
 }

@@ -5,6 +5,9 @@
 
 use super::*;
 
+/// The metadata name of the stored job counter ([`Store::load_next_seq`]).
+const NEXT_SEQ: &str = "next_seq";
+
 /// One job's change, for [`Store::apply`]: insert (no `old`), update, or
 /// removal (no `new`).
 #[derive(Clone, Copy, Debug)]
@@ -98,8 +101,9 @@ fn index_entries(job: &Job) -> Vec<(Vec<u8>, Vec<u8>)> {
         )),
     }
     if let Some(key) = &job.spec.idempotency_key {
-        out.push((keys::named(keys::IDEMPOTENCY, key), id));
+        out.push((keys::named(keys::IDEMPOTENCY, key), id.clone()));
     }
+    out.push((keys::number(job.number()).to_vec(), id));
     out
 }
 
@@ -117,6 +121,30 @@ impl Store {
             let n = <[u8; 8]>::try_from(value.as_ref()).map_err(|_| bad())?;
             counts.insert(slot, u64::from_be_bytes(n));
         }
+        Ok(())
+    }
+
+    /// Sets the next `seq` past every one given: the stored counter, or
+    /// past the highest number in the index (a store from before the
+    /// counter, whose seqs came from sled's id generator).
+    pub(super) fn load_next_seq(&self) -> Result<()> {
+        let h = self.h()?;
+        let stored = h
+            .main
+            .get(keys::named(keys::META, NEXT_SEQ))
+            .map_err(io("read the job counter"))?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        let highest = h
+            .main
+            .scan_prefix([keys::NUMBER])
+            .next_back()
+            .transpose()
+            .map_err(io("read the number index"))?
+            .and_then(|(key, _)| <[u8; 8]>::try_from(&key[1..]).ok())
+            // The highest number is the highest seq plus one: the next seq.
+            .map_or(0, u64::from_be_bytes);
+        self.next_seq.store(stored.max(highest), Ordering::SeqCst);
         Ok(())
     }
 
@@ -187,6 +215,11 @@ impl Store {
                 bump(new, true);
             }
         }
+        if changes.iter().any(|c| c.old.is_none() && c.new.is_some()) {
+            // Under the counts lock, so batches store the counter in order.
+            let next = self.next_seq.load(Ordering::SeqCst);
+            batch.insert(keys::named(keys::META, NEXT_SEQ), &next.to_be_bytes());
+        }
         for ((queue, state), n) in &touched {
             let key = keys::count(queue, *state);
             if *n == 0 {
@@ -243,6 +276,16 @@ impl Store {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The job numbered `number` ([`Job::number`]), if it exists.
+    pub fn job_with_number(&self, number: u64) -> Result<Option<JobId>> {
+        let h = self.h()?;
+        let found = h
+            .main
+            .get(keys::number(number))
+            .map_err(io("read the number index"))?;
+        Ok(found.and_then(|v| <[u8; 16]>::try_from(v.as_ref()).ok().map(JobId::from_bytes)))
     }
 
     /// The job holding idempotency key `key`, if any.

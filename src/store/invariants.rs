@@ -298,6 +298,7 @@ fn check(store: &Store, model: &BTreeMap<JobId, Job>) {
         (keys::FINISHED, "retention"),
         (keys::DEPENDENT, "dependency"),
         (keys::IDEMPOTENCY, "key"),
+        (keys::NUMBER, "number"),
     ] {
         let n = h.main.scan_prefix([prefix]).count();
         let want = match prefix {
@@ -312,6 +313,7 @@ fn check(store: &Store, model: &BTreeMap<JobId, Job>) {
                 .count(),
             keys::FINISHED => model.values().filter(|j| j.state.is_terminal()).count(),
             keys::DEPENDENT => edges.len(),
+            keys::NUMBER => model.len(),
             _ => model
                 .values()
                 .filter(|j| j.spec.idempotency_key.is_some())
@@ -320,6 +322,12 @@ fn check(store: &Store, model: &BTreeMap<JobId, Job>) {
         assert_eq!(n, want, "{name} index entries");
     }
     for job in model.values() {
+        assert_eq!(
+            store.job_with_number(job.number()).unwrap(),
+            Some(job.id),
+            "number {}",
+            job.seq
+        );
         if let Some(key) = &job.spec.idempotency_key {
             assert_eq!(store.job_with_key(key).unwrap(), Some(job.id), "key {key}");
         }

@@ -27,6 +27,18 @@ pub const IDEMPOTENCY: u8 = b'k';
 pub const COUNT: u8 = b'c';
 /// Prefix of queue settings: `q` + queue name → JSON.
 pub const QUEUE: u8 = b'q';
+/// Prefix of the number index: `#` + number ([`Job::number`]) → id.
+///
+/// [`Job::number`]: crate::job::Job::number
+pub const NUMBER: u8 = b'#';
+
+/// `#` + number: a job's entry in the number index.
+pub fn number(number: u64) -> [u8; 9] {
+    let mut key = [0u8; 9];
+    key[0] = NUMBER;
+    key[1..].copy_from_slice(&number.to_be_bytes());
+    key
+}
 
 /// A time as 8 bytes whose order is time order (milliseconds since the
 /// epoch, sign bit flipped).

@@ -49,7 +49,7 @@ pub use output::{Stream, StreamFilter};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -176,6 +176,11 @@ pub struct Store {
     /// entries are in, so a reader that saw a write in sled and then looks
     /// here finds its number.
     unflushed: Arc<Mutex<HashMap<JobId, u64>>>,
+    /// The next job `seq` to hand out. Stored (as `m next_seq`) with every
+    /// batch that inserts a job, so a number is never given twice, even
+    /// after the newest job is removed; sled's own id generator would skip
+    /// ahead by a million at each restart, and numbers are for typing.
+    next_seq: Arc<AtomicU64>,
 }
 
 impl Store {
@@ -277,9 +282,11 @@ impl Store {
             broke: Arc::default(),
             progress,
             unflushed: Arc::default(),
+            next_seq: Arc::default(),
         };
         store.check_format(dir, fresh, marked)?;
         store.load_counts()?;
+        store.load_next_seq()?;
         Ok(store)
     }
 
@@ -322,10 +329,11 @@ impl Store {
         self.mark_broken(result)
     }
 
-    /// A number that grows with every job submitted, across restarts.
+    /// A number that grows with every job submitted, across restarts (a
+    /// job's `number` is this plus one; see [`Job::number`]).
     pub fn next_seq(&self) -> Result<u64> {
-        let h = self.h()?;
-        h.db.generate_id().map_err(io("generate a sequence number"))
+        self.h()?;
+        Ok(self.next_seq.fetch_add(1, Ordering::SeqCst))
     }
 
     /// Forgets a job, its stdin and the output of every attempt.

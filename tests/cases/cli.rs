@@ -1,30 +1,9 @@
 //! The `jobq` client commands against a real daemon: what they print and
 //! how they exit (API.md's CLI section).
 
-use std::process::Output;
-
 use jobq::api::JobView;
 
-use crate::support::{exit_code, jobq_command, run_bounded, TestDaemon};
-
-fn stdout(out: &Output) -> String {
-    String::from_utf8(out.stdout.clone()).expect("UTF-8 stdout")
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output) {
-    assert_eq!(
-        exit_code(out),
-        0,
-        "stdout: {}\nstderr: {}",
-        String::from_utf8_lossy(&out.stdout),
-        stderr(out)
-    );
-}
+use crate::support::{assert_ok, exit_code, jobq_command, run_bounded, stderr, stdout, TestDaemon};
 
 /// `jobq submit ARGS` → the new job's id, checking stdout holds only it.
 fn submit_id(d: &TestDaemon, args: &[&str]) -> String {

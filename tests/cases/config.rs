@@ -86,6 +86,8 @@ fn every_setting_refuses_its_bad_values_by_name() {
         ("default_concurrency = 0\n", "default_concurrency"),
         ("[queues.BAD]\nconcurrency = 1\n", "BAD"),
         ("[queues.a]\nconcurrency = 0\n", "queues.a.concurrency"),
+        ("default_concurrency = 4097\n", "at most 4096"),
+        ("[queues.a]\nconcurrency = 100000\n", "at most 4096"),
         ("[queues.a]\nlimit = 2\n", "limit"),
         ("listen = \"nowhere\"\n", "listen"),
         ("on_interrupted = \"retry\"\n", "on_interrupted"),

@@ -87,10 +87,18 @@ fn a_format_1_store_still_opens() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["id"], FIXTURE_DONE);
+    // The upgrade numbered the old jobs; a new job is numbered after them.
+    assert!(done.number > 0 && later.number > 0, "{done:?} {later:?}");
+    assert_ne!(done.number, later.number);
+    let (status, body) = d.get_json(&format!("/v1/jobs/{}", later.number));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["id"], FIXTURE_SCHEDULED);
+    let new = d.submit(serde_json::json!({"command": ["true"]}));
+    assert!(new.number > done.number.max(later.number), "{new:?}");
 }
 
 #[test]
-fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_3() {
+fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_4() {
     let token = "fixture-test-token-0123";
     let mut d = TestDaemon::builder()
         .store_from(&fixture())
@@ -100,7 +108,7 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_3() {
         .token(token)
         .start();
     let marker = d.data_dir().join("store/JOBQ_FORMAT");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 3\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 4\n");
     let done = d.job(FIXTURE_DONE);
     assert_eq!(done.owner, "anonymous", "{done:?}");
     assert_eq!(
@@ -110,9 +118,9 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_3() {
     // Owned by anonymous, so a submit token may not act on it.
     let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
     crate::support::assert_error(status, &body, 403, "forbidden", None);
-    // Still format 3, and the same, after a restart.
+    // Still format 4, and the same, after a restart.
     d.restart();
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 3\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 4\n");
     assert_eq!(d.job(FIXTURE_DONE).owner, "anonymous");
 }
 

@@ -234,3 +234,24 @@ fn state_filtered_pages_match_a_walk_of_every_job() {
     }
     gate.open();
 }
+
+#[test]
+fn the_name_filter_matches_whole_names_and_bad_filters_are_refused() {
+    let d = TestDaemon::start();
+    let build = d.submit(json!({ "command": ["true"], "name": "build" }));
+    d.submit(json!({ "command": ["true"], "name": "build-2" }));
+    d.submit(json!({ "command": ["true"] }));
+    let p = page(&d, "/v1/jobs?name=build");
+    assert_eq!(
+        p.jobs.iter().map(|j| j.id.clone()).collect::<Vec<_>>(),
+        [build.id]
+    );
+    for (query, field) in [
+        ("queue=no%20such%20queue", "queue"),
+        ("queue=", "queue"),
+        ("name=", "name"),
+    ] {
+        let (status, body) = d.get_json(&format!("/v1/jobs?{query}"));
+        crate::support::assert_error(status, &body, 400, "invalid_field", Some(field));
+    }
+}

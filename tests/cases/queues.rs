@@ -8,8 +8,8 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 
 use crate::support::{
-    assert_error, assert_holds, exit_code, marked_sleep, max_overlap, read_marks, TestDaemon,
-    HOLD_WINDOW,
+    assert_error, assert_holds, assert_ok, exit_code, marked_sleep, max_overlap, read_marks,
+    stdout, TestDaemon, HOLD_WINDOW,
 };
 
 #[test]
@@ -259,6 +259,7 @@ fn bad_queue_patches_are_refused_and_change_nothing() {
 
     let cases = [
         (json!({ "concurrency": 0 }), Some("concurrency")),
+        (json!({ "concurrency": 4097 }), Some("concurrency")),
         (json!({ "concurrency": -1 }), Some("concurrency")),
         (json!({ "concurrency": "x" }), Some("concurrency")),
         (json!({ "concurrency": 1.5 }), Some("concurrency")),
@@ -298,21 +299,6 @@ fn bad_queue_patches_are_refused_and_change_nothing() {
 }
 
 // ---- the CLI ----
-
-fn stdout(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &std::process::Output) {
-    assert_eq!(
-        exit_code(out),
-        0,
-        "stdout: {}\nstderr: {}",
-        stdout(out),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn cli_queue_commands_pause_resume_and_limit() {
@@ -373,14 +359,21 @@ fn cli_queue_commands_pause_resume_and_limit() {
     assert_ok(&out);
     assert_eq!(d.queue("cliq")["concurrency"], Value::Null);
 
-    for args in [
-        &["queue", "set", "cliq", "--concurrency", "0"][..],
-        &["queue", "pause", "BAD"][..],
+    for (args, want) in [
+        (
+            &["queue", "set", "cliq", "--concurrency", "0"][..],
+            "queue pause",
+        ),
+        (
+            &["queue", "set", "cliq", "--concurrency", "5000"][..],
+            "at most 4096",
+        ),
+        (&["queue", "pause", "BAD"][..], "not a queue name"),
     ] {
         let out = d.cli(args);
         assert_eq!(exit_code(&out), 2, "jobq {args:?}: {out:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.starts_with("jobq:"), "jobq {args:?}: {err}");
+        assert!(err.contains(want), "jobq {args:?}: {err}");
     }
     assert_eq!(d.queue("cliq")["concurrency"], Value::Null);
     assert_eq!(d.find_queue("BAD"), None);

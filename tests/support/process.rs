@@ -212,6 +212,28 @@ pub fn exit_code(out: &Output) -> i32 {
     })
 }
 
+/// A command's stdout as text (lossy, so a test sees bad bytes, not a panic).
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A command's stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Fails the test unless the command exited 0, showing what it printed.
+#[track_caller]
+pub fn assert_ok(out: &Output) {
+    assert_eq!(
+        exit_code(out),
+        0,
+        "stdout: {}\nstderr: {}",
+        stdout(out),
+        stderr(out)
+    );
+}
+
 /// One line a job wrote into a shared mark log: which group it belongs to
 /// (e.g. its queue) and when it started or ended, in nanoseconds.
 #[derive(Debug, Clone)]
