@@ -822,6 +822,11 @@ pub struct QueuePatch {
     /// Pause or resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused: Option<bool>,
+    /// Make the queue if it is not one yet (no jobs, stored settings or
+    /// config entry); without it such a name is a 404, so a typo does not
+    /// leave a queue behind.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub create: bool,
 }
 
 /// Distinguishes a missing field (`None`) from an explicit `null`

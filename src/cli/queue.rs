@@ -1,5 +1,6 @@
-//! `jobq queue pause|resume|set`: changes one queue
-//! (`PATCH /v1/queues/{name}`) and prints its new state in one line.
+//! `jobq queue pause|resume|set|rm`: changes one queue
+//! (`PATCH /v1/queues/{name}`) and prints its new state in one line, or
+//! forgets an empty one (`DELETE /v1/queues/{name}`).
 //!
 //! Queue names are the daemon's to check, like everything else the CLI
 //! sends: a bad one comes back as its 400 and exits 2.
@@ -29,12 +30,18 @@ pub enum QueueAction {
         /// The queue
         #[arg(value_name = "Q", value_parser = NonEmptyStringValueParser::new())]
         name: String,
+        /// Whether to make the queue
+        #[command(flatten)]
+        create: Create,
     },
     /// Let the queue's jobs start again
     Resume {
         /// The queue
         #[arg(value_name = "Q", value_parser = NonEmptyStringValueParser::new())]
         name: String,
+        /// Whether to make the queue
+        #[command(flatten)]
+        create: Create,
     },
     /// Change the queue's limit
     #[command(
@@ -45,10 +52,32 @@ pub enum QueueAction {
         /// The queue
         #[arg(value_name = "Q", value_parser = NonEmptyStringValueParser::new())]
         name: String,
-        /// Most of its jobs running at once (N ≥ 1), or `default` for the configured limit
+        /// Most of its jobs running at once (1 to 4096), or `default` for the configured limit
         #[arg(long, value_name = "N|default", allow_hyphen_values = true, value_parser = concurrency)]
         concurrency: Limit,
+        /// Whether to make the queue
+        #[command(flatten)]
+        create: Create,
     },
+    /// Forget a queue with no jobs: its stored limit and pause flag
+    #[command(
+        after_help = "Refused while the queue has jobs in any state (`jobq clean --queue Q` removes\n\
+            finished ones), and for a queue the config file declares."
+    )]
+    Rm {
+        /// The queue
+        #[arg(value_name = "Q", value_parser = NonEmptyStringValueParser::new())]
+        name: String,
+    },
+}
+
+/// `--create` of the changing actions.
+#[derive(Clone, Copy, Debug, Args)]
+pub struct Create {
+    /// Make the queue if it is not one yet (else a name with no jobs,
+    /// settings or config entry is refused, so a typo leaves nothing behind)
+    #[arg(long)]
+    create: bool,
 }
 
 /// The value of `--concurrency`.
@@ -60,41 +89,45 @@ pub enum Limit {
     Default,
 }
 
-/// Sends the change; prints the queue as it is now.
+/// Sends the change; prints the queue as it is now (or that it is gone).
 pub fn run(client: &Client, args: QueueArgs, out: &mut dyn Write) -> Result<i32, CliError> {
+    if let QueueAction::Rm { name } = &args.action {
+        client.remove_queue(name)?;
+        writeln!(out, "{name}: removed")?;
+        return Ok(0);
+    }
     let (name, patch) = patch(args.action);
     let queue = client.patch_queue(&name, &patch)?;
     render::queue_line(out, &queue.value)?;
     Ok(0)
 }
 
-/// The queue and the patch an action means.
+/// The queue and the patch a changing action means.
 fn patch(action: QueueAction) -> (String, QueuePatch) {
-    match action {
-        QueueAction::Pause { name } => (name, paused(true)),
-        QueueAction::Resume { name } => (name, paused(false)),
-        QueueAction::Set { name, concurrency } => {
-            let concurrency = match concurrency {
+    let (name, concurrency, paused, create) = match action {
+        QueueAction::Pause { name, create } => (name, None, Some(true), create),
+        QueueAction::Resume { name, create } => (name, None, Some(false), create),
+        QueueAction::Set {
+            name,
+            concurrency,
+            create,
+        } => {
+            let limit = match concurrency {
                 Limit::Jobs(n) => Some(n),
                 Limit::Default => None,
             };
-            (
-                name,
-                QueuePatch {
-                    concurrency: Some(concurrency),
-                    paused: None,
-                },
-            )
+            (name, Some(limit), None, create)
         }
-    }
-}
-
-/// A patch that only pauses or resumes.
-fn paused(paused: bool) -> QueuePatch {
-    QueuePatch {
-        concurrency: None,
-        paused: Some(paused),
-    }
+        QueueAction::Rm { .. } => unreachable!("rm is not a patch"),
+    };
+    (
+        name,
+        QueuePatch {
+            concurrency,
+            paused,
+            create: create.create,
+        },
+    )
 }
 
 /// clap value parser for `--concurrency`: a number from 1, or `default`.

@@ -650,6 +650,16 @@ impl Client {
         self.expect_json(resp, &[200])
     }
 
+    /// `DELETE /v1/queues/{name}`: forgets an empty queue's settings.
+    pub fn remove_queue(&self, name: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/queues/{}", percent_encode(name));
+        let resp = self.send(Call::new(ureq::http::Method::DELETE, path))?;
+        match resp.status().as_u16() {
+            200 | 204 => Ok(()),
+            other => Err(self.protocol(format!("status {other}, expected 204"))),
+        }
+    }
+
     /// `GET /v1/jobs`: one page of jobs, newest first.
     pub fn list(&self, filter: &ListFilter) -> Result<Reply<JobList>, ClientError> {
         let mut call = Call::get("/v1/jobs");
@@ -1022,18 +1032,18 @@ fn job_path(id: &str, rest: &str) -> String {
     format!("/v1/jobs/{}{rest}", percent_encode(id))
 }
 
+/// What [`percent_encode`] leaves as it is: RFC 3986's unreserved
+/// characters.
+const UNRESERVED: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
 /// `s` percent-encoded so it stays one path segment (or one query key or
 /// value): everything but unreserved characters is escaped.
 pub fn percent_encode(s: &str) -> String {
-    let mut escaped = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            escaped.push(b as char);
-        } else {
-            escaped.push_str(&format!("%{b:02X}"));
-        }
-    }
-    escaped
+    percent_encoding::utf8_percent_encode(s, UNRESERVED).to_string()
 }
 
 /// The JSON of a queue patch with only the fields it sets. `QueuePatch`'s
@@ -1047,6 +1057,9 @@ fn patch_body(patch: &QueuePatch) -> serde_json::Value {
     }
     if let Some(paused) = patch.paused {
         body.insert("paused".into(), serde_json::json!(paused));
+    }
+    if patch.create {
+        body.insert("create".into(), serde_json::json!(true));
     }
     serde_json::Value::Object(body)
 }

@@ -59,6 +59,17 @@ pub enum EngineError {
     /// No job has this number.
     #[error("no job number {0}")]
     NoNumber(u64),
+    /// No queue has this name: no jobs, stored settings or config entry.
+    #[error("no queue {0:?}: no job, stored setting or config entry names it; make it with \"create\": true (jobq queue ... --create)")]
+    NoQueue(String),
+    /// The queue cannot be removed (it has jobs, or the config declares it).
+    #[error("queue {name:?} cannot be removed: {why}")]
+    QueueInUse {
+        /// The queue.
+        name: String,
+        /// Why not, in words.
+        why: String,
+    },
     /// The job's state forbids it.
     #[error(transparent)]
     Conflict(#[from] IllegalTransition),
@@ -88,6 +99,19 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// A queue name in a path must be one (the body's `queue` is checked with
+/// the rest of the spec).
+fn check_queue_name(name: &str) -> Result<(), FieldError> {
+    if crate::api::is_valid_queue_name(name) {
+        Ok(())
+    } else {
+        Err(FieldError::new(
+            "name",
+            format!("{name:?} is not a queue name: use 1 to 64 of a-z 0-9 _ . -"),
+        ))
+    }
 }
 
 /// A listing request, already validated.
@@ -608,15 +632,12 @@ impl Engine {
         name: &str,
         patch: QueuePatch,
     ) -> Result<QueueView, EngineError> {
-        if !crate::api::is_valid_queue_name(name) {
-            return Err(FieldError::new(
-                "name",
-                format!("{name:?} is not a queue name: use 1 to 64 of a-z 0-9 _ . -"),
-            )
-            .into());
-        }
+        check_queue_name(name)?;
         self.recovered()?;
         let mut sched = self.inner.sched.lock().await;
+        if !patch.create && !sched.queues.knows(name, &self.inner.store.counts()) {
+            return Err(EngineError::NoQueue(name.to_owned()));
+        }
         let settings = sched.queues.patch(name, patch);
         self.inner.store.put_queue_settings(name, &settings)?;
         drop(sched);
@@ -629,6 +650,29 @@ impl Engine {
         };
         self.counts_flushed().await?;
         Ok(view)
+    }
+
+    /// Forgets a queue's stored settings (`DELETE /v1/queues/{name}`): only
+    /// for a queue with no jobs in any state that the config does not
+    /// declare, so nothing is listed under it afterwards.
+    pub async fn remove_queue(&self, name: &str) -> Result<(), EngineError> {
+        check_queue_name(name)?;
+        self.recovered()?;
+        let mut sched = self.inner.sched.lock().await;
+        let counts = self.inner.store.counts();
+        if !sched.queues.knows(name, &counts) {
+            return Err(EngineError::NoQueue(name.to_owned()));
+        }
+        if let Err(why) = sched.queues.remove(name, &counts) {
+            return Err(EngineError::QueueInUse {
+                name: name.to_owned(),
+                why,
+            });
+        }
+        self.inner.store.remove_queue_settings(name)?;
+        drop(sched);
+        self.inner.store.sync().await?;
+        Ok(())
     }
 
     /// Makes a durable change visible: a queued job goes in line and wakes

@@ -92,6 +92,45 @@ impl QueueLimits {
         q.settings.clone()
     }
 
+    /// True when `name` is a queue: it has jobs (in `counts`), stored
+    /// settings, running jobs or a config entry, or is `default`.
+    pub fn knows(&self, name: &str, counts: &BTreeMap<(String, StateName), u64>) -> bool {
+        name == "default"
+            || self.queues.contains_key(name)
+            || self.config.queues.contains_key(name)
+            || has_jobs(name, counts)
+    }
+
+    /// Forgets the queue's settings, or says why it may not: it has jobs,
+    /// or is `default` or in the config (which would bring it back).
+    pub fn remove(
+        &mut self,
+        name: &str,
+        counts: &BTreeMap<(String, StateName), u64>,
+    ) -> Result<(), String> {
+        let running = self.queues.get(name).map_or(0, |q| q.running);
+        if running > 0 || has_jobs(name, counts) {
+            let jobs: u64 = StateName::ALL
+                .iter()
+                .map(|s| counts.get(&(name.to_owned(), *s)).copied().unwrap_or(0))
+                .sum();
+            return Err(format!(
+                "it has {} jobs (remove them first, e.g. with `jobq clean --queue {name}`)",
+                jobs.max(running as u64)
+            ));
+        }
+        if name == "default" {
+            return Err("it is the default queue".to_owned());
+        }
+        if self.config.queues.contains_key(name) {
+            return Err(format!(
+                "the config file declares it ([queues.{name}]); remove it there"
+            ));
+        }
+        self.queues.remove(name);
+        Ok(())
+    }
+
     /// One queue's view, with its counts taken from `counts`.
     pub fn view(&self, name: &str, counts: &BTreeMap<(String, StateName), u64>) -> QueueView {
         let state = self.queues.get(name);
@@ -107,7 +146,8 @@ impl QueueLimits {
         }
     }
 
-    /// Every queue that has jobs, settings or a config entry, by name.
+    /// Every queue that has jobs, settings or a config entry, by name
+    /// (those [`knows`](Self::knows)).
     pub fn views(&self, counts: &BTreeMap<(String, StateName), u64>) -> Vec<QueueView> {
         let mut names: BTreeSet<&str> = counts.keys().map(|(q, _)| q.as_str()).collect();
         names.extend(self.queues.keys().map(String::as_str));
@@ -115,4 +155,11 @@ impl QueueLimits {
         names.insert("default");
         names.into_iter().map(|n| self.view(n, counts)).collect()
     }
+}
+
+/// True when `counts` has a job of queue `name` in any state.
+fn has_jobs(name: &str, counts: &BTreeMap<(String, StateName), u64>) -> bool {
+    StateName::ALL
+        .iter()
+        .any(|s| counts.get(&(name.to_owned(), *s)).is_some_and(|n| *n > 0))
 }

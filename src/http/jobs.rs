@@ -8,7 +8,9 @@ use tide::{Body, Request, Response, StatusCode};
 
 use super::routes::principal;
 use super::stream::{self, Encoding};
-use super::{body, from_object, json, parse_json, parse_object, ApiError, AppState, Reply};
+use super::{
+    body, from_object, json, parse_json, parse_object, path_param, ApiError, AppState, Reply,
+};
 use crate::api::{
     parse_duration, BatchRequest, BatchResponse, JobList, JobRef, JobRequest, JobView, Upload,
     MAX_BATCH,
@@ -32,7 +34,7 @@ const MAX_OUTPUT_READ: usize = 256 * 1024 * 1024;
 
 /// The job the path names, by id or number.
 fn job_id(req: &Request<AppState>) -> Result<JobId, ApiError> {
-    let raw = req.param("id").unwrap_or_default();
+    let raw = path_param(req, "id")?;
     let r: JobRef = raw
         .parse()
         .map_err(|e| ApiError::not_found(format!("no job {raw:?}: {e}")))?;

@@ -63,6 +63,16 @@ fn body(req: &Request<AppState>) -> &[u8] {
         .map_or(&[], |b| b.0.as_slice())
 }
 
+/// The path segment `name`, percent-decoded (tide gives it raw), so a name
+/// is checked and echoed as the client meant it.
+fn path_param(req: &Request<AppState>, name: &str) -> Result<String, ApiError> {
+    let raw = req.param(name).unwrap_or_default();
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::field(name, format!("{raw:?} is not UTF-8 once decoded")))
+}
+
 /// tide answers unknown routes and methods with an empty body; give them the
 /// JSON error body like every other error.
 async fn json_for_bare_errors(res: Response) -> tide::Result {

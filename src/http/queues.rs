@@ -2,7 +2,7 @@
 
 use tide::{Request, StatusCode};
 
-use super::{body, json, parse_json, ApiError, AppState, Reply};
+use super::{body, json, parse_json, path_param, ApiError, AppState, Reply};
 use crate::api::QueueList;
 use crate::api::{QueuePatch, MAX_CONCURRENCY};
 
@@ -12,11 +12,13 @@ pub async fn list(req: Request<AppState>) -> Reply {
     Ok(json(StatusCode::Ok, &QueueList { queues }))
 }
 
-/// `PATCH /v1/queues/{name}`: `{"concurrency": N}` and/or `{"paused": bool}`.
+/// `PATCH /v1/queues/{name}`: `{"concurrency": N}` and/or `{"paused": bool}`;
+/// `"create": true` to make a queue nothing names yet (alone, it makes one
+/// with the configured limits).
 pub async fn patch(req: Request<AppState>) -> Reply {
-    let name = req.param("name").unwrap_or_default().to_owned();
+    let name = path_param(&req, "name")?;
     let patch: QueuePatch = parse_json(body(&req))?;
-    if patch.concurrency.is_none() && patch.paused.is_none() {
+    if patch.concurrency.is_none() && patch.paused.is_none() && !patch.create {
         return Err(ApiError::field(
             "concurrency",
             "give `concurrency` and/or `paused`",
@@ -38,4 +40,11 @@ pub async fn patch(req: Request<AppState>) -> Reply {
     }
     let view = req.state().engine.patch_queue(&name, patch).await?;
     Ok(json(StatusCode::Ok, &view))
+}
+
+/// `DELETE /v1/queues/{name}`: forgets an empty queue's settings; 204.
+pub async fn remove(req: Request<AppState>) -> Reply {
+    let name = path_param(&req, "name")?;
+    req.state().engine.remove_queue(&name).await?;
+    Ok(tide::Response::new(StatusCode::NoContent))
 }

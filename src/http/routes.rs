@@ -84,6 +84,7 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
         entry("GET", "/v1/events", Read, Body, jobs::events),
         entry("GET", "/v1/queues", Read, Body, queues::list),
         entry("PATCH", "/v1/queues/:name", Admin, Body, queues::patch),
+        entry("DELETE", "/v1/queues/:name", Admin, Body, queues::remove),
     ]
 }
 

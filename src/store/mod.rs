@@ -358,6 +358,17 @@ impl Store {
         Ok(out)
     }
 
+    /// Forgets a queue's settings (durable at the next [`Store::sync`]).
+    pub fn remove_queue_settings(&self, name: &str) -> Result<()> {
+        let h = self.h()?;
+        let written = h
+            .main
+            .remove(keys::named(keys::QUEUE, name))
+            .map(drop)
+            .map_err(io(format!("remove settings of queue {name}")));
+        self.mark_broken(written)
+    }
+
     /// Stores a queue's settings (durable at the next [`Store::sync`]).
     pub fn put_queue_settings(&self, name: &str, settings: &QueueSettings) -> Result<()> {
         let h = self.h()?;

@@ -170,7 +170,10 @@ fn filtered_pages_walk_every_match_once() {
 #[test]
 fn state_filtered_pages_match_a_walk_of_every_job() {
     let d = TestDaemon::builder().workers(2).start();
-    let (status, body) = d.patch_json("/v1/queues/held", &json!({ "paused": true }));
+    let (status, body) = d.patch_json(
+        "/v1/queues/held",
+        &json!({ "paused": true, "create": true }),
+    );
     assert_eq!(status, 200, "{body}");
     let gate = d.gate();
     let running = d.submit_shell(&gate.shell());

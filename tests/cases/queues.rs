@@ -378,3 +378,133 @@ fn cli_queue_commands_pause_resume_and_limit() {
     assert_eq!(d.queue("cliq")["concurrency"], Value::Null);
     assert_eq!(d.find_queue("BAD"), None);
 }
+
+// ---- making and removing queues ----
+
+#[test]
+fn a_patch_makes_no_queue_unless_asked_to() {
+    let d = TestDaemon::builder()
+        .config_toml("[queues.declared]\nconcurrency = 2\n")
+        .start();
+    let (status, body) = d.patch_json("/v1/queues/typo", &json!({ "paused": true }));
+    assert_error(status, &body, 404, "not_found", None);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("create"),
+        "{body}"
+    );
+    assert_eq!(d.find_queue("typo"), None, "a refused patch made a queue");
+
+    // Known queues need no `create`: the config's, one with jobs, default.
+    for name in ["declared", "default"] {
+        let (status, body) =
+            d.patch_json(&format!("/v1/queues/{name}"), &json!({ "paused": false }));
+        assert_eq!(status, 200, "{name}: {body}");
+    }
+    d.submit(json!({ "command": ["true"], "queue": "used" }));
+    let (status, body) = d.patch_json("/v1/queues/used", &json!({ "concurrency": 3 }));
+    assert_eq!(status, 200, "{body}");
+
+    // `create` alone makes a queue with the configured limits.
+    let (status, body) = d.patch_json("/v1/queues/fresh", &json!({ "create": true }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["paused"], false, "{body}");
+    assert!(d.find_queue("fresh").is_some());
+    let (status, body) = d.patch_json("/v1/queues/fresh", &json!({ "paused": true }));
+    assert_eq!(status, 200, "once made, it is known: {body}");
+
+    let (status, body) = d.patch_json("/v1/queues/typo", &json!({ "create": "yes" }));
+    assert_error(status, &body, 400, "invalid_field", Some("create"));
+    assert_eq!(d.find_queue("typo"), None);
+}
+
+#[test]
+fn only_an_empty_undeclared_queue_is_removed() {
+    let mut d = TestDaemon::builder()
+        .config_toml("[queues.declared]\nconcurrency = 2\n")
+        .start();
+    d.patch_queue("empty", json!({ "paused": true, "concurrency": 7 }));
+    let job = d.submit(json!({ "command": ["true"], "queue": "busy" }));
+    d.wait_terminal(&job.id);
+
+    for (name, status_want, code, words) in [
+        ("nothing", 404, "not_found", "no queue"),
+        ("busy", 409, "conflict", "1 jobs"),
+        ("default", 409, "conflict", "default"),
+        ("declared", 409, "conflict", "config"),
+        ("BAD", 400, "invalid_field", "not a queue name"),
+    ] {
+        let (status, body) = d.delete(&format!("/v1/queues/{name}"));
+        assert_error(status, &body, status_want, code, None);
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "DELETE {name}: {message}");
+    }
+    assert!(d.find_queue("busy").is_some() && d.find_queue("declared").is_some());
+
+    let (status, _) = d.delete("/v1/queues/empty");
+    assert_eq!(status, 204);
+    assert_eq!(d.find_queue("empty"), None, "a removed queue is not listed");
+    let (status, body) = d.patch_json("/v1/queues/empty", &json!({ "paused": true }));
+    assert_error(status, &body, 404, "not_found", None);
+    d.restart();
+    assert_eq!(d.find_queue("empty"), None, "the removal is stored");
+
+    // Once its jobs are gone, a used queue can go too.
+    let (status, _) = d.delete(&format!("/v1/jobs/{}", job.id));
+    assert_eq!(status, 204);
+    d.patch_queue("busy", json!({ "paused": true }));
+    let (status, body) = d.delete("/v1/queues/busy");
+    assert_eq!(status, 204, "{body}");
+}
+
+#[test]
+fn queue_names_in_paths_are_percent_decoded() {
+    let d = TestDaemon::start();
+    let (status, body) = d.patch_json("/v1/queues/my%2Dq", &json!({ "create": true }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "my-q");
+    assert!(d.find_queue("my-q").is_some());
+    let (status, body) = d.patch_json("/v1/queues/bad%20name", &json!({ "create": true }));
+    assert_error(status, &body, 400, "invalid_field", None);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("\"bad name\""), "{message}");
+    let (status, body) = d.patch_json("/v1/queues/%FF", &json!({ "create": true }));
+    assert_error(status, &body, 400, "invalid_field", None);
+    let (status, _) = d.delete("/v1/queues/my%2dq");
+    assert_eq!(status, 204);
+}
+
+#[test]
+fn cli_queue_create_and_rm() {
+    let d = TestDaemon::start();
+    let out = d.cli(&["queue", "pause", "nosuch"]);
+    assert_eq!(exit_code(&out), 2, "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("--create"), "{err}");
+    assert_eq!(d.find_queue("nosuch"), None);
+
+    let out = d.cli(&["queue", "pause", "nosuch", "--create"]);
+    assert_ok(&out);
+    assert!(
+        stdout(&out).starts_with("nosuch: paused"),
+        "{}",
+        stdout(&out)
+    );
+    let out = d.cli(&["queue", "set", "nosuch", "--concurrency", "3"]);
+    assert_ok(&out);
+
+    let out = d.cli(&["queue", "rm", "nosuch"]);
+    assert_ok(&out);
+    assert_eq!(stdout(&out), "nosuch: removed\n");
+    assert_eq!(d.find_queue("nosuch"), None);
+    for args in [
+        &["queue", "rm", "nosuch"][..],
+        &["queue", "rm", "default"][..],
+    ] {
+        let out = d.cli(args);
+        assert_eq!(exit_code(&out), 2, "{args:?}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).starts_with("jobq:"));
+    }
+}

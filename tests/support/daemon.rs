@@ -629,9 +629,11 @@ impl TestDaemon {
         })
     }
 
-    /// `PATCH /v1/queues/{name}` with `body`, failing unless it is 200;
-    /// returns the queue it answered.
-    pub fn patch_queue(&self, name: &str, body: Value) -> Value {
+    /// `PATCH /v1/queues/{name}` with `body` and `"create": true` (tests set
+    /// queues up before their first job), failing unless it is 200; returns
+    /// the queue it answered.
+    pub fn patch_queue(&self, name: &str, mut body: Value) -> Value {
+        body["create"] = Value::Bool(true);
         let (status, reply) = self.patch_json(&format!("/v1/queues/{name}"), &body);
         assert_eq!(
             status, 200,
