@@ -582,20 +582,14 @@ impl JobView {
         self.state.is_terminal()
     }
 
-    /// The exit code `jobq wait` gives (see [`Job::wait_exit_code`]).
+    /// The exit code `jobq wait` gives ([`crate::exit_code`]), `None`
+    /// while the job is not terminal.
     pub fn wait_exit_code(&self) -> Option<i32> {
-        if !self.is_terminal() {
-            return None;
-        }
-        Some(
-            match (self.state, self.reason, self.exit_code, &self.signal) {
-                (StateName::Succeeded, ..) => 0,
-                (_, Some(crate::job::FailReason::Timeout), ..) => 124,
-                (_, _, Some(c), _) if c != 0 => c,
-                (_, _, _, Some(sig)) => 128 + signal_number(sig).unwrap_or(0),
-                (StateName::Cancelled, ..) => 143,
-                _ => 1,
-            },
+        crate::exit_code::of(
+            self.state,
+            self.reason,
+            self.exit_code,
+            self.signal.as_deref().and_then(signal_number),
         )
     }
 }
@@ -866,6 +860,11 @@ pub struct JobEvent {
     /// Why it failed.
     pub reason: Option<crate::job::FailReason>,
     /// For a terminal state: the exit code `jobq wait` gives (0, the
-    /// process's code, 128+n for a signal, 124 for a timeout).
+    /// process's code, 128+n for a signal, 124 for a timeout, and the
+    /// codes of [`crate::exit_code`] for endings not the process's own).
     pub exit: Option<i32>,
+    /// A sentence when the daemon caused the failure (the job's `error`):
+    /// why it could not start, which dependency failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

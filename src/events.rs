@@ -106,11 +106,16 @@ impl EventHub {
 
 /// The event describing `job` as it is now.
 pub fn snapshot(job: &Job) -> JobEvent {
-    let (exit, reason) = match &job.state {
-        State::Failed { exit, reason, .. } => (*exit, Some(*reason)),
-        State::Succeeded { .. } => (Some(Exit::Code(0)), None),
-        State::Cancelled { exit, .. } => (*exit, None),
-        _ => (None, None),
+    let (exit, reason, error) = match &job.state {
+        State::Failed {
+            exit,
+            reason,
+            error,
+            ..
+        } => (*exit, Some(*reason), error.clone()),
+        State::Succeeded { .. } => (Some(Exit::Code(0)), None, None),
+        State::Cancelled { exit, .. } => (*exit, None, None),
+        _ => (None, None, None),
     };
     JobEvent {
         id: job.id.to_string(),
@@ -123,5 +128,6 @@ pub fn snapshot(job: &Job) -> JobEvent {
         signal: exit.and_then(Exit::signal).map(signal_name),
         reason,
         exit: job.wait_exit_code(),
+        error,
     }
 }

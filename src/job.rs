@@ -802,26 +802,20 @@ impl Job {
         Ok(())
     }
 
-    /// The exit code `jobq wait` should give for this job: 0 for success, the
-    /// process's code, 128+n for a signal, 124 for a timeout (like timeout(1)),
-    /// 1 for any other failure, `None` while the job is not terminal.
+    /// The exit code `jobq wait` gives for this job ([`crate::exit_code`]),
+    /// `None` while the job is not terminal.
     pub fn wait_exit_code(&self) -> Option<i32> {
-        match &self.state {
-            State::Succeeded { .. } => Some(0),
-            State::Failed { reason, exit, .. } => Some(match (reason, exit) {
-                (FailReason::Timeout, _) => 124,
-                (_, Some(Exit::Code(c))) => *c,
-                (_, Some(Exit::Signal(s))) => 128 + s,
-                _ => 1,
-            }),
-            State::Cancelled { exit, .. } => Some(match exit {
-                Some(Exit::Signal(s)) => 128 + s,
-                Some(Exit::Code(c)) if *c != 0 => *c,
-                // SIGTERM's code, like a shell reports a terminated command.
-                _ => 143,
-            }),
-            _ => None,
-        }
+        let (reason, exit) = match &self.state {
+            State::Failed { reason, exit, .. } => (Some(*reason), *exit),
+            State::Cancelled { exit, .. } => (None, *exit),
+            _ => (None, None),
+        };
+        crate::exit_code::of(
+            self.state.name(),
+            reason,
+            exit.and_then(Exit::code),
+            exit.and_then(Exit::signal),
+        )
     }
 }
 

@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub(crate) mod engine;
 pub(crate) mod events;
+pub mod exit_code;
 pub mod http;
 pub mod job;
 pub(crate) mod output;

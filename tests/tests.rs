@@ -38,6 +38,8 @@ mod delays;
 mod dependencies;
 #[path = "cases/disk_full.rs"]
 mod disk_full;
+#[path = "cases/endings.rs"]
+mod endings;
 #[path = "cases/events.rs"]
 mod events;
 #[path = "cases/flood.rs"]

@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 
 use clap::{ArgGroup, Args};
 
+use super::summary::Ending;
 use super::{follow, job_id, CliError};
 use crate::client::{Client, OutputStream};
 
@@ -42,6 +43,9 @@ pub struct LogsArgs {
     #[arg(long, value_name = "N", allow_hyphen_values = true,
           value_parser = super::number_in(1, u32::MAX))]
     pub attempt: Option<u32>,
+    /// With --follow: no line on stderr saying how the job ended
+    #[arg(long, short, requires = "follow")]
+    pub quiet: bool,
 }
 
 /// Copies the output to `out`; with `--follow`, returns the job's exit
@@ -56,7 +60,11 @@ pub fn run(client: &Client, args: LogsArgs, out: &mut dyn Write) -> Result<i32, 
         let mut err = std::io::stderr();
         let sinks = follow::Sinks { out, err: &mut err };
         let job = follow::output(client, &args.id, stream, args.attempt, sinks)?;
-        return Ok(job.value.wait_exit_code().unwrap_or(1));
+        let ending = Ending::of_job(&job.value);
+        if !args.quiet {
+            ending.print(&mut err)?;
+        }
+        return Ok(ending.exit());
     }
     let mut body = client.output(&args.id, stream, 0, args.attempt)?;
     // Not io::copy: a read error is the connection's (exit 3), a write

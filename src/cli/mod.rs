@@ -9,8 +9,9 @@
 //! `jobq serve` is parsed here but run by [`crate::daemon`] (see
 //! `src/main.rs`).
 //!
-//! Exit codes: 0 ok; the job's own code for `wait`, `submit --wait`,
-//! `submit --follow` and `logs -f`; 124 when `wait --timeout` expires; 2
+//! Exit codes: 0 ok; the job's code ([`crate::exit_code`]) for `wait`,
+//! `submit --wait`, `submit --follow` and `logs -f`; 124 when `wait
+//! --timeout` expires; 2
 //! for a client error (bad flags, a request the daemon refused); 3 when the
 //! daemon cannot be reached (or a stream it served broke for good); 130
 //! after Ctrl-C. A closed stdout (`jobq list | head -1`) ends the command
@@ -31,6 +32,7 @@ pub mod rm;
 pub mod serve;
 pub mod show;
 pub mod submit;
+pub mod summary;
 pub mod terminal;
 pub mod wait;
 
@@ -44,11 +46,16 @@ use crate::client::{Client, ClientError, Server};
 const EXIT_CODES: &str = "\
 Exit codes:
   0    success
-  N    `wait`, `submit --wait`/`--follow`, `logs -f`: the job's exit code
-       (128+n for signal n, 124 for a timeout, 143 for a cancelled job)
+  N    `wait`, `submit --wait`/`--follow`, `logs -f`: the job's exit code,
+       128+n when signal n killed it, and for endings not the process's own:
+       122 interrupted (the daemon stopped while it ran)
+       123 cancelled
+       124 timed out
+       125 did not run: a job it depends on failed
+       127 could not start (no such command, not executable, no such cwd)
   2    bad usage, or the daemon refused the request
   3    the daemon cannot be reached
-  130  interrupted (Ctrl-C); a followed job goes on running";
+  130  this command was interrupted (Ctrl-C); a followed job goes on running";
 
 /// `jobq`: the whole command line.
 #[derive(Parser)]

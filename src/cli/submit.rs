@@ -26,6 +26,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 use jiff::Timestamp;
 
+use super::summary::Ending;
 use super::{batch, duration, follow, interrupt, job_id, render, wait, CliError};
 use crate::api::{DurationArg, JobRequest};
 use crate::client::{io_reason, Client, OutputStream};
@@ -128,6 +129,9 @@ pub struct SubmitArgs {
     /// Print the job as JSON (with --wait, the job as it ended)
     #[arg(long)]
     pub json: bool,
+    /// With --wait or --follow: no line on stderr saying how the job ended
+    #[arg(long)]
+    pub quiet: bool,
     /// The program and its arguments, run without a shell
     #[arg(value_name = "CMD", trailing_var_arg = true, num_args = 1..)]
     pub command: Vec<String>,
@@ -135,7 +139,7 @@ pub struct SubmitArgs {
 
 /// The options that describe one job, which `--batch` files carry in each
 /// line instead.
-const PER_JOB: [&str; 17] = [
+const PER_JOB: [&str; 18] = [
     "queue",
     "priority",
     "delay",
@@ -153,6 +157,7 @@ const PER_JOB: [&str; 17] = [
     "key",
     "wait",
     "follow",
+    "quiet",
 ];
 
 /// Submits the job; prints its id (or JSON). With `--wait`, returns the
@@ -165,7 +170,7 @@ pub fn run(client: &Client, args: SubmitArgs, out: &mut dyn Write) -> Result<i32
     if args.follow {
         return submit_and_follow(client, args, out);
     }
-    let (wait, json) = (args.wait, args.json);
+    let (wait, json, quiet) = (args.wait, args.json, args.quiet);
     let request = with_stdin(client, request(args, client.is_local())?)?;
     let job = client.submit(&request)?;
     if !wait {
@@ -190,7 +195,11 @@ pub fn run(client: &Client, args: SubmitArgs, out: &mut dyn Write) -> Result<i32
         let job = client.get(id)?;
         render::json(out, &job.json)?;
     }
-    Ok(wait::exit_code(&ended))
+    let ending = Ending::of_event(&ended);
+    if !quiet {
+        ending.print(&mut std::io::stderr())?;
+    }
+    Ok(ending.exit())
 }
 
 /// `submit --follow`: submits, then copies the job's output to `out` until
@@ -201,6 +210,7 @@ fn submit_and_follow(
     args: SubmitArgs,
     out: &mut dyn Write,
 ) -> Result<i32, CliError> {
+    let quiet = args.quiet;
     let watch = interrupt::Watch::install()
         .map_err(|e| CliError::Usage(format!("cannot catch Ctrl-C: {}", io_reason(&e))))?;
     let request = with_stdin(client, request(args, client.is_local())?)?;
@@ -215,7 +225,11 @@ fn submit_and_follow(
             other => other,
         })?;
     watch.set_job(None);
-    Ok(ended.value.wait_exit_code().unwrap_or(1))
+    let ending = Ending::of_job(&ended.value);
+    if !quiet {
+        ending.print(&mut err)?;
+    }
+    Ok(ending.exit())
 }
 
 /// An error after the job was submitted: says which job, since the

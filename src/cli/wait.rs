@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::summary::Ending;
 use super::{duration, follow, job_id, CliError};
 use crate::api::JobEvent;
 use crate::client::{Client, ClientError, EventQuery, EventStream, StreamEvent};
@@ -35,9 +36,9 @@ const STREAM_REFRESH: Duration = Duration::from_secs(300);
 #[derive(Debug, Args)]
 #[command(after_help = "\
 Exits 0 when every job succeeded; otherwise with the exit code of the first
-job, in the order given, that did not succeed: the process's code, 128+n for
-signal n, 124 for a job timeout, 143 for a cancelled job. Waits for all the
-jobs either way. Exits 124 if --timeout expires first.")]
+job, in the order given, that did not succeed (see `jobq --help`). Waits for
+all the jobs either way, and says on stderr how each ended unless --quiet.
+Exits 124 if --timeout expires first.")]
 pub struct WaitArgs {
     /// The jobs to wait for
     #[arg(value_name = "ID", required = true, value_parser = job_id)]
@@ -45,6 +46,9 @@ pub struct WaitArgs {
     /// Give up after D in all (`30s`, `1h`) and exit 124 [default: wait forever]
     #[arg(long, short, value_name = "D", value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// No line on stderr for each job saying how it ended
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 /// How a wait ended.
@@ -64,8 +68,12 @@ pub fn run(client: &Client, args: WaitArgs, _out: &mut dyn Write) -> Result<i32,
     for id in &args.ids {
         match until_terminal(client, id, deadline)? {
             Waited::Done(event) => {
+                let ending = Ending::of_event(&event);
+                if !args.quiet {
+                    ending.print(&mut std::io::stderr())?;
+                }
                 if code == 0 {
-                    code = exit_code(&event);
+                    code = ending.exit();
                 }
             }
             Waited::TimedOut(state) => {
@@ -78,11 +86,6 @@ pub fn run(client: &Client, args: WaitArgs, _out: &mut dyn Write) -> Result<i32,
         }
     }
     Ok(code)
-}
-
-/// The exit code `wait` gives for a terminal event: the daemon's `exit`.
-pub fn exit_code(event: &JobEvent) -> i32 {
-    event.exit.unwrap_or(1)
 }
 
 /// Reads job `id`'s events until one is terminal or `deadline` passes.
