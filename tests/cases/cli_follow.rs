@@ -110,6 +110,10 @@ fn events_prints_a_jobs_transitions() {
         last.ends_with("exit 6"),
         "the end line gives the exit code: {last:?}"
     );
+    // With --job, the command ends with the job.
+    assert_eq!(events.next_line_or_end(), None, "more after the end");
+    let (status, rest) = events.finish();
+    assert_eq!(status.code(), Some(0), "{rest}");
 
     // --json: the daemon's events, one JSON object per line.
     let mut json = LineReader::spawn(
@@ -122,6 +126,8 @@ fn events_prints_a_jobs_transitions() {
     assert_eq!(event["id"], job.id.as_str(), "{event}");
     assert_eq!(event["state"], "failed", "{event}");
     assert_eq!(event["exit"], 6, "{event}");
+    assert_eq!(json.next_line_or_end(), None, "an ended job has one event");
+    assert_eq!(json.finish().0.code(), Some(0));
 }
 
 #[test]
