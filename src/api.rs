@@ -780,6 +780,34 @@ pub struct BatchResponse {
     pub jobs: Vec<JobView>,
 }
 
+/// The body of `POST /v1/jobs/clean`, `/cancel` and `/retry`: which jobs
+/// the action takes, all of the given filters matching.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BulkRequest {
+    /// Only jobs in these states [default: every state the action applies
+    /// to: terminal ones for clean and retry, the others for cancel].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<StateName>,
+    /// Only jobs of this queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    /// Only jobs of this owner (a `submit` principal's own jobs at most).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// Only jobs that ended at least this long ago (jobs that have not
+    /// ended: that were submitted this long ago).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub older_than: Option<DurationArg>,
+}
+
+/// The answer of a bulk action: how many jobs it took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BulkResponse {
+    /// Jobs removed, cancelled or queued again.
+    pub count: u64,
+}
+
 /// The body of `GET /v1/queues`.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct QueueList {

@@ -358,6 +358,16 @@ impl State {
     pub fn is_terminal(&self) -> bool {
         self.name().is_terminal()
     }
+
+    /// When a terminal job ended; `None` for the other states.
+    pub fn finished_at(&self) -> Option<Timestamp> {
+        match self {
+            State::Succeeded { finished_at, .. }
+            | State::Failed { finished_at, .. }
+            | State::Cancelled { finished_at, .. } => Some(*finished_at),
+            _ => None,
+        }
+    }
 }
 
 /// A transition that the job's current state does not allow.

@@ -18,6 +18,8 @@ mod backpressure;
 mod batch;
 #[path = "cases/browser.rs"]
 mod browser;
+#[path = "cases/bulk.rs"]
+mod bulk;
 #[path = "cases/cancel.rs"]
 mod cancel;
 #[path = "cases/cli.rs"]

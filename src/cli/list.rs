@@ -98,13 +98,16 @@ pub fn run(client: &Client, args: ListArgs, out: &mut dyn Write) -> Result<i32, 
 /// clap value parser for `--state`: every name must be a state, so a typo
 /// is caught before the request.
 fn states(s: &str) -> Result<String, String> {
-    let names: Result<Vec<StateName>, String> = s.split(',').map(|n| n.trim().parse()).collect();
-    let names = names?;
-    Ok(names
+    Ok(state_names(s)?
         .iter()
         .map(|n| n.as_str())
         .collect::<Vec<_>>()
         .join(","))
+}
+
+/// Comma-separated state names, each checked.
+pub(super) fn state_names(s: &str) -> Result<Vec<StateName>, String> {
+    s.split(',').map(|n| n.trim().parse()).collect()
 }
 
 #[cfg(test)]

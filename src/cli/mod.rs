@@ -19,6 +19,7 @@
 
 pub mod batch;
 pub mod cancel;
+pub mod clean;
 pub mod events;
 pub mod follow;
 pub mod interrupt;
@@ -182,6 +183,8 @@ pub enum ClientCommand {
     Retry(retry::RetryArgs),
     /// Forget ended jobs and their output
     Rm(rm::RmArgs),
+    /// Forget finished jobs in bulk (by state, queue, age)
+    Clean(clean::CleanArgs),
     /// List queues with their limits and job counts
     Queues(queues::QueuesArgs),
     /// Pause, resume or limit a queue
@@ -259,6 +262,7 @@ fn dispatch(opts: &ClientOpts, command: ClientCommand) -> Result<i32, CliError> 
         ClientCommand::Cancel(args) => cancel::run(&client, args, &mut out)?,
         ClientCommand::Retry(args) => retry::run(&client, args, &mut out)?,
         ClientCommand::Rm(args) => rm::run(&client, args, &mut out)?,
+        ClientCommand::Clean(args) => clean::run(&client, args, &mut out)?,
         ClientCommand::Queues(args) => queues::run(&client, args, &mut out)?,
         ClientCommand::Queue(args) => queue::run(&client, args, &mut out)?,
         ClientCommand::Events(args) => events::run(&client, args, &mut out)?,

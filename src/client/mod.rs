@@ -26,8 +26,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{
-    BatchRequest, BatchResponse, ErrorBody, ErrorCode, ErrorDetail, JobEvent, JobList, JobRequest,
-    JobView, QueueList, QueuePatch, QueueView, Upload,
+    BatchRequest, BatchResponse, BulkRequest, BulkResponse, ErrorBody, ErrorCode, ErrorDetail,
+    JobEvent, JobList, JobRequest, JobView, QueueList, QueuePatch, QueueView, Upload,
 };
 
 /// API.md's default address, as a URL.
@@ -630,6 +630,18 @@ impl Client {
         self.expect_json(resp, &[200, 201])
     }
 
+    /// `POST /v1/jobs/{action}` (`clean`, `cancel`, `retry`): the action on
+    /// every job `request` selects; answers how many it took.
+    pub fn bulk(
+        &self,
+        action: BulkAction,
+        request: &BulkRequest,
+    ) -> Result<Reply<BulkResponse>, ClientError> {
+        let path = format!("/v1/jobs/{}", action.as_str());
+        let resp = self.send(Call::post(path).json(request))?;
+        self.expect_json(resp, &[200])
+    }
+
     /// `GET /v1/queues`: every queue with its limit, pause flag and counts.
     pub fn queues(&self) -> Result<Reply<QueueList>, ClientError> {
         let resp = self.send(Call::get("/v1/queues"))?;
@@ -1030,6 +1042,28 @@ fn header(resp: &Response, name: &str) -> Option<String> {
 /// no escaping; anything else is escaped so it cannot change the path.
 fn job_path(id: &str, rest: &str) -> String {
     format!("/v1/jobs/{}{rest}", percent_encode(id))
+}
+
+/// The bulk actions of [`Client::bulk`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BulkAction {
+    /// Forget finished jobs.
+    Clean,
+    /// Cancel jobs that have not ended.
+    Cancel,
+    /// Run finished jobs again.
+    Retry,
+}
+
+impl BulkAction {
+    /// The last path segment.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BulkAction::Clean => "clean",
+            BulkAction::Cancel => "cancel",
+            BulkAction::Retry => "retry",
+        }
+    }
 }
 
 /// What [`percent_encode`] leaves as it is: RFC 3986's unreserved

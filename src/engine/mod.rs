@@ -17,6 +17,7 @@
 //! - Limits are counted under the lock (per queue) and by a semaphore
 //!   (global `workers`); wake-ups are events; nothing polls.
 
+mod bulk;
 mod dispatch;
 mod queues;
 mod ready;
@@ -47,6 +48,7 @@ use crate::runner::{self, Launch, StopReason};
 use crate::store::{Change, Scope, Store, StoreError};
 
 use crate::api::{QueuePatch, QueueView};
+pub use bulk::Selection;
 use queues::QueueLimits;
 use ready::ReadyQueues;
 
@@ -553,7 +555,24 @@ impl Engine {
             // The run ends by itself now; its end is the answer.
             return self.wait(id, Duration::MAX).await;
         }
-        let now = Timestamp::now();
+        let changes = self.cancel_not_running(&mut sched, job, Timestamp::now())?;
+        drop(sched);
+        self.inner.store.sync().await?;
+        for (_, new) in &changes {
+            self.announce(new).await;
+        }
+        Ok(changes[0].1.clone())
+    }
+
+    /// Cancels `job`, which is not running, under the engine lock: it
+    /// leaves the ready queue or the timers, and the jobs waiting for it
+    /// fail. Returns the changes, the job's first, written but not synced.
+    fn cancel_not_running(
+        &self,
+        sched: &mut Sched,
+        job: Job,
+        now: Timestamp,
+    ) -> Result<Vec<(Job, Job)>, EngineError> {
         let mut next = job.clone();
         next.cancel(None, now)?;
         match job.state {
@@ -570,12 +589,7 @@ impl Engine {
         let mut changes = vec![(job, next.clone())];
         changes.append(&mut self.cascade(&next, now)?);
         apply(&self.inner.store, &changes)?;
-        drop(sched);
-        self.inner.store.sync().await?;
-        for (_, new) in &changes {
-            self.announce(new).await;
-        }
-        Ok(next)
+        Ok(changes)
     }
 
     /// Runs a terminal job again, attempt + 1.

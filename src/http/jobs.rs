@@ -55,7 +55,10 @@ fn resolve_after(engine: &crate::engine::Engine, request: &mut JobRequest) -> Re
 }
 
 /// Query parameters as pairs, refusing any not in `known`.
-fn query(req: &Request<AppState>, known: &[&str]) -> Result<Vec<(String, String)>, ApiError> {
+pub(super) fn query(
+    req: &Request<AppState>,
+    known: &[&str],
+) -> Result<Vec<(String, String)>, ApiError> {
     let pairs: Vec<(String, String)> = req
         .url()
         .query_pairs()

@@ -4,6 +4,7 @@
 //! call the engine.
 
 mod access;
+mod bulk;
 mod error;
 mod jobs;
 pub mod listen;

@@ -6,7 +6,7 @@
 use tide::http::Method;
 use tide::{Endpoint, Request, Response, StatusCode};
 
-use super::{access, jobs, queues, read_body, ApiError, AppState, Reply};
+use super::{access, bulk, jobs, queues, read_body, ApiError, AppState, Reply};
 use crate::api::Health;
 
 /// Who may call a route.
@@ -75,6 +75,9 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
         entry("POST", "/v1/jobs", Submit, Body, jobs::submit),
         entry("GET", "/v1/jobs", Read, Body, jobs::list),
         entry("POST", "/v1/jobs/batch", Submit, Body, jobs::submit_batch),
+        entry("POST", "/v1/jobs/clean", Submit, Body, bulk::clean),
+        entry("POST", "/v1/jobs/cancel", Submit, Body, bulk::cancel),
+        entry("POST", "/v1/jobs/retry", Submit, Body, bulk::retry),
         entry("GET", "/v1/jobs/:id", Read, Body, jobs::get),
         entry("DELETE", "/v1/jobs/:id", Submit, Body, jobs::remove),
         entry("POST", "/v1/jobs/:id/cancel", Submit, Body, jobs::cancel),

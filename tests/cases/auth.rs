@@ -7,16 +7,16 @@ use serde_json::{json, Value};
 
 use crate::support::{assert_error, exit_code, job_from, Builder, TestDaemon};
 
-const ADMIN: &str = "admin-token-0123456789";
-const CI: &str = "ci-token-0123456789abc";
-const OTHER: &str = "other-token-0123456789";
-const VIEWER: &str = "viewer-token-012345678";
+pub const ADMIN: &str = "admin-token-0123456789";
+pub const CI: &str = "ci-token-0123456789abc";
+pub const OTHER: &str = "other-token-0123456789";
+pub const VIEWER: &str = "viewer-token-012345678";
 /// Presented in requests, never configured.
 const WRONG: &str = "wrong-token-0123456789";
 
 /// A daemon with one token of each role (and two `submit` ones), whose
 /// own requests go as the admin.
-fn tokens() -> Builder {
+pub fn tokens() -> Builder {
     TestDaemon::builder()
         .config_toml(&format!(
             r#"
@@ -42,7 +42,7 @@ token = "{VIEWER}"
         .token(ADMIN)
 }
 
-fn bearer(token: &str) -> String {
+pub fn bearer(token: &str) -> String {
     format!("Bearer {token}")
 }
 

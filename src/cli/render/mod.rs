@@ -118,6 +118,15 @@ pub(super) fn utc(t: Timestamp) -> String {
     t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
+/// `1 job`, `3 jobs`.
+pub fn jobs(n: u64) -> String {
+    if n == 1 {
+        "1 job".to_owned()
+    } else {
+        format!("{n} jobs")
+    }
+}
+
 /// A duration in its largest whole unit: `45s`, `12m`, `5h`, `3d`.
 pub(super) fn span(d: jiff::SignedDuration) -> String {
     let secs = d.as_secs().max(0);
