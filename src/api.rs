@@ -90,6 +90,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         .map_err(|e| format!("{s:?} is not a duration such as \"10s\" or \"1h30m\" ({e})"))
 }
 
+/// Reads an optional RFC 3339 time (`run_at`), with an error that shows
+/// the form wanted rather than the parser's detail alone.
+fn rfc3339<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
+    let Some(s) = Option::<String>::deserialize(d)? else {
+        return Ok(None);
+    };
+    s.parse().map(Some).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "{s:?} is not an RFC 3339 time such as 2030-01-02T15:04:05Z ({e})"
+        ))
+    })
+}
+
 /// How a request names a job: its id, or its short number (the job's
 /// `number`, unique in the store), accepted wherever an id is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,7 +189,11 @@ pub struct JobRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
     /// Not before this time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "rfc3339"
+    )]
     pub run_at: Option<Timestamp>,
     /// Not before now + this.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,7 +27,7 @@ pub struct CleanArgs {
     #[arg(long, short, value_name = "Q")]
     pub queue: Option<String>,
     /// Only jobs that ended at least D ago (`7d`, `12h`)
-    #[arg(long, value_name = "D", value_parser = duration)]
+    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = duration)]
     pub older_than: Option<std::time::Duration>,
     /// Only jobs of this owner (token:NAME, unix:USER, anonymous) [default:
     /// any the caller may remove]

@@ -343,7 +343,7 @@ where
                 .parse::<T>()
                 .map_err(|_| format!("{s:?} is not a whole number")),
             Err(_) => Err(format!(
-                "{s:?} is not a whole number (such as {min}, up to {max})"
+                "{s:?} is not a whole number: expected one from {min} to {max}"
             )),
         }
     }

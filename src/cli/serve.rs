@@ -24,9 +24,15 @@ pub struct ServeArgs {
     /// [default: $XDG_STATE_HOME/jobq or ~/.local/state/jobq]
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Most jobs running at once [default: number of CPUs]
-    #[arg(long, value_name = "N")]
+    /// Most jobs running at once, 1 to 4096 [default: number of CPUs]
+    #[arg(long, value_name = "N", allow_hyphen_values = true,
+          value_parser = workers)]
     pub workers: Option<usize>,
+}
+
+/// clap value parser for `--workers`: as the config's `workers` (1 to 4096).
+fn workers(s: &str) -> Result<usize, String> {
+    super::number_in(1u32, 4096)(s).map(|n| n as usize)
 }
 
 impl ServeArgs {

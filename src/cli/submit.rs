@@ -80,20 +80,20 @@ pub struct SubmitArgs {
           value_parser = super::number_in(i32::MIN, i32::MAX))]
     pub priority: Option<i32>,
     /// Do not start before D from now (`90s`, `1h30m`)
-    #[arg(long, value_name = "D", value_parser = duration, conflicts_with = "at")]
+    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = duration, conflicts_with = "at")]
     pub delay: Option<Duration>,
     /// Do not start before TIME (RFC 3339: 2030-01-02T15:04:05Z)
     #[arg(long, value_name = "TIME", value_parser = timestamp)]
     pub at: Option<Timestamp>,
     /// Kill an attempt that runs longer than D
-    #[arg(long, value_name = "D", value_parser = duration)]
+    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = duration)]
     pub timeout: Option<Duration>,
     /// Extra attempts after a failed one [default: 0]
     #[arg(long, value_name = "N", allow_hyphen_values = true,
           value_parser = super::number_in(0, crate::api::MAX_RETRIES))]
     pub retries: Option<u32>,
     /// Delay before the first retry, doubled for each next one [default: the daemon's, 1s]
-    #[arg(long, value_name = "D", value_parser = duration)]
+    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = duration)]
     pub backoff: Option<Duration>,
     /// Start only after job ID succeeded (repeatable)
     #[arg(long, value_name = "ID", value_parser = job_id)]

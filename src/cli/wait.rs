@@ -44,7 +44,7 @@ pub struct WaitArgs {
     #[arg(value_name = "ID", required = true, value_parser = job_id)]
     pub ids: Vec<String>,
     /// Give up after D in all (`30s`, `1h`) and exit 124 [default: wait forever]
-    #[arg(long, short, value_name = "D", value_parser = duration)]
+    #[arg(long, short, value_name = "D", allow_hyphen_values = true, value_parser = duration)]
     pub timeout: Option<Duration>,
     /// No line on stderr for each job saying how it ended
     #[arg(long, short)]

@@ -4,6 +4,7 @@
 //! call the engine.
 
 mod access;
+mod body;
 mod bulk;
 mod error;
 mod jobs;
@@ -15,9 +16,9 @@ mod stream;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use futures_lite::AsyncReadExt;
-use serde::de::DeserializeOwned;
 use tide::{Body, Request, Response, StatusCode};
+
+use body::{body, from_object, parse_json, parse_object, read_body};
 
 use crate::api::ErrorCode;
 use crate::auth::Authority;
@@ -56,12 +57,6 @@ pub fn app(state: AppState) -> tide::Server<AppState> {
     app.with(access::browser_guard);
     routes::add_all(&mut app);
     app
-}
-
-/// The body the endpoint read before the handler ran.
-fn body(req: &Request<AppState>) -> &[u8] {
-    req.ext::<routes::RequestBody>()
-        .map_or(&[], |b| b.0.as_slice())
 }
 
 /// The path segment `name`, percent-decoded (tide gives it raw), so a name
@@ -110,81 +105,4 @@ fn json(status: StatusCode, value: &impl serde::Serialize) -> Response {
         }
     }
     res
-}
-
-/// Reads the body, refusing more than `max_body` bytes with 413.
-async fn read_body(req: &mut Request<AppState>, max: u64) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PayloadTooLarge,
-            ErrorCode::PayloadTooLarge,
-            format!("the request body is larger than the limit of {max} bytes (config max_body, or max_upload for uploads)"),
-        )
-    };
-    if req.len().is_some_and(|len| len as u64 > max) {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::new();
-    req.take_body()
-        .take(max + 1)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BadRequest,
-                ErrorCode::InvalidJson,
-                format!("cannot read the body: {e}"),
-            )
-        })?;
-    if bytes.len() as u64 > max {
-        return Err(too_large());
-    }
-    Ok(bytes)
-}
-
-/// Parses a JSON body into `T`, naming the field at fault on error.
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    from_object(parse_object(bytes)?)
-}
-
-/// Parses a JSON body that must be an object.
-fn parse_object(bytes: &[u8]) -> Result<serde_json::Value, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BadRequest,
-            ErrorCode::InvalidJson,
-            format!("the body is not valid JSON: {e}"),
-        )
-    })?;
-    if !value.is_object() {
-        return Err(ApiError::new(
-            StatusCode::BadRequest,
-            ErrorCode::InvalidJson,
-            "the body must be a JSON object",
-        ));
-    }
-    Ok(value)
-}
-
-/// Turns a parsed body into `T`, naming the field at fault on error.
-fn from_object<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        let message = e.inner().to_string();
-        // serde names an unknown or missing field only in its message.
-        let unknown = ["unknown field `", "missing field `"]
-            .iter()
-            .find_map(|prefix| message.strip_prefix(prefix))
-            .and_then(|rest| rest.split('`').next())
-            .map(str::to_owned);
-        // serde_path_to_error already ends the path with an unknown field's
-        // name in some versions and not in others; name it exactly once.
-        let field = match (unknown, path.as_str()) {
-            (Some(name), ".") => name,
-            (Some(name), p) if p == name || p.ends_with(&format!(".{name}")) => p.to_owned(),
-            (Some(name), parent) => format!("{parent}.{name}"),
-            (None, path) => path.to_owned(),
-        };
-        ApiError::field(field.clone(), format!("{field}: {message}"))
-    })
 }

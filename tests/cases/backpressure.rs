@@ -16,6 +16,11 @@ fn past_max_queued_submissions_are_refused_until_there_is_room() {
 
     let (status, body) = d.post_json("/v1/jobs", &spec);
     assert_error(status, &body, 429, "queue_full", None);
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("5 jobs wait to start") && message.contains("max_queued = 5"),
+        "the refusal says how many wait and the limit: {message}"
+    );
     // Other queues share the limit: it counts every job not yet started.
     let (status, body) = d.post_json("/v1/jobs", &json!({ "command": ["true"] }));
     assert_error(status, &body, 429, "queue_full", None);

@@ -190,6 +190,58 @@ fn a_bad_flag_exits_2() {
 }
 
 #[test]
+fn bad_values_say_what_is_expected_in_words() {
+    let d = TestDaemon::start();
+    for (args, want) in [
+        (
+            &["submit", "--retries", "-1", "--", "true"][..],
+            "must be ≥ 0",
+        ),
+        (
+            &["submit", "--priority", "high", "--", "true"][..],
+            "not a whole number",
+        ),
+        (
+            &["submit", "--priority", "99999999999", "--", "true"][..],
+            "at most 2147483647",
+        ),
+        (
+            &["submit", "--delay", "-5", "--", "true"][..],
+            "not a duration ≥ 0",
+        ),
+        (
+            &["submit", "--timeout", "soon", "--", "true"][..],
+            "such as \"10s\"",
+        ),
+        (
+            &["submit", "--at", "tomorrow", "--", "true"][..],
+            "2030-01-02T15:04:05Z",
+        ),
+        (&["submit", "--env", "=x", "--", "true"][..], "K=V"),
+        (&["logs", "--attempt", "0", "1"][..], "must be ≥ 1"),
+        (&["wait", "--timeout", "-1", "1"][..], "not a duration ≥ 0"),
+        (&["show", "not-an-id"][..], "not a job id or number"),
+    ] {
+        let out = d.cli(args);
+        let err = stderr(&out);
+        assert_eq!(exit_code(&out), 2, "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+        for bad in ["-- -", "i32", "u32", "usize", "parsable"] {
+            assert!(!err.contains(bad), "{args:?} says {bad:?}: {err}");
+        }
+    }
+    for (args, want) in [
+        (&["serve", "--workers", "-1"][..], "must be ≥ 1"),
+        (&["serve", "--workers", "0"][..], "must be ≥ 1"),
+    ] {
+        let out = run_bounded(jobq_command(args), "jobq serve");
+        assert_eq!(exit_code(&out), 2, "{args:?}");
+        assert!(stderr(&out).contains(want), "{args:?}: {}", stderr(&out));
+    }
+    assert_eq!(d.job_count(), 0);
+}
+
+#[test]
 fn showing_an_unknown_job_exits_2_with_one_line() {
     let d = TestDaemon::start();
     let out = d.cli(&["show", "0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e"]);

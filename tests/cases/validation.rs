@@ -54,6 +54,22 @@ fn check_error(
     if !has_message {
         wrong.push("no error.message".to_owned());
     }
+    // Messages say what is expected in words, not in Rust's types.
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    for rust in [
+        "i32",
+        "u32",
+        "u64",
+        "usize",
+        "a sequence",
+        "a map",
+        "parsable",
+        "variant",
+    ] {
+        if message.contains(rust) {
+            wrong.push(format!("error.message names {rust:?}"));
+        }
+    }
     if let Some(field) = field {
         if body["error"]["field"] != field {
             wrong.push(format!(
@@ -169,6 +185,43 @@ fn bad_job_specs_are_refused_and_create_nothing() {
             json!({ "command": ["true"], "after": ["nope"] }),
             "after",
         ),
+        Case {
+            what: "a key given twice (the last would win)",
+            body: br#"{"shell": "true", "shell": "false"}"#.to_vec(),
+            code: "invalid_json",
+            field: None,
+        },
+        Case {
+            what: "a key given twice in env",
+            body: br#"{"shell": "true", "env": {"A": "1", "A": "2"}}"#.to_vec(),
+            code: "invalid_json",
+            field: None,
+        },
+        case(
+            "a priority out of range",
+            json!({ "command": ["true"], "priority": 10_000_000_000u64 }),
+            "priority",
+        ),
+        case(
+            "a fractional retry count",
+            json!({ "command": ["true"], "retries": 1.5 }),
+            "retries",
+        ),
+        case(
+            "labels as a list",
+            json!({ "command": ["true"], "labels": ["a"] }),
+            "labels",
+        ),
+        case(
+            "after as a string",
+            json!({ "command": ["true"], "after": "x" }),
+            "after",
+        ),
+        case(
+            "run_at that is not a time",
+            json!({ "command": ["true"], "run_at": "tomorrow" }),
+            "run_at",
+        ),
     ];
     let mut failures = Vec::new();
     for c in &cases {
@@ -266,4 +319,47 @@ fn bad_listing_queries_are_refused() {
         }
     }
     report(failures);
+}
+
+#[test]
+fn messages_say_what_is_expected_with_an_example() {
+    let d = TestDaemon::start();
+    for (path, body, want) in [
+        (
+            "/v1/jobs",
+            json!({ "shell": "true", "retries": -1 }),
+            "retries: must be ≥ 0, not -1",
+        ),
+        (
+            "/v1/jobs",
+            json!({ "shell": "true", "priority": "high" }),
+            "such as 10",
+        ),
+        (
+            "/v1/jobs",
+            json!({ "shell": "true", "run_at": "tomorrow" }),
+            "such as 2030-01-02T15:04:05Z",
+        ),
+        ("/v1/jobs", json!({ "shell": 1 }), "expected a string"),
+    ] {
+        let (status, reply) = d.post_json(path, &body);
+        assert_eq!(status, 400, "{reply}");
+        let message = reply["error"]["message"].as_str().unwrap();
+        assert!(message.contains(want), "{body}: {message}");
+    }
+    let (status, reply) = d.patch_json("/v1/queues/default", &json!({ "concurrency": -1 }));
+    assert_eq!(status, 400, "{reply}");
+    let message = reply["error"]["message"].as_str().unwrap();
+    assert!(message.contains("must be ≥ 0"), "{message}");
+    let reply = d.post_raw(
+        "/v1/jobs",
+        "application/json",
+        br#"{"shell":"true","shell":"false"}"#,
+    );
+    let message = reply.json()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(message.contains("\"shell\" appears twice"), "{message}");
+    assert_eq!(d.job_count(), 0);
 }
