@@ -2,9 +2,7 @@
 //! the daemon and every other command to the client. Both return the exit
 //! code; nothing else happens here.
 
-use clap::Parser;
-
-use jobq::cli::{Cli, Command};
+use jobq::cli::Command;
 
 /// glibc's malloc slowed as the daemon's heap grew: at 900,000 queued jobs
 /// `_int_malloc` alone was 18 % of a batch submission's CPU (profile in
@@ -13,7 +11,7 @@ use jobq::cli::{Cli, Command};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = jobq::cli::parse();
     let code = match cli.command {
         Command::Serve(args) => jobq::daemon::main(args.overrides()),
         Command::Client(command) => jobq::cli::run(&cli.client, command),

@@ -78,6 +78,67 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The ids and flags of [`ClientOpts`]' arguments, which `jobq serve`
+/// neither shows nor takes.
+const CLIENT_ARGS: [(&str, &str); 3] = [
+    ("server", "--server"),
+    ("token", "--token"),
+    ("token_file", "--token-file"),
+];
+
+/// The command line's definition: [`Cli`]'s, with the client options
+/// kept out of `jobq serve --help` (they are global, so clap would list
+/// them under every subcommand, and they mean nothing to the daemon).
+///
+/// `serve` gets hidden arguments of the same ids, which clap's
+/// propagation of global arguments then leaves alone; [`parse_from`]
+/// refuses them when given.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command().mut_subcommand("serve", |serve| {
+        serve.args(
+            CLIENT_ARGS
+                .map(|(id, flag)| clap::Arg::new(id).long(&flag[2..]).num_args(1).hide(true)),
+        )
+    })
+}
+
+/// Parses the process's arguments (exiting with clap's message and code 2
+/// on a bad one); a client option given to `jobq serve` is refused, not
+/// ignored.
+pub fn parse() -> Cli {
+    parse_from(std::env::args_os())
+}
+
+/// [`parse`] of `args`.
+pub fn parse_from<I, T>(args: I) -> Cli
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    use clap::FromArgMatches;
+    let mut cmd = command();
+    let matches = cmd
+        .try_get_matches_from_mut(args)
+        .unwrap_or_else(|e| e.exit());
+    if let Some(("serve", serve)) = matches.subcommand() {
+        let typed = |m: &clap::ArgMatches, id: &str| {
+            m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        };
+        let given = CLIENT_ARGS
+            .iter()
+            .find(|(id, _)| typed(serve, id) || typed(&matches, id));
+        if let Some((_, flag)) = given {
+            cmd.error(
+                clap::error::ErrorKind::ArgumentConflict,
+                format!("{flag} is a client option; `jobq serve` does not take it (see `jobq serve --help`)"),
+            )
+            .exit();
+        }
+    }
+    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.format(&mut cmd).exit())
+}
+
 /// Options of every client command (accepted anywhere on the line).
 ///
 /// No `Debug`: it holds the token.
@@ -371,6 +432,32 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+        command().debug_assert();
+    }
+
+    #[test]
+    fn serve_help_shows_only_the_daemon_s_options() {
+        let mut cmd = command();
+        cmd.build();
+        let serve = cmd.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_long_help().to_string();
+        assert!(help.contains("--data-dir"), "{help}");
+        for client in ["--server", "--token", "Client options"] {
+            assert!(!help.contains(client), "{help}");
+        }
+        let list = cmd.find_subcommand_mut("list").unwrap();
+        assert!(list.render_long_help().to_string().contains("--server"));
+    }
+
+    #[test]
+    fn usage_lines_show_no_client_option_as_required() {
+        let mut cmd = command();
+        cmd.build();
+        for sub in cmd.get_subcommands_mut() {
+            let usage = sub.render_usage().to_string();
+            assert!(!usage.contains("--server"), "{usage}");
+            assert!(!usage.contains("--token"), "{usage}");
+        }
     }
 
     #[test]

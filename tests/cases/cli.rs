@@ -233,6 +233,14 @@ fn bad_values_say_what_is_expected_in_words() {
     for (args, want) in [
         (&["serve", "--workers", "-1"][..], "must be ≥ 1"),
         (&["serve", "--workers", "0"][..], "must be ≥ 1"),
+        (
+            &["serve", "--server", "http://127.0.0.1:1"][..],
+            "client option",
+        ),
+        (
+            &["--token", "abcdefghijklmnopqrstu", "serve"][..],
+            "client option",
+        ),
     ] {
         let out = run_bounded(jobq_command(args), "jobq serve");
         assert_eq!(exit_code(&out), 2, "{args:?}");
