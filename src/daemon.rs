@@ -53,10 +53,12 @@ pub enum DaemonError {
 
 impl DaemonError {
     /// The process exit code: 2 for what the user must fix (config, a data
-    /// dir that is not ours or in use), 1 for the rest.
+    /// dir that cannot be made or is not ours or in use, an address in
+    /// use), 1 for the rest.
     pub fn exit_code(&self) -> i32 {
         match self {
             DaemonError::Config(_)
+            | DaemonError::DataDir { .. }
             | DaemonError::Store(
                 StoreError::Foreign { .. } | StoreError::Locked { .. } | StoreError::Open { .. },
             )
@@ -75,7 +77,10 @@ pub fn main(overrides: Overrides) -> i32 {
             return 2;
         }
     };
-    init_tracing(&config.log);
+    if let Err(e) = init_tracing(&config.log) {
+        eprintln!("jobq: {e}");
+        return 2;
+    }
     let result = crate::rt::block_on(async {
         let shutdown = shutdown_signal()?;
         serve(config, shutdown).await
@@ -90,15 +95,25 @@ pub fn main(overrides: Overrides) -> i32 {
     }
 }
 
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .or_else(|_| tracing_subscriber::EnvFilter::try_new(default))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs to stderr with `RUST_LOG` if set (and not empty), else the
+/// config's `log` (checked when the config was loaded). A bad `RUST_LOG` is
+/// refused rather than silently replaced.
+fn init_tracing(default: &str) -> Result<(), String> {
+    use tracing_subscriber::EnvFilter;
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(env) if !env.trim().is_empty() => EnvFilter::try_new(&env).map_err(|e| {
+            format!(
+                "RUST_LOG={env:?} is not a log filter such as \"info\" or \"jobq=debug,warn\": {e}"
+            )
+        })?,
+        _ => EnvFilter::try_new(default).map_err(|e| format!("log: {e}"))?,
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .try_init();
+    Ok(())
 }
 
 /// Resolves on the first SIGTERM or SIGINT; a second one ends the process at

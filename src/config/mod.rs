@@ -179,6 +179,18 @@ pub fn default_data_dir() -> PathBuf {
     }
 }
 
+/// Whether `path` is a file someone may execute: a `shell` that is not
+/// would fail every job at its start.
+fn executable(path: &Path) -> Result<(), &'static str> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::metadata(path) {
+        Err(_) => Err("does not exist"),
+        Ok(m) if !m.is_file() => Err("is not a file"),
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => Err("is not executable"),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// Settings given on the command line; each wins over the file.
 #[derive(Clone, Debug, Default)]
 pub struct Overrides {
@@ -314,7 +326,12 @@ impl Config {
                 })?;
         }
         if let Some(v) = &overrides.data_dir {
-            config.data_dir = v.clone();
+            // On the command line, relative to where it was typed, as for
+            // any tool; in the file it must be absolute (see `validate`).
+            config.data_dir = std::path::absolute(v).map_err(|e| ConfigError::Invalid {
+                key: "--data-dir",
+                reason: format!("cannot make {} absolute: {e}", v.display()),
+            })?;
         }
         if let Some(v) = overrides.workers {
             config.workers = v;
@@ -351,8 +368,35 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
         }
+        if !self.data_dir.is_absolute() {
+            return invalid(
+                "data_dir",
+                &format!(
+                    "{} is relative; give an absolute path such as /var/lib/jobq",
+                    self.data_dir.display()
+                ),
+            );
+        }
+        if self.data_dir.exists() && !self.data_dir.is_dir() {
+            return invalid(
+                "data_dir",
+                &format!("{} exists and is not a directory", self.data_dir.display()),
+            );
+        }
         if !self.shell.is_absolute() {
             return invalid("shell", "must be an absolute path such as /bin/sh");
+        }
+        if let Err(why) = executable(&self.shell) {
+            return invalid("shell", &format!("{}: {why}", self.shell.display()));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log) {
+            return invalid(
+                "log",
+                &format!(
+                    "{:?} is not a log filter such as \"info\" or \"jobq=debug,warn\": {e}",
+                    self.log
+                ),
+            );
         }
         if self.default_concurrency == Some(0) {
             return invalid(

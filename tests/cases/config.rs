@@ -94,7 +94,12 @@ fn every_setting_refuses_its_bad_values_by_name() {
         ("max_body = \"1B\"\n", "max_body"),
         ("max_output = \"lots\"\n", "max_output"),
         ("shell = \"sh\"\n", "shell"),
+        ("shell = \"/bin/no-such-shell\"\n", "does not exist"),
+        ("shell = \"/etc/passwd\"\n", "not executable"),
+        ("shell = \"/etc\"\n", "not a file"),
         ("log = 3\n", "log"),
+        ("log = \"jobq=loud\"\n", "not a log filter"),
+        ("log = \"[x\"\n", "not a log filter"),
     ] {
         assert_refused(toml, key);
     }
@@ -279,4 +284,79 @@ fn a_relative_token_file_is_read_from_the_credentials_directory() {
         .start();
     let job = d.submit(serde_json::json!({"command": ["true"]}));
     assert_eq!(job.owner, "token:ci");
+}
+
+/// `jobq serve ARGS` in `cwd` with `env`, its exit code and stderr.
+fn serve_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String) {
+    let mut all = vec!["serve", "--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    let mut cmd = jobq_command(&all);
+    cmd.current_dir(cwd).envs(env.iter().copied());
+    let out = run_bounded(cmd, "jobq serve");
+    (
+        exit_code(&out),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_data_dir_that_is_relative_in_the_file_or_a_file_is_refused() {
+    let root = tempfile::tempdir().unwrap();
+    let config = root.path().join("jobq.toml");
+    std::fs::write(&config, "data_dir = \"state\"\n").unwrap();
+    let (code, stderr) = serve_in(root.path(), &["--config", config.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("data_dir") && stderr.contains("relative"),
+        "{stderr}"
+    );
+    assert!(!root.path().join("state").exists());
+
+    let file = root.path().join("a-file");
+    std::fs::write(&file, "mine").unwrap();
+    let (code, stderr) = serve_in(root.path(), &["--data-dir", file.to_str().unwrap()], &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("not a directory"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+}
+
+#[test]
+fn a_relative_data_dir_flag_is_taken_from_where_it_was_typed() {
+    let root = tempfile::tempdir().unwrap();
+    let mut cmd = jobq_command(&["serve", "--listen", "127.0.0.1:0", "--data-dir", "state"]);
+    cmd.current_dir(root.path());
+    // Killed when dropped.
+    let daemon = crate::support::LineReader::spawn(cmd, "jobq serve --data-dir state");
+    let addr = root.path().join("state/jobq.addr");
+    crate::support::wait_for("jobq.addr under the relative data dir", || addr.exists());
+    drop(daemon);
+}
+
+#[test]
+fn a_bad_rust_log_is_refused_before_anything_is_made() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let (code, stderr) = serve_in(
+        root.path(),
+        &["--data-dir", data.to_str().unwrap()],
+        &[("RUST_LOG", "jobq=loud")],
+    );
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("RUST_LOG"), "{stderr}");
+    assert!(!data.exists());
+}
+
+#[test]
+fn a_port_in_use_is_refused_before_the_data_dir_is_made() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let mut cmd = jobq_command(&["serve", "--listen", &port, "--data-dir"]);
+    cmd.arg(&data);
+    let out = run_bounded(cmd, "jobq serve on a port in use");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(exit_code(&out), 2, "{stderr}");
+    assert!(stderr.contains(&port), "{stderr}");
+    assert!(!data.exists(), "the data dir was made: {stderr}");
 }
