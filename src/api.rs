@@ -740,6 +740,9 @@ pub enum ErrorCode {
     InvalidField,
     /// No such job or route.
     NotFound,
+    /// The route exists, but not with this method (the `Allow` header
+    /// lists those it has).
+    MethodNotAllowed,
     /// The job's state forbids the action.
     Conflict,
     /// Missing or wrong token.

@@ -220,6 +220,7 @@ fn connection<S>(
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Clone + Send + Sync + Unpin + 'static,
 {
     crate::rt::spawn(async move {
+        let stream = super::http10::FirstHead::new(stream);
         let served = async_h1::accept(stream, |mut req| async {
             req.set_local_addr(local);
             req.set_peer_addr(remote);

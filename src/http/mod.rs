@@ -7,6 +7,7 @@ mod access;
 mod body;
 mod bulk;
 mod error;
+mod http10;
 mod jobs;
 pub mod listen;
 mod queues;
@@ -53,7 +54,7 @@ type Reply = Result<Response, ApiError>;
 /// table.
 pub fn app(state: AppState) -> tide::Server<AppState> {
     let mut app = tide::with_state(state);
-    app.with(tide::utils::After(json_for_bare_errors));
+    app.with(bare_errors);
     app.with(access::browser_guard);
     routes::add_all(&mut app);
     app
@@ -70,24 +71,37 @@ fn path_param(req: &Request<AppState>, name: &str) -> Result<String, ApiError> {
 }
 
 /// tide answers unknown routes and methods with an empty body; give them the
-/// JSON error body like every other error.
-async fn json_for_bare_errors(res: Response) -> tide::Result {
-    let bare =
-        res.is_empty().unwrap_or(false) || res.len().is_none() && res.status().is_client_error();
-    let mut res = match res.status() {
-        StatusCode::NotFound if bare => ApiError::not_found("no such route").into_response(),
-        StatusCode::MethodNotAllowed if bare => ApiError::new(
-            StatusCode::MethodNotAllowed,
-            ErrorCode::InvalidField,
-            "method not allowed on this route",
-        )
-        .into_response(),
-        _ => return Ok(res),
-    };
-    // These routes never read a body; closing spares the next request the
-    // discard path described at [`handle`].
-    res.insert_header("Connection", "close");
-    Ok(res)
+/// JSON error body like every other error, and a 405 its `Allow` header.
+fn bare_errors<'a>(
+    req: Request<AppState>,
+    next: tide::Next<'a, AppState>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = tide::Result> + Send + 'a>> {
+    Box::pin(async move {
+        let path = req.url().path().to_owned();
+        let method = req.method().to_string();
+        let res = next.run(req).await;
+        let bare = res.is_empty().unwrap_or(false)
+            || res.len().is_none() && res.status().is_client_error();
+        let mut res = match res.status() {
+            StatusCode::NotFound if bare => ApiError::not_found("no such route").into_response(),
+            StatusCode::MethodNotAllowed if bare => {
+                let allowed = routes::allowed_methods(&path).join(", ");
+                let mut res = ApiError::new(
+                    StatusCode::MethodNotAllowed,
+                    ErrorCode::MethodNotAllowed,
+                    format!("{path} does not take {method}; it takes {allowed}"),
+                )
+                .into_response();
+                res.insert_header("Allow", allowed);
+                res
+            }
+            _ => return Ok(res),
+        };
+        // These routes never read a body; closing spares the next request
+        // the discard path described at [`routes`].
+        res.insert_header("Connection", "close");
+        Ok(res)
+    })
 }
 
 /// A JSON response.

@@ -91,6 +91,27 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
     ]
 }
 
+/// The methods the route table has for `path` (a request's path, matched
+/// against the patterns), for a 405's `Allow` header.
+pub(super) fn allowed_methods(path: &str) -> Vec<&'static str> {
+    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+    let mut methods: Vec<&'static str> = routes()
+        .into_iter()
+        .filter(|route| {
+            let pattern: Vec<&str> = route.path.split('/').collect();
+            pattern.len() == segments.len()
+                && pattern
+                    .iter()
+                    .zip(&segments)
+                    .all(|(p, s)| p.starts_with(':') || p == s)
+        })
+        .map(|route| route.method)
+        .collect();
+    methods.sort_unstable();
+    methods.dedup();
+    methods
+}
+
 /// Every route with the role it needs.
 pub fn routes() -> Vec<Route> {
     table().into_iter().map(|(route, _)| route).collect()

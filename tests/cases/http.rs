@@ -83,3 +83,68 @@ fn keep_alive_survives_a_body_refused_as_too_large() {
     );
     second_request_after_unread_body(&d, &head, &body, 413);
 }
+
+/// Sends `request` on a connection of its own and reads until the daemon
+/// closes it: the whole answer, as text.
+fn exchange(d: &TestDaemon, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(d.addr()).expect("connect");
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT)).unwrap();
+    stream.write_all(request).unwrap();
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .expect("the daemon answers and closes the connection");
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[test]
+fn an_http_1_0_request_is_answered_and_the_connection_closed() {
+    let d = TestDaemon::start();
+    let answer = exchange(&d, b"GET /healthz HTTP/1.0\r\n\r\n");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.ends_with(r#"{"status":"ok"}"#), "{answer:?}");
+
+    let body = br#"{"shell": "true"}"#;
+    let request = format!(
+        "POST /v1/jobs HTTP/1.0\r\nHost: {}\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        d.addr(),
+        body.len()
+    );
+    let mut bytes = request.into_bytes();
+    bytes.extend_from_slice(body);
+    let answer = exchange(&d, &bytes);
+    assert!(answer.starts_with("HTTP/1.1 201"), "{answer:?}");
+    assert_eq!(d.job_count(), 1);
+}
+
+#[test]
+fn a_method_a_route_does_not_take_is_a_405_with_allow() {
+    let d = TestDaemon::start();
+    let job = d.submit_shell("true");
+    for (method, path, allow) in [
+        ("PUT", "/v1/jobs".to_owned(), "GET, POST"),
+        ("PATCH", format!("/v1/jobs/{}", job.id), "DELETE, GET"),
+        ("GET", format!("/v1/jobs/{}/cancel", job.id), "POST"),
+        ("POST", "/v1/queues".to_owned(), "GET"),
+        ("GET", "/v1/queues/default".to_owned(), "DELETE, PATCH"),
+    ] {
+        let answer = exchange(
+            &d,
+            format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+                .as_bytes(),
+        );
+        assert!(
+            answer.starts_with("HTTP/1.1 405"),
+            "{method} {path}: {answer:?}"
+        );
+        let lower = answer.to_ascii_lowercase();
+        assert!(
+            lower.contains(&format!("\r\nallow: {}\r\n", allow.to_ascii_lowercase())),
+            "{method} {path}: {answer:?}"
+        );
+        assert!(
+            answer.contains(r#""code":"method_not_allowed""#),
+            "{answer:?}"
+        );
+    }
+}
