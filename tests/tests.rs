@@ -58,6 +58,8 @@ mod idempotency;
 mod lifecycle;
 #[path = "cases/listing.rs"]
 mod listing;
+#[path = "cases/logging.rs"]
+mod logging;
 #[path = "cases/numbers.rs"]
 mod numbers;
 #[path = "cases/output.rs"]

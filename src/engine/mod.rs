@@ -723,7 +723,7 @@ impl Engine {
         }
         for job in jobs {
             ended |= job.state.is_terminal();
-            tracing::debug!(job = %job.id, state = %job.state.name(), attempt = job.attempt, "job changed");
+            log_transition(job);
             self.inner.events.publish(job);
             self.inner.output_hub.notify(&job.id);
         }
@@ -855,6 +855,33 @@ impl Engine {
         }
         Ok(())
     }
+}
+
+/// One info line per durable change of a job, so `journalctl -u jobq`
+/// shows the activity: which job, where it is, how it ended. Its target is
+/// `jobq::jobs`, so `log = "info,jobq::jobs=warn"` turns it off. Never the
+/// command, env or stdin: they may hold secrets.
+fn log_transition(job: &Job) {
+    let state = job.state.name();
+    let (reason, exit) = match &job.state {
+        State::Failed { reason, exit, .. } => (Some(*reason), *exit),
+        State::Cancelled { exit, .. } => (None, *exit),
+        _ => (None, None),
+    };
+    tracing::info!(
+        target: "jobq::jobs",
+        job = %job.id,
+        number = job.number(),
+        queue = %job.spec.queue,
+        attempt = job.attempt,
+        state = %state,
+        reason = reason.map(|r| format!("{r:?}").to_lowercase()),
+        exit_code = exit.and_then(crate::job::Exit::code),
+        signal = exit.and_then(crate::job::Exit::signal).map(crate::job::signal_name),
+        exit = job.wait_exit_code(),
+        "job {} {state}",
+        job.number()
+    );
 }
 
 /// Refuses `principal` an `action` on `job` unless it is an admin or the
