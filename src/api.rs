@@ -1,4 +1,4 @@
-//! The wire types of the HTTP API (../shared/API.md), shared by the daemon,
+//! The wire types of the HTTP API (../shared/docs/api.md), shared by the daemon,
 //! the CLI's client and the tests, so the three cannot drift apart.
 //!
 //! Requests are checked here: [`JobRequest::validate`] turns what a user sent
@@ -16,7 +16,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::job::{signal_name, Exit, Job, JobId, JobSpec, Program, State, StateName};
 
-/// Longest queue name; API.md fixes `[a-z0-9_.-]{1,64}`.
+/// Longest queue name; docs/api.md fixes `[a-z0-9_.-]{1,64}`.
 pub const MAX_QUEUE_NAME: usize = 64;
 /// Upper bound on `retries`: beyond this a typo, not a plan (with the default
 /// one-hour backoff cap, 1,000 retries already span six weeks).
@@ -465,7 +465,7 @@ impl JobRequest {
 }
 
 /// A job as every endpoint returns it: the spec's fields plus its state, flat,
-/// as API.md lists them.
+/// as docs/api.md lists them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct JobView {
     /// Identity (UUIDv7).
@@ -730,7 +730,7 @@ pub struct JobList {
     pub next_cursor: Option<String>,
 }
 
-/// The machine-readable kind of an error (API.md's codes).
+/// The machine-readable kind of an error (docs/api.md's codes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {

@@ -4,7 +4,7 @@
 //! This module owns every state transition: no other code assigns a job's
 //! state directly. The engine decides *when* a transition happens; this module
 //! decides *whether* it is legal and what the job looks like afterwards. The
-//! wire shape of a job (the flat JSON of API.md) lives in [`crate::api`].
+//! wire shape of a job (the flat JSON of docs/api.md) lives in [`crate::api`].
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -191,7 +191,7 @@ impl Exit {
     }
 }
 
-/// Why a job ended `failed` (API.md's `reason`).
+/// Why a job ended `failed` (docs/api.md's `reason`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FailReason {
@@ -264,7 +264,7 @@ pub enum State {
     },
 }
 
-/// The state names of API.md, without their data: for filters, counts and
+/// The state names of docs/api.md, without their data: for filters, counts and
 /// display.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

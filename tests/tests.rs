@@ -1,5 +1,5 @@
 //! The black-box suite: every test starts the real `jobq` binary on its own
-//! temp dir and a free loopback port, and checks what API.md promises over
+//! temp dir and a free loopback port, and checks what docs/api.md promises over
 //! HTTP and through the CLI.
 //!
 //! One test binary with modules, so cargo links the suite once; the modules
@@ -68,6 +68,8 @@ mod output;
 mod queues;
 #[path = "cases/races.rs"]
 mod races;
+#[path = "cases/readme.rs"]
+mod readme;
 #[path = "cases/recovery.rs"]
 mod recovery;
 #[path = "cases/retention.rs"]

@@ -1,4 +1,4 @@
-//! Who is asking, what they may do, and as whom their jobs run (API.md,
+//! Who is asking, what they may do, and as whom their jobs run (docs/api.md,
 //! "Who may do what, and as whom").
 //!
 //! Every request resolves to one [`Principal`] before any handler runs
@@ -84,7 +84,7 @@ pub enum Identity {
     Anonymous,
 }
 
-/// The owner of jobs from before owners existed (API.md).
+/// The owner of jobs from before owners existed (docs/api.md).
 pub const ANONYMOUS: &str = "anonymous";
 
 /// One request's principal: who, with which role, and as whom its jobs

@@ -178,7 +178,7 @@ pub struct ClientOpts {
 
 impl ClientOpts {
     /// The client these options name: `--server` (or `JOBQ_SERVER`), else
-    /// the system socket if it exists, else API.md's default address; the
+    /// the system socket if it exists, else docs/api.md's default address; the
     /// token from `--token`, `JOBQ_TOKEN` or `JOBQ_TOKEN_FILE`.
     pub fn client(&self) -> Result<Client, CliError> {
         let server = match &self.server {

@@ -1,4 +1,4 @@
-//! A typed, blocking HTTP client for the daemon's API (API.md), used by the
+//! A typed, blocking HTTP client for the daemon's API (docs/api.md), used by the
 //! CLI's client commands and usable by tests, over TCP or the daemon's
 //! unix socket (`unix.rs`).
 //!
@@ -30,11 +30,11 @@ use crate::api::{
     JobEvent, JobList, JobRequest, JobView, QueueList, QueuePatch, QueueView, Upload,
 };
 
-/// API.md's default address, as a URL.
+/// docs/api.md's default address, as a URL.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7711";
 
 /// The socket of a daemon run by the shipped systemd unit
-/// (`RuntimeDirectory=jobq`); the CLI's default when it exists (API.md).
+/// (`RuntimeDirectory=jobq`); the CLI's default when it exists (docs/api.md).
 pub const SYSTEM_SOCKET: &str = "/run/jobq/jobq.sock";
 
 /// How long to wait for a TCP connection: the daemon is usually on the same
@@ -77,7 +77,7 @@ pub enum ClientError {
         /// was not an API error (a proxy's page, say).
         body: ErrorBody,
     },
-    /// The daemon answered, but not as API.md says (an unexpected status, a
+    /// The daemon answered, but not as docs/api.md says (an unexpected status, a
     /// body that is not the expected JSON): a version mismatch or a bug.
     #[error("unexpected answer from jobq at {url}: {detail}")]
     Protocol {
@@ -361,7 +361,7 @@ fn lagged_message(data: &str) -> String {
 
 /// A decoded answer together with the JSON it was decoded from, so `--json`
 /// can print exactly what the daemon said, including fields this client
-/// does not know yet (API.md allows adding fields).
+/// does not know yet (docs/api.md allows adding fields).
 #[derive(Clone, Debug)]
 pub struct Reply<T> {
     /// The typed answer.
@@ -458,7 +458,7 @@ impl std::fmt::Display for Server {
 
 /// The server a client uses when neither `--server` nor `JOBQ_SERVER`
 /// names one: the system socket when it exists (the daemon runs as a
-/// service on this machine), else API.md's default address.
+/// service on this machine), else docs/api.md's default address.
 pub fn default_server() -> Server {
     default_with_socket(Path::new(SYSTEM_SOCKET))
 }

@@ -4,7 +4,7 @@
 //!
 //! Why a socket at all: on it the daemon learns who connected from the
 //! kernel (SO_PEERCRED), so a local user needs no token, and its file mode
-//! decides who may connect (API.md, "Who may do what").
+//! decides who may connect (docs/api.md, "Who may do what").
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;

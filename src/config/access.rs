@@ -12,7 +12,7 @@ use crate::auth::account::{self, Account};
 use crate::auth::token::{read_token_file, Secret};
 use crate::auth::Role;
 
-/// API.md's default for `[jobs] inherit_env`: what a program needs to find
+/// docs/api.md's default for `[jobs] inherit_env`: what a program needs to find
 /// commands and speak the user's language, nothing that may be a secret.
 pub const DEFAULT_INHERIT_ENV: [&str; 4] = ["PATH", "LANG", "LC_ALL", "TZ"];
 
@@ -59,7 +59,7 @@ pub struct AuthSettings {
 }
 
 /// `[server]`: what a browser's request may say about where it comes from
-/// (API.md, Conventions).
+/// (docs/api.md, docs/security.md).
 #[derive(Clone, Debug, Default)]
 pub struct ServerSettings {
     /// Origins (`https://dash.example.com`), lowercase, whose pages may
@@ -235,7 +235,7 @@ pub(super) fn jobs_from(table: JobsTable) -> Result<JobSettings, ConfigError> {
     Ok(jobs)
 }
 
-/// The rules of API.md on who jobs may run as, and on tokens, checked
+/// The rules of docs/api.md on who jobs may run as, and on tokens, checked
 /// against the user the daemon runs as:
 /// - a daemon that is not root runs every job as itself, so naming another
 ///   user is a mistake it refuses;

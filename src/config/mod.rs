@@ -33,7 +33,7 @@ fn too_concurrent() -> String {
 
 /// The file read when `--config` is not given, if it exists.
 pub const SYSTEM_CONFIG: &str = "/etc/jobq/jobq.toml";
-/// API.md's default listen address: loopback only, so a fresh install is not
+/// docs/api.md's default listen address: loopback only, so a fresh install is not
 /// reachable from the network before tokens are set.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7711";
 

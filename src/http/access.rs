@@ -1,7 +1,7 @@
 //! Who may get as far as a handler: the two checks every request passes.
 //!
 //! 1. [`browser_guard`], a middleware over the whole app: a web page must
-//!    not be able to drive the daemon (API.md, Conventions). A request
+//!    not be able to drive the daemon (docs/api.md, docs/security.md). A request
 //!    with a foreign `Origin`, or `Sec-Fetch-Site: cross-site`, is refused;
 //!    so is a `Host` that is neither loopback, a listen address nor a name
 //!    in `[server] hosts` (DNS rebinding), on a daemon where a request

@@ -1,5 +1,5 @@
 //! The one mapping from errors to HTTP status and JSON body
-//! (`{"error": {"code", "message", "field"}}`, API.md).
+//! (`{"error": {"code", "message", "field"}}`, docs/api.md).
 
 use tide::{Body, Response, StatusCode};
 
@@ -12,7 +12,7 @@ use crate::store::StoreError;
 pub struct ApiError {
     /// HTTP status.
     pub status: StatusCode,
-    /// API.md's code.
+    /// docs/api.md's code.
     pub code: ErrorCode,
     /// A sentence for people.
     pub message: String,

@@ -22,9 +22,9 @@ use crate::job::{JobId, StateName};
 use crate::output::Resume;
 use crate::store::StreamFilter;
 
-/// Default page size of `GET /v1/jobs` (API.md).
+/// Default page size of `GET /v1/jobs` (docs/api.md).
 const DEFAULT_LIMIT: usize = 100;
-/// Largest page size (API.md).
+/// Largest page size (docs/api.md).
 const MAX_LIMIT: usize = 1000;
 /// Longest long-poll (`GET /v1/jobs/{id}?wait=`): long enough to be cheap,
 /// short enough that proxies and clients do not time the request out.

@@ -1,4 +1,4 @@
-//! The HTTP API (API.md) on tide: the listeners ([`listen`]), the route
+//! The HTTP API (docs/api.md) on tide: the listeners ([`listen`]), the route
 //! table ([`mod@routes`]), who may call what (`access.rs`), request-body limits
 //! and JSON errors. The only module that names tide; handlers are thin and
 //! call the engine.

@@ -1,5 +1,5 @@
 //! As whom, where and with what environment a job's process starts
-//! (API.md, "Who may do what, and as whom"): everything decided about the
+//! (docs/security.md): everything decided about the
 //! job's user before the spawn, in the daemon, so that the child only
 //! makes the system calls (`spawn.rs`).
 //!

@@ -1,4 +1,4 @@
-//! Tokens and roles (API.md, "Who may do what"): every route refuses a
+//! Tokens and roles (docs/api.md, "Who may do what"): every route refuses a
 //! missing or unknown token and a role too small for it; `submit` tokens
 //! act only on their own jobs; env values are shown only to the owner and
 //! admins; a token never reaches the daemon's log.

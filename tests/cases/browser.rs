@@ -1,4 +1,4 @@
-//! A web page must not be able to drive the daemon (API.md, Conventions):
+//! A web page must not be able to drive the daemon (docs/api.md, docs/security.md):
 //! a cross-site request and a DNS-rebinding one run nothing; the daemon's
 //! own origin, listed origins and listed host names still work, and so do
 //! clients that send no `Origin`.

@@ -1,5 +1,5 @@
 //! The `jobq` client commands against a real daemon: what they print and
-//! how they exit (API.md's CLI section).
+//! how they exit (README and `jobq --help`).
 
 use jobq::api::JobView;
 

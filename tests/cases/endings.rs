@@ -1,6 +1,6 @@
 //! How `submit --wait|--follow`, `wait` and `logs -f` say how a job ended:
 //! a summary line on stderr (unless `--quiet`) and an exit code that tells
-//! the process's own ending from the daemon's (API.md's codes plus
+//! the process's own ending from the daemon's (docs/api.md's codes plus
 //! src/exit_code.rs).
 
 use serde_json::json;

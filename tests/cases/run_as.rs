@@ -1,4 +1,4 @@
-//! The user a job runs as and what it gets from the daemon (API.md, "Who
+//! The user a job runs as and what it gets from the daemon (docs/api.md, "Who
 //! may do what, and as whom"): a root daemon starts each job as the user
 //! the contract's rules pick, with that user's groups, HOME, USER,
 //! LOGNAME and SHELL; every job gets only `[jobs] inherit_env` of the

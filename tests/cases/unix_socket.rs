@@ -1,4 +1,4 @@
-//! The unix socket (API.md, "Who may do what"): the kernel tells the
+//! The unix socket (docs/api.md, "Who may do what"): the kernel tells the
 //! daemon who connected, so a local user needs no token; its jobs are
 //! owned by `unix:<user>` and run as that user; root and the admin group
 //! are admins, everyone else `submit`. The socket's mode and group decide

@@ -1,4 +1,4 @@
-//! Bad input is refused with API.md's error body, naming the field at
+//! Bad input is refused with docs/api.md's error body, naming the field at
 //! fault, and creates nothing.
 //!
 //! The tables check every case and report all failures at once, so one

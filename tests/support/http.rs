@@ -1,6 +1,6 @@
 //! HTTP to the daemon under test: every request through one client that
 //! takes any status as an answer, the [`Reply`] and [`Streamed`] answers,
-//! and [`assert_error`] for API.md's error bodies.
+//! and [`assert_error`] for docs/api.md's error bodies.
 
 use super::*;
 
@@ -37,7 +37,7 @@ impl Reply {
 /// Parses a job from JSON, failing the test with the JSON when it is not one.
 pub fn job_from(value: &Value) -> JobView {
     serde_json::from_value(value.clone())
-        .unwrap_or_else(|e| panic!("not a job as API.md describes it ({e}): {value}"))
+        .unwrap_or_else(|e| panic!("not a job as docs/api.md describes it ({e}): {value}"))
 }
 
 /// Percent-encodes a query value (cursors are opaque and may hold any
@@ -46,7 +46,7 @@ pub fn encode(s: &str) -> String {
     jobq::client::percent_encode(s)
 }
 
-/// Asserts that a reply is an API.md error: `status`, `error.code` and, when
+/// Asserts that a reply is an docs/api.md error: `status`, `error.code` and, when
 /// given, `error.field`; also that `error.message` is a non-empty sentence.
 #[track_caller]
 pub fn assert_error(

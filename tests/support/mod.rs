@@ -4,7 +4,7 @@
 //!
 //! Tests talk to jobq only through the binary and HTTP, as users do; the
 //! only crate types they borrow are the wire types of `jobq::api`, so a test
-//! reads like a request and the answer API.md promises for it.
+//! reads like a request and the answer docs/api.md promises for it.
 
 #![allow(dead_code)] // Not every test module uses every helper.
 
