@@ -60,6 +60,20 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Sends SIGTERM and waits for the process to exit; returns the time
+    /// from the signal to the exit (the drain, for an idle daemon nothing
+    /// but closing the store).
+    #[allow(dead_code)]
+    pub fn terminate(&mut self) -> Duration {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).expect("a pid");
+        let start = Instant::now();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).expect("SIGTERM");
+        let _ = self.child.wait();
+        start.elapsed()
+    }
+}
+
 impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
