@@ -3,10 +3,12 @@
 #
 #   scripts/check_units.sh [BINARY]      # BINARY defaults to target/debug/jobq
 #
-# Copies systemd/jobq.service into a temporary directory, once alone and once
-# with systemd/jobq-root.conf as jobq.service.d/root.conf, with ExecStart's
+# Copies systemd/jobq.service into a temporary directory, once alone (with
+# systemd/jobq.socket beside it) and once with systemd/jobq-root.conf as
+# jobq.service.d/root.conf, with ExecStart's
 # /usr/local/bin/jobq pointed at BINARY (verify checks that the command
-# exists and is executable). Then, for both:
+# exists and is executable). Then, for both services (the socket unit is
+# verified only):
 #   - `systemd-analyze verify`: any output (warning or error) fails;
 #   - `systemd-analyze security --offline=yes`: prints the exposure score and
 #     fails above the ceiling below (a hardening directive lost by accident).
@@ -70,6 +72,8 @@ mkdir -p "$tmp/unit" "$tmp/root/jobq.service.d"
 n=$(rewrite "$repo/systemd/jobq.service" "$tmp/unit/jobq.service")
 [[ $n -ge 1 ]] || die "systemd/jobq.service: no ExecStart=/usr/local/bin/jobq line to point at $bin"
 cp "$tmp/unit/jobq.service" "$tmp/root/jobq.service"
+# The socket unit activates the service of its name, beside it.
+cp "$repo/systemd/jobq.socket" "$tmp/unit/jobq.socket"
 rewrite "$repo/systemd/jobq-root.conf" "$tmp/root/jobq.service.d/root.conf" >/dev/null
 
 failed=0
@@ -110,6 +114,7 @@ security() {
 
 verify jobq.service "$tmp/unit/jobq.service"
 verify "jobq.service + root.conf" "$tmp/root/jobq.service"
+verify jobq.socket "$tmp/unit/jobq.socket"
 security jobq.service "$tmp/unit/jobq.service" "$MAX_UNIT" 'transient non-root user'
 security "jobq.service + root.conf" "$tmp/root/jobq.service" "$MAX_ROOT" 'Service runs as root user'
 

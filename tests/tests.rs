@@ -84,6 +84,8 @@ mod scheduling;
 mod spawn;
 #[path = "cases/submit.rs"]
 mod submit;
+#[path = "cases/systemd.rs"]
+mod systemd;
 #[path = "cases/timeouts.rs"]
 mod timeouts;
 #[path = "cases/unix_socket.rs"]

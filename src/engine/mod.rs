@@ -144,6 +144,29 @@ pub struct Page {
     pub next: Option<JobId>,
 }
 
+/// How busy the daemon is, from [`Engine::pulse`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pulse {
+    /// Jobs running now.
+    pub running: usize,
+    /// Jobs ready to start, waiting for a worker or their queue's limit.
+    pub queued: u64,
+    /// Jobs not before a time (a delay or a retry's backoff).
+    pub scheduled: u64,
+    /// Jobs waiting for their dependencies.
+    pub waiting: u64,
+}
+
+impl std::fmt::Display for Pulse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} running, {} queued, {} scheduled, {} waiting",
+            self.running, self.queued, self.scheduled, self.waiting
+        )
+    }
+}
+
 /// A submission's outcome.
 #[derive(Clone, Debug)]
 pub struct Submitted {
@@ -627,6 +650,28 @@ impl Engine {
         self.inner.store.sync().await?;
         self.inner.changed.notify(usize::MAX);
         Ok(())
+    }
+
+    /// The daemon's pulse for systemd's watchdog and status line, read as
+    /// requests read: the engine's lock is taken (a deadlock stops the
+    /// pulse) and the store is read (an unresponsive store fails it).
+    pub async fn pulse(&self) -> Result<Pulse, EngineError> {
+        let running = self.inner.sched.lock().await.running.len();
+        self.inner.store.probe()?;
+        let counts = self.inner.store.counts();
+        let sum = |state: StateName| -> u64 {
+            counts
+                .iter()
+                .filter(|((_, s), _)| *s == state)
+                .map(|(_, n)| n)
+                .sum()
+        };
+        Ok(Pulse {
+            running,
+            queued: sum(StateName::Queued),
+            scheduled: sum(StateName::Scheduled),
+            waiting: sum(StateName::Waiting),
+        })
     }
 
     /// Every known queue: its limit, pause flag and counts by state (as on

@@ -22,9 +22,18 @@ use super::AppState;
 pub enum Listener {
     /// A TCP listener and the address it got (port 0 resolved).
     Tcp(std::net::TcpListener, SocketAddr),
-    /// A unix socket listener and its path; the file is removed when the
-    /// daemon stops.
-    Unix(std::os::unix::net::UnixListener, PathBuf),
+    /// A unix socket listener, its path, and who owns its file.
+    Unix(std::os::unix::net::UnixListener, PathBuf, SocketFile),
+}
+
+/// Whose a unix socket's file is, which says who removes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SocketFile {
+    /// The daemon bound it: removed when the daemon stops.
+    Ours,
+    /// systemd bound it and passed it (socket activation): it stays, for
+    /// the next start.
+    Passed,
 }
 
 /// Why a listener could not be bound.
@@ -53,14 +62,15 @@ impl Listener {
     pub fn addr(&self) -> ListenAddr {
         match self {
             Listener::Tcp(_, addr) => ListenAddr::Tcp(*addr),
-            Listener::Unix(_, path) => ListenAddr::Unix(path.clone()),
+            Listener::Unix(_, path, _) => ListenAddr::Unix(path.clone()),
         }
     }
 
     /// Removes a unix socket's file once the daemon no longer serves it,
-    /// so the next start finds no stale socket. TCP needs nothing.
+    /// so the next start finds no stale socket; a file systemd passed is
+    /// left. TCP needs nothing.
     pub fn remove_socket_file(&self) {
-        if let Listener::Unix(_, path) = self {
+        if let Listener::Unix(_, path, SocketFile::Ours) = self {
             let _ = std::fs::remove_file(path);
         }
     }
@@ -96,7 +106,7 @@ pub fn bind(addr: &ListenAddr, mode: u32, gid: Option<u32>) -> Result<Listener, 
                 let _ = std::fs::remove_file(path);
                 return Err(io(e));
             }
-            Ok(Listener::Unix(listener, path.clone()))
+            Ok(Listener::Unix(listener, path.clone(), SocketFile::Ours))
         }
     }
 }
@@ -167,7 +177,7 @@ pub async fn serve(app: tide::Server<AppState>, listener: Listener) -> io::Resul
                 connection(app.clone(), stream, Peer::Tcp, local, Some(peer));
             }
         }
-        Listener::Unix(listener, _) => {
+        Listener::Unix(listener, _, _) => {
             let listener = async_io::Async::new(listener)?;
             loop {
                 let (stream, _) = match listener.accept().await {

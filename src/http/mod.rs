@@ -4,6 +4,7 @@
 //! call the engine.
 
 mod access;
+pub mod activated;
 mod body;
 mod bulk;
 mod error;
@@ -27,7 +28,7 @@ use crate::engine::Engine;
 
 pub use access::BrowserPolicy;
 pub use error::ApiError;
-pub use listen::{bind, serve, BindError, Listener};
+pub use listen::{bind, serve, BindError, Listener, SocketFile};
 pub use routes::{routes, Access, Route};
 
 /// What every handler can reach.

@@ -329,6 +329,16 @@ impl Store {
         self.mark_broken(result)
     }
 
+    /// One real read of the store (its format marker), for the watchdog:
+    /// proves sled answers, not merely that the process runs.
+    pub fn probe(&self) -> Result<()> {
+        let h = self.h()?;
+        h.main
+            .get(keys::named(keys::META, "format"))
+            .map(drop)
+            .map_err(io("read the store"))
+    }
+
     /// A number that grows with every job submitted, across restarts (a
     /// job's `number` is this plus one; see [`Job::number`]).
     pub fn next_seq(&self) -> Result<u64> {

@@ -4,7 +4,10 @@
 //!
 //! [`serve`] takes the shutdown as a future and returns only when the drain
 //! is done; [`main`] turns signals into that future and errors into exit
-//! codes.
+//! codes. What systemd is told is [`notify`]'s; the sockets it may pass
+//! are [`crate::http::activated`]'s.
+
+pub mod notify;
 
 use std::future::Future;
 use std::io::Write;
@@ -17,7 +20,7 @@ use futures_lite::{future, StreamExt};
 use crate::auth::{Account, Authority};
 use crate::config::{Config, ConfigError, ListenAddr, Overrides};
 use crate::engine::{Engine, EngineError};
-use crate::http::{self, AppState, BindError, BrowserPolicy, Listener};
+use crate::http::{self, AppState, BindError, BrowserPolicy, Listener, SocketFile};
 use crate::store::{Store, StoreError};
 
 /// Why the daemon could not start or run.
@@ -49,6 +52,9 @@ pub enum DaemonError {
     /// Signal handlers cannot be installed.
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    /// The sockets systemd passed cannot be served.
+    #[error(transparent)]
+    Activation(#[from] crate::http::activated::ActivationError),
 }
 
 impl DaemonError {
@@ -59,6 +65,7 @@ impl DaemonError {
         match self {
             DaemonError::Config(_)
             | DaemonError::DataDir { .. }
+            | DaemonError::Activation(_)
             | DaemonError::Store(
                 StoreError::Foreign { .. } | StoreError::Locked { .. } | StoreError::Open { .. },
             )
@@ -147,6 +154,31 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
     let job_umask = private_umask();
     let config = Arc::new(config);
     let daemon = Account::current().map_err(DaemonError::Account)?;
+    let listeners = listeners(&config)?;
+    // The socket files to remove afterwards (ours, not systemd's), while
+    // `run` owns the listeners.
+    let ours: Vec<std::path::PathBuf> = listeners
+        .iter()
+        .filter_map(|l| match l {
+            Listener::Unix(_, path, SocketFile::Ours) => Some(path.clone()),
+            _ => None,
+        })
+        .collect();
+    let result = run(config, daemon, job_umask, listeners, shutdown).await;
+    for path in &ours {
+        let _ = std::fs::remove_file(path);
+    }
+    result
+}
+
+/// The sockets to serve: those systemd passed (socket activation), else
+/// every address of `listen`, bound now. On an error none is left bound.
+fn listeners(config: &Config) -> Result<Vec<Listener>, DaemonError> {
+    if let Some(passed) = http::activated::passed()? {
+        let shown: Vec<String> = passed.iter().map(|l| l.addr().to_string()).collect();
+        tracing::info!(sockets = %shown.join(", "), "serving on the sockets systemd passed; `listen` is not used");
+        return Ok(passed);
+    }
     let mut listeners = Vec::with_capacity(config.listen.len());
     let gid = config.socket_group.as_ref().map(|g| g.gid);
     for addr in &config.listen {
@@ -158,18 +190,7 @@ pub async fn serve(config: Config, shutdown: impl Future<Output = ()>) -> Result
             }
         }
     }
-    let sockets: Vec<ListenAddr> = listeners
-        .iter()
-        .map(Listener::addr)
-        .filter(|a| matches!(a, ListenAddr::Unix(_)))
-        .collect();
-    let result = run(config, daemon, job_umask, listeners, shutdown).await;
-    for socket in &sockets {
-        if let ListenAddr::Unix(path) = socket {
-            let _ = std::fs::remove_file(path);
-        }
-    }
-    result
+    Ok(listeners)
 }
 
 /// [`serve`] once the listeners are bound.
@@ -236,9 +257,14 @@ async fn run(
         });
     }
 
+    let notifier = notify::Notifier::from_env();
+    notifier.status("recovering: reading the store");
     engine.recover().await?;
     ready.store(true, Ordering::SeqCst);
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+    let pulse = engine.pulse().await?;
+    notifier.ready(&pulse.to_string());
+    // For the rest of the process, the drain included.
+    crate::rt::spawn(notifier.run(engine.clone()));
 
     future::or(
         async {
@@ -254,7 +280,7 @@ async fn run(
         shutdown,
     )
     .await;
-    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+    notifier.stopping();
     engine.shutdown().await;
     tracing::info!("drained; exiting");
     Ok(())
