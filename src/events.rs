@@ -87,6 +87,7 @@ impl EventHub {
             match s.tx.try_send(event.clone()) {
                 Ok(()) => true,
                 Err(TrySendError::Full(_)) => {
+                    crate::metrics::metrics().events_dropped.inc();
                     s.lagged.store(true, Ordering::SeqCst);
                     false
                 }

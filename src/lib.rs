@@ -15,6 +15,7 @@ pub(crate) mod events;
 pub mod exit_code;
 pub mod http;
 pub mod job;
+pub(crate) mod metrics;
 pub(crate) mod output;
 pub(crate) mod rt;
 pub(crate) mod runner;

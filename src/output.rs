@@ -275,6 +275,16 @@ impl OutputWriter {
         self.store
             .append_output(&self.id, self.attempt, chunk, stream, data)?;
         self.stored.fetch_add(data.len() as u64, Ordering::SeqCst);
+        let stream_name = match stream {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+        };
+        crate::metrics::metrics()
+            .output_bytes
+            .get_or_create(&crate::metrics::StreamLabel {
+                stream: stream_name,
+            })
+            .inc_by(data.len() as u64);
         self.hub.notify(&self.id);
         Ok(())
     }

@@ -60,6 +60,8 @@ mod lifecycle;
 mod listing;
 #[path = "cases/logging.rs"]
 mod logging;
+#[path = "cases/metrics.rs"]
+mod metrics;
 #[path = "cases/numbers.rs"]
 mod numbers;
 #[path = "cases/output.rs"]

@@ -62,7 +62,7 @@ Exit codes:
 #[derive(Parser)]
 #[command(
     name = "jobq",
-    version,
+    version = env!("JOBQ_VERSION"),
     about = "A job queue daemon and its client",
     long_about = "A job queue daemon and its client.\n\n\
         `jobq serve` runs the daemon; the other commands talk to it over HTTP.",

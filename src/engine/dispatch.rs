@@ -90,12 +90,18 @@ impl Engine {
             running,
             ..
         } = sched;
-        while let Some((queue, id)) = ready.pop(|q| queues.has_room(q)) {
+        while let Some((queue, id, since)) = ready.pop(|q| queues.has_room(q)) {
             if running.contains_key(&id) {
                 continue;
             }
             match self.current(&id) {
                 Ok(job) if job.state == State::Queued => {
+                    crate::metrics::metrics()
+                        .queue_wait
+                        .get_or_create(&crate::metrics::QueueLabel {
+                            queue: queue.clone(),
+                        })
+                        .observe(since.elapsed().as_secs_f64());
                     queues.started(&queue);
                     let (tx, rx) = async_channel::bounded(1);
                     running.insert(id, Running { stop: tx, queue });

@@ -288,6 +288,11 @@ impl Engine {
         }
     }
 
+    /// Most jobs running at once (config `workers`), for the metrics.
+    pub fn workers(&self) -> usize {
+        self.inner.config.workers
+    }
+
     /// The first retry delay for specs that give none (config `backoff`).
     pub fn default_backoff(&self) -> Duration {
         self.inner.config.backoff
@@ -465,6 +470,14 @@ impl Engine {
         drop(sched);
         store.sync().await?;
         let created: Vec<&Job> = out.iter().filter(|s| s.created).map(|s| &s.job).collect();
+        for job in &created {
+            crate::metrics::metrics()
+                .submitted
+                .get_or_create(&crate::metrics::QueueLabel {
+                    queue: job.spec.queue.clone(),
+                })
+                .inc();
+        }
         self.announce_all(&created).await;
         Ok(out)
     }
@@ -768,7 +781,7 @@ impl Engine {
         }
         for job in jobs {
             ended |= job.state.is_terminal();
-            log_transition(job);
+            record_transition(job);
             self.inner.events.publish(job);
             self.inner.output_hub.notify(&job.id);
         }
@@ -905,8 +918,30 @@ impl Engine {
 /// One info line per durable change of a job, so `journalctl -u jobq`
 /// shows the activity: which job, where it is, how it ended. Its target is
 /// `jobq::jobs`, so `log = "info,jobq::jobs=warn"` turns it off. Never the
-/// command, env or stdin: they may hold secrets.
-fn log_transition(job: &Job) {
+/// command, env or stdin: they may hold secrets. An end is counted in the
+/// metrics too.
+fn record_transition(job: &Job) {
+    if job.state.is_terminal() {
+        let ran = match &job.state {
+            State::Succeeded {
+                started_at,
+                finished_at,
+            } => Some((*started_at, *finished_at)),
+            State::Failed {
+                started_at: Some(s),
+                finished_at,
+                ..
+            }
+            | State::Cancelled {
+                started_at: Some(s),
+                finished_at,
+                ..
+            } => Some((*s, *finished_at)),
+            _ => None,
+        };
+        let ran = ran.map(|(s, f)| f.duration_since(s).unsigned_abs());
+        crate::metrics::metrics().job_ended(&job.spec.queue, job.state.name(), ran);
+    }
     let state = job.state.name();
     let (reason, exit) = match &job.state {
         State::Failed { reason, exit, .. } => (Some(*reason), *exit),

@@ -7,7 +7,8 @@
 //! O(log n) in queued jobs plus O(queues) to compare the queues' heads.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 use crate::job::JobId;
 
@@ -25,8 +26,9 @@ struct Place {
 /// Queued jobs of every queue, and how many run per queue.
 #[derive(Debug, Default)]
 pub struct ReadyQueues {
-    /// Queue name → its jobs in line. Empty queues are removed.
-    lines: BTreeMap<String, BTreeSet<Place>>,
+    /// Queue name → its jobs in line, each with when it joined (for
+    /// `jobq_queue_wait_seconds`). Empty queues are removed.
+    lines: BTreeMap<String, BTreeMap<Place, Instant>>,
 }
 
 impl ReadyQueues {
@@ -41,7 +43,7 @@ impl ReadyQueues {
             Some(line) => line,
             None => self.lines.entry(queue.to_owned()).or_default(),
         };
-        line.insert(place);
+        line.entry(place).or_insert_with(Instant::now);
     }
 
     /// Takes a job out of line (cancelled before it started). True if it was
@@ -55,7 +57,7 @@ impl ReadyQueues {
         let Some(line) = self.lines.get_mut(queue) else {
             return false;
         };
-        let removed = line.remove(&place);
+        let removed = line.remove(&place).is_some();
         if line.is_empty() {
             self.lines.remove(queue);
         }
@@ -63,21 +65,25 @@ impl ReadyQueues {
     }
 
     /// Takes the best job of all queues that `may_run` allows: highest
-    /// priority, then oldest submission.
-    pub fn pop(&mut self, mut may_run: impl FnMut(&str) -> bool) -> Option<(String, JobId)> {
+    /// priority, then oldest submission. Answers its queue, its id and
+    /// when it joined the line.
+    pub fn pop(
+        &mut self,
+        mut may_run: impl FnMut(&str) -> bool,
+    ) -> Option<(String, JobId, Instant)> {
         let (queue, _) = self
             .lines
             .iter()
             .filter(|(name, _)| may_run(name))
-            .filter_map(|(name, line)| line.first().map(|head| (name, *head)))
+            .filter_map(|(name, line)| line.first_key_value().map(|(head, _)| (name, *head)))
             .min_by_key(|(_, head)| *head)?;
         let queue = queue.clone();
         let line = self.lines.get_mut(&queue)?;
-        let place = line.pop_first()?;
+        let (place, since) = line.pop_first()?;
         if line.is_empty() {
             self.lines.remove(&queue);
         }
-        Some((queue, place.id))
+        Some((queue, place.id, since))
     }
 }
 

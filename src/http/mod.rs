@@ -55,6 +55,7 @@ type Reply = Result<Response, ApiError>;
 /// table.
 pub fn app(state: AppState) -> tide::Server<AppState> {
     let mut app = tide::with_state(state);
+    app.with(count_requests);
     app.with(bare_errors);
     app.with(access::browser_guard);
     routes::add_all(&mut app);
@@ -69,6 +70,35 @@ fn path_param(req: &Request<AppState>, name: &str) -> Result<String, ApiError> {
         .decode_utf8()
         .map(|s| s.into_owned())
         .map_err(|_| ApiError::field(name, format!("{raw:?} is not UTF-8 once decoded")))
+}
+
+/// Counts each request by route and status and times it to its answer's
+/// head (`jobq_http_requests_total`, `jobq_http_request_duration_seconds`).
+/// Outermost, so refusals of the browser guard and tide's 404s count too.
+fn count_requests<'a>(
+    req: Request<AppState>,
+    next: tide::Next<'a, AppState>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = tide::Result> + Send + 'a>> {
+    Box::pin(async move {
+        let route = routes::route_name(req.method().as_ref(), req.url().path());
+        let started = std::time::Instant::now();
+        let res = next.run(req).await;
+        let metrics = crate::metrics::metrics();
+        metrics
+            .http_requests
+            .get_or_create(&crate::metrics::RouteStatus {
+                route: route.to_owned(),
+                status: res.status().into(),
+            })
+            .inc();
+        metrics
+            .http_duration
+            .get_or_create(&crate::metrics::RouteLabel {
+                route: route.to_owned(),
+            })
+            .observe(started.elapsed().as_secs_f64());
+        Ok(res)
+    })
 }
 
 /// tide answers unknown routes and methods with an empty body; give them the

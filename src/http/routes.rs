@@ -3,6 +3,8 @@
 //! cannot be added without saying who may call it; the tests walk
 //! [`routes`] to check each one refuses what it must.
 
+use std::sync::LazyLock;
+
 use tide::http::Method;
 use tide::{Endpoint, Request, Response, StatusCode};
 
@@ -72,6 +74,7 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
     vec![
         entry("GET", "/healthz", Public, Body, healthz),
         entry("GET", "/readyz", Public, Body, readyz),
+        entry("GET", "/metrics", Read, Body, metrics),
         entry("POST", "/v1/jobs", Submit, Body, jobs::submit),
         entry("GET", "/v1/jobs", Read, Body, jobs::list),
         entry("POST", "/v1/jobs/batch", Submit, Body, jobs::submit_batch),
@@ -91,20 +94,32 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
     ]
 }
 
+impl Route {
+    /// True when a request's `path` has this route's shape (a `:name`
+    /// segment matches any one segment).
+    fn fits(&self, path: &str) -> bool {
+        let mut want = self.path.split('/');
+        let mut have = path.trim_end_matches('/').split('/');
+        loop {
+            match (want.next(), have.next()) {
+                (None, None) => return true,
+                (Some(p), Some(s)) if p.starts_with(':') || p == s => {}
+                _ => return false,
+            }
+        }
+    }
+}
+
+/// The route table without its handlers, built once.
+static ROUTES: LazyLock<Vec<Route>> =
+    LazyLock::new(|| table().into_iter().map(|(route, _)| route).collect());
+
 /// The methods the route table has for `path` (a request's path, matched
 /// against the patterns), for a 405's `Allow` header.
 pub(super) fn allowed_methods(path: &str) -> Vec<&'static str> {
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-    let mut methods: Vec<&'static str> = routes()
-        .into_iter()
-        .filter(|route| {
-            let pattern: Vec<&str> = route.path.split('/').collect();
-            pattern.len() == segments.len()
-                && pattern
-                    .iter()
-                    .zip(&segments)
-                    .all(|(p, s)| p.starts_with(':') || p == s)
-        })
+    let mut methods: Vec<&'static str> = ROUTES
+        .iter()
+        .filter(|route| route.fits(path))
         .map(|route| route.method)
         .collect();
     methods.sort_unstable();
@@ -112,9 +127,19 @@ pub(super) fn allowed_methods(path: &str) -> Vec<&'static str> {
     methods
 }
 
+/// The pattern of the route `method path` is served by (`/v1/jobs/:id`),
+/// for metrics; `unmatched` when none is (a 404 or a 405): the label's
+/// values stay a closed set, whatever paths clients send.
+pub(super) fn route_name(method: &str, path: &str) -> &'static str {
+    ROUTES
+        .iter()
+        .find(|route| route.method == method && route.fits(path))
+        .map_or("unmatched", |route| route.path)
+}
+
 /// Every route with the role it needs.
 pub fn routes() -> Vec<Route> {
-    table().into_iter().map(|(route, _)| route).collect()
+    ROUTES.clone()
 }
 
 /// Adds every route of the table to `app`.
@@ -152,6 +177,19 @@ pub(super) struct RequestBody(pub Vec<u8>);
 /// response through a buffered reader that can swallow the next request on
 /// a kept-alive connection; a body we read ourselves never reaches that
 /// path. A refusal before the body is read, or a body over the limit, is
+/// `GET /metrics`: the Prometheus text exposition (OpenMetrics), with the
+/// per-state job gauges as the store counts them now.
+async fn metrics(req: Request<AppState>) -> Reply {
+    let engine = &req.state().engine;
+    let pulse = engine.pulse().await?;
+    let text =
+        crate::metrics::metrics().encode(&engine.store().counts(), pulse.running, engine.workers());
+    let mut res = Response::new(StatusCode::Ok);
+    res.set_body(text);
+    res.set_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8");
+    Ok(res)
+}
+
 /// answered with `Connection: close`, since its bytes may still be coming.
 fn endpoint<F, Fut>(access: Access, limit: Limit, f: F) -> Box<dyn Endpoint<AppState>>
 where

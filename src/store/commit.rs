@@ -177,7 +177,11 @@ fn flusher(db: sled::Db, requests: mpsc::Receiver<Request>, progress: &Progress)
         // Every write numbered by now is in sled's memory: this flush
         // covers it.
         let covers = progress.written.load(Ordering::SeqCst);
+        let started = Instant::now();
         let result = db.flush().map(drop).map_err(Arc::new);
+        crate::metrics::metrics()
+            .store_flush
+            .observe(started.elapsed().as_secs_f64());
         last_flush = Some(Instant::now());
         match &result {
             Ok(()) => {
