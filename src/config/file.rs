@@ -35,6 +35,8 @@ pub(super) struct FileConfig {
     #[serde(default, deserialize_with = "de_duration")]
     pub backoff: Option<Duration>,
     pub log: Option<String>,
+    /// `log_format`.
+    pub log_format: Option<super::LogFormat>,
     pub durability: Option<Durability>,
     #[serde(default, deserialize_with = "de_duration")]
     pub flush_interval: Option<Duration>,

@@ -59,6 +59,17 @@ pub enum Durability {
     Relaxed,
 }
 
+/// How the daemon's log lines are written (on stderr).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One line of text per event (journald adds the time and unit).
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
 /// The mode of the unix socket when the config gives none: the daemon's
 /// user and group may connect, nobody else.
 pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
@@ -104,6 +115,8 @@ pub struct Config {
     pub backoff: Duration,
     /// Tracing filter (`info`, `jobq=debug`…); `RUST_LOG` wins when set.
     pub log: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
     /// Whether answers wait for an fsync.
     pub durability: Durability,
     /// With `relaxed` durability, how often the store is flushed.
@@ -152,6 +165,7 @@ impl Default for Config {
             shell: PathBuf::from("/bin/sh"),
             backoff: Duration::from_secs(1),
             log: "info".to_owned(),
+            log_format: LogFormat::Text,
             durability: Durability::Fsync,
             flush_interval: Duration::from_millis(10),
             default_concurrency: None,
@@ -293,6 +307,9 @@ impl Config {
             }
             if let Some(v) = f.backoff {
                 config.backoff = v;
+            }
+            if let Some(v) = f.log_format {
+                config.log_format = v;
             }
             if let Some(v) = f.log {
                 config.log = v;

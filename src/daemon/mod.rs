@@ -84,7 +84,7 @@ pub fn main(overrides: Overrides) -> i32 {
             return 2;
         }
     };
-    if let Err(e) = init_tracing(&config.log) {
+    if let Err(e) = init_tracing(&config.log, config.log_format) {
         eprintln!("jobq: {e}");
         return 2;
     }
@@ -105,7 +105,7 @@ pub fn main(overrides: Overrides) -> i32 {
 /// Logs to stderr with `RUST_LOG` if set (and not empty), else the
 /// config's `log` (checked when the config was loaded). A bad `RUST_LOG` is
 /// refused rather than silently replaced.
-fn init_tracing(default: &str) -> Result<(), String> {
+fn init_tracing(default: &str, format: crate::config::LogFormat) -> Result<(), String> {
     use tracing_subscriber::EnvFilter;
     let filter = match std::env::var("RUST_LOG") {
         Ok(env) if !env.trim().is_empty() => EnvFilter::try_new(&env).map_err(|e| {
@@ -115,11 +115,15 @@ fn init_tracing(default: &str) -> Result<(), String> {
         })?,
         _ => EnvFilter::try_new(default).map_err(|e| format!("log: {e}"))?,
     };
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        crate::config::LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        crate::config::LogFormat::Json => builder.json().with_current_span(false).try_init(),
+    };
     Ok(())
 }
 

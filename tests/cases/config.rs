@@ -100,6 +100,7 @@ fn every_setting_refuses_its_bad_values_by_name() {
         ("log = 3\n", "log"),
         ("log = \"jobq=loud\"\n", "not a log filter"),
         ("log = \"[x\"\n", "not a log filter"),
+        ("log_format = \"xml\"\n", "log_format"),
     ] {
         assert_refused(toml, key);
     }

@@ -49,3 +49,35 @@ fn each_transition_is_one_info_line_without_secrets() {
         assert!(!log.contains(secret), "the log shows {secret:?}:\n{log}");
     }
 }
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let d = TestDaemon::builder()
+        .config_toml("log_format = \"json\"\n")
+        .start();
+    let job = d.submit(json!({ "command": ["true"] }));
+    d.wait_terminal(&job.id);
+    let mut lines = Vec::new();
+    wait_for("the succeeded line", || {
+        lines = d
+            .stderr_all()
+            .lines()
+            .filter(|l| !l.starts_with("==="))
+            .map(str::to_owned)
+            .collect();
+        lines.iter().any(|l| l.contains("succeeded"))
+    });
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let ended = objects
+        .iter()
+        .find(|o| o["fields"]["state"] == "succeeded")
+        .unwrap_or_else(|| panic!("{objects:#?}"));
+    assert_eq!(ended["level"], "INFO");
+    assert_eq!(ended["target"], "jobq::jobs");
+    assert_eq!(ended["fields"]["job"], job.id.as_str());
+    assert_eq!(ended["fields"]["number"], job.number);
+    assert!(ended["timestamp"].is_string());
+}
