@@ -14,6 +14,8 @@ fn main() {
     let cli = jobq::cli::parse();
     let code = match cli.command {
         Command::Serve(args) => jobq::daemon::main(args.overrides()),
+        Command::Config(args) => jobq::cli::config::run(args, &mut std::io::stdout()),
+        Command::Completions(args) => jobq::cli::completions::run(args, &mut std::io::stdout()),
         Command::Client(command) => jobq::cli::run(&cli.client, command),
     };
     std::process::exit(code);

@@ -28,6 +28,8 @@ mod cli;
 mod cli_follow;
 #[path = "cases/cli_list.rs"]
 mod cli_list;
+#[path = "cases/commands.rs"]
+mod commands;
 #[path = "cases/config.rs"]
 mod config;
 #[path = "cases/crash_loop.rs"]

@@ -20,6 +20,8 @@
 pub mod batch;
 pub mod cancel;
 pub mod clean;
+pub mod completions;
+pub mod config;
 pub mod events;
 pub mod follow;
 pub mod interrupt;
@@ -78,8 +80,12 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The ids and flags of [`ClientOpts`]' arguments, which `jobq serve`
-/// neither shows nor takes.
+/// The commands that do not talk to a daemon, which neither show nor
+/// take the client options.
+const LOCAL_COMMANDS: [&str; 3] = ["serve", "config", "completions"];
+
+/// The ids and flags of [`ClientOpts`]' arguments, which the
+/// [`LOCAL_COMMANDS`] neither show nor take.
 const CLIENT_ARGS: [(&str, &str); 3] = [
     ("server", "--server"),
     ("token", "--token"),
@@ -95,11 +101,13 @@ const CLIENT_ARGS: [(&str, &str); 3] = [
 /// refuses them when given.
 pub fn command() -> clap::Command {
     use clap::CommandFactory;
-    Cli::command().mut_subcommand("serve", |serve| {
-        serve.args(
-            CLIENT_ARGS
-                .map(|(id, flag)| clap::Arg::new(id).long(&flag[2..]).num_args(1).hide(true)),
-        )
+    LOCAL_COMMANDS.iter().fold(Cli::command(), |cmd, name| {
+        cmd.mut_subcommand(name, |local| {
+            local.args(
+                CLIENT_ARGS
+                    .map(|(id, flag)| clap::Arg::new(id).long(&flag[2..]).num_args(1).hide(true)),
+            )
+        })
     })
 }
 
@@ -121,17 +129,20 @@ where
     let matches = cmd
         .try_get_matches_from_mut(args)
         .unwrap_or_else(|e| e.exit());
-    if let Some(("serve", serve)) = matches.subcommand() {
+    if let Some((name, local)) = matches
+        .subcommand()
+        .filter(|(name, _)| LOCAL_COMMANDS.contains(name))
+    {
         let typed = |m: &clap::ArgMatches, id: &str| {
             m.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
         };
         let given = CLIENT_ARGS
             .iter()
-            .find(|(id, _)| typed(serve, id) || typed(&matches, id));
+            .find(|(id, _)| typed(local, id) || typed(&matches, id));
         if let Some((_, flag)) = given {
             cmd.error(
                 clap::error::ErrorKind::ArgumentConflict,
-                format!("{flag} is a client option; `jobq serve` does not take it (see `jobq serve --help`)"),
+                format!("{flag} is a client option; `jobq {name}` does not take it (see `jobq {name} --help`)"),
             )
             .exit();
         }
@@ -219,6 +230,10 @@ fn read_token_file(path: &std::path::Path) -> Result<String, CliError> {
 pub enum Command {
     /// Run the daemon
     Serve(serve::ServeArgs),
+    /// Check the daemon's config file and print the effective settings
+    Config(config::ConfigArgs),
+    /// Print a shell completion script (bash, zsh, fish)
+    Completions(completions::CompletionsArgs),
     /// A command that talks to a running daemon.
     #[command(flatten)]
     Client(ClientCommand),
@@ -439,12 +454,19 @@ mod tests {
     fn serve_help_shows_only_the_daemon_s_options() {
         let mut cmd = command();
         cmd.build();
+        for local in LOCAL_COMMANDS {
+            let help = cmd
+                .find_subcommand_mut(local)
+                .unwrap()
+                .render_long_help()
+                .to_string();
+            for client in ["--server", "--token", "Client options"] {
+                assert!(!help.contains(client), "jobq {local}: {help}");
+            }
+        }
         let serve = cmd.find_subcommand_mut("serve").unwrap();
         let help = serve.render_long_help().to_string();
         assert!(help.contains("--data-dir"), "{help}");
-        for client in ["--server", "--token", "Client options"] {
-            assert!(!help.contains(client), "{help}");
-        }
         let list = cmd.find_subcommand_mut("list").unwrap();
         assert!(list.render_long_help().to_string().contains("--server"));
     }

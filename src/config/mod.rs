@@ -11,6 +11,7 @@
 pub mod access;
 mod file;
 pub mod listen;
+mod show;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
