@@ -67,6 +67,15 @@ struct BuildLabels {
     commit: &'static str,
 }
 
+/// The configured limits the gauges show.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// `workers`.
+    pub workers: usize,
+    /// `max_queued`.
+    pub max_queued: u64,
+}
+
 /// A histogram family keyed by `L`, all with the same buckets.
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -83,6 +92,8 @@ pub struct Metrics {
     running: Gauge,
     /// The `workers` limit.
     workers: Gauge,
+    /// The `max_queued` limit.
+    max_queued: Gauge,
     /// From an attempt's start to its end.
     pub job_duration: Histograms<QueueLabel>,
     /// From entering the ready line to starting.
@@ -135,6 +146,12 @@ impl Metrics {
             "workers",
             "Most jobs running at once (workers)",
             workers.clone(),
+        );
+        let max_queued = Gauge::default();
+        registry.register(
+            "max_queued",
+            "Most jobs not yet started before submissions get 429 (max_queued)",
+            max_queued.clone(),
         );
         let job_duration: Histograms<QueueLabel> =
             Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 4.0, 10)));
@@ -200,6 +217,7 @@ impl Metrics {
             jobs,
             running,
             workers,
+            max_queued,
             job_duration,
             queue_wait,
             http_requests,
@@ -229,12 +247,12 @@ impl Metrics {
     }
 
     /// The text exposition, with the gauges set from `counts` (jobs by
-    /// queue and state), `running` and `workers`.
+    /// queue and state), `running` and the limits.
     pub fn encode(
         &self,
         counts: &std::collections::BTreeMap<(String, StateName), u64>,
         running: usize,
-        workers: usize,
+        limits: Limits,
     ) -> String {
         self.jobs.clear();
         for ((queue, state), n) in counts {
@@ -246,7 +264,9 @@ impl Metrics {
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
         self.running.set(running as i64);
-        self.workers.set(workers as i64);
+        self.workers.set(limits.workers as i64);
+        self.max_queued
+            .set(i64::try_from(limits.max_queued).unwrap_or(i64::MAX));
         let mut text = String::new();
         // Writing to a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);

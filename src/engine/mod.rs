@@ -288,9 +288,12 @@ impl Engine {
         }
     }
 
-    /// Most jobs running at once (config `workers`), for the metrics.
-    pub fn workers(&self) -> usize {
-        self.inner.config.workers
+    /// The configured limits the metrics show.
+    pub fn limits(&self) -> crate::metrics::Limits {
+        crate::metrics::Limits {
+            workers: self.inner.config.workers,
+            max_queued: self.inner.config.max_queued,
+        }
     }
 
     /// The first retry delay for specs that give none (config `backoff`).

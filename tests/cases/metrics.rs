@@ -131,3 +131,28 @@ fn counters_gauges_and_histograms_move_as_jobs_run() {
         .any(|s| s.labels.get("route") == Some("/no/such/path")));
     gate.open();
 }
+
+/// The example alert rules name only metrics the daemon has (promtool
+/// checks their syntax in `.ci/run`; this checks they would fire).
+#[test]
+fn the_example_alerts_name_real_metrics() {
+    let rules = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/alerts.yml"),
+    )
+    .unwrap();
+    let d = TestDaemon::start();
+    let job = d.submit(json!({ "command": ["true"] }));
+    d.wait_terminal(&job.id);
+    let scrape = Scrape::take(&d);
+    let names = regex::Regex::new(r"\bjobq_[a-z_]+").unwrap();
+    let mut checked = 0;
+    for name in names.find_iter(&rules).map(|m| m.as_str()) {
+        let base = name.strip_suffix("_bucket").unwrap_or(name);
+        assert!(
+            scrape.has(base) || scrape.has(&format!("{base}_total")),
+            "docs/alerts.yml names {name}, which /metrics does not have"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 8, "{checked} metric names in the rules");
+}
