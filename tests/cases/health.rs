@@ -35,3 +35,27 @@ fn an_unknown_route_is_a_json_404() {
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["error"]["code"], "not_found", "{body}");
 }
+
+#[test]
+fn readyz_is_503_while_draining_and_healthz_stays_200() {
+    let mut d = TestDaemon::builder()
+        .config_toml("shutdown_grace = \"20s\"\n")
+        .start();
+    let gate = d.gate();
+    let job = d.submit_shell(&gate.shell());
+    d.wait_running(&job.id);
+    d.send_sigterm();
+    // The running job holds the drain open until the gate opens.
+    crate::support::wait_for("/readyz to say it drains", || {
+        d.get_json("/readyz").0 == 503
+    });
+    let (status, body) = d.get_json("/readyz");
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (503, Some("shutting down")),
+        "{body}"
+    );
+    assert_eq!(d.get("/healthz").status, 200, "the process still serves");
+    gate.open();
+    assert!(d.wait_exit().success());
+}
