@@ -33,6 +33,11 @@ pub const MAX_AFTER: usize = 10_000;
 /// so one request cannot hold the engine lock for long. The CLI splits a
 /// larger `submit --batch` into batches of this size.
 pub const MAX_BATCH: usize = 10_000;
+/// Longest string the kernel passes to a new program, NUL included, per
+/// argument and per `NAME=VALUE` (Linux's `MAX_ARG_STRLEN`, 32 pages): a
+/// longer one fails the start with E2BIG, so it is refused at submit.
+pub const MAX_ARG_STRING: usize = 128 * 1024;
+
 /// Largest concurrency limit of a queue (`PATCH`, `default_concurrency`,
 /// `[queues.NAME]`): far above what one machine runs at once, low enough
 /// that a typo (`40000`) is caught.
@@ -303,6 +308,16 @@ impl JobRequest {
                         "an argument contains a NUL byte",
                     ));
                 }
+                if let Some(i) = argv.iter().position(|a| a.len() >= MAX_ARG_STRING) {
+                    return Err(FieldError::new(
+                        format!("command[{i}]"),
+                        format!(
+                            "is {} bytes; the kernel takes at most {} per argument",
+                            argv[i].len(),
+                            MAX_ARG_STRING - 1
+                        ),
+                    ));
+                }
                 Program::Command(argv)
             }
             (None, Some(line)) => {
@@ -311,6 +326,12 @@ impl JobRequest {
                 }
                 if line.contains('\0') {
                     return Err(FieldError::new("shell", "must not contain a NUL byte"));
+                }
+                if line.len() >= MAX_ARG_STRING {
+                    return Err(FieldError::new(
+                        "shell",
+                        format!("is {} bytes; the kernel takes at most {} for the line `sh -c` runs (put a long script in a file, or feed it on stdin)", line.len(), MAX_ARG_STRING - 1),
+                    ));
                 }
                 Program::Shell(line)
             }
@@ -326,6 +347,17 @@ impl JobRequest {
                 return Err(FieldError::new(
                     format!("env.{k}"),
                     "a value must not contain a NUL byte",
+                ));
+            }
+            // The kernel's limit is on `K=V` with its NUL.
+            if k.len() + v.len() + 2 > MAX_ARG_STRING {
+                return Err(FieldError::new(
+                    format!("env.{k}"),
+                    format!(
+                        "is {} bytes; the kernel takes at most {} for NAME=VALUE (pass large data on stdin or in a file)",
+                        v.len(),
+                        MAX_ARG_STRING - k.len() - 2
+                    ),
                 ));
             }
         }

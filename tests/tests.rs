@@ -52,6 +52,8 @@ mod flood;
 mod follow;
 #[path = "cases/health.rs"]
 mod health;
+#[path = "cases/hostile.rs"]
+mod hostile;
 #[path = "cases/http.rs"]
 mod http;
 #[path = "cases/idempotency.rs"]

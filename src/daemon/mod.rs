@@ -240,7 +240,11 @@ async fn run(
             );
         }
     }
-    let engine = Engine::new(store, config.clone(), daemon, job_umask);
+    let inherited = crate::runner::limits::Inherited {
+        umask: job_umask,
+        limits: vec![crate::runner::limits::raise_open_files()],
+    };
+    let engine = Engine::new(store, config.clone(), daemon, inherited);
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         engine: engine.clone(),

@@ -206,16 +206,30 @@ impl Engine {
             )
             .await
             .map(|child| (child, account)),
-            Err(e) => Err(runner::SpawnError(format!(
+            Err(e) => Err(runner::SpawnError::of_job(format!(
                 "cannot start the job as {}: {e}",
                 job.run_as.as_ref().map_or("its user", |r| r.user.as_str())
             ))),
         };
         let (child, account) = match spawned_child {
             Ok(spawned) => spawned,
+            Err(e) if e.transient => {
+                // The daemon is short of descriptors, memory or processes:
+                // the job is not at fault and stays queued, back in line
+                // after a pause.
+                tracing::warn!(job = %id, error = %e, "cannot start the job now; it goes back in line");
+                let mut sched = self.inner.sched.lock().await;
+                if let Some(r) = sched.running.remove(&id) {
+                    sched.queues.finished(&r.queue);
+                }
+                drop(sched);
+                drop(permit);
+                self.requeue_later(id);
+                return Ok(());
+            }
             Err(e) => {
                 let mut failed = job.clone();
-                failed.fail_to_spawn(e.0, Timestamp::now())?;
+                failed.fail_to_spawn(e.message, Timestamp::now())?;
                 return self.conclude(id, (job, failed), permit, None).await;
             }
         };

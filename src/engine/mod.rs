@@ -244,7 +244,12 @@ impl Engine {
     /// An engine over an opened store, in a daemon running as `daemon`
     /// whose jobs start with umask `job_umask`. Call [`Engine::recover`]
     /// before starting the loops.
-    pub fn new(store: Store, config: Arc<Config>, mut daemon: Account, job_umask: u32) -> Engine {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        mut daemon: Account,
+        inherited: runner::limits::Inherited,
+    ) -> Engine {
         // The daemon's own jobs get the HOME it was given, when it was
         // given one: a systemd DynamicUser's home is `/` (read-only there),
         // and the unit gives jobs a writable one (docs/design.md).
@@ -261,7 +266,7 @@ impl Engine {
             kill_grace: config.kill_grace,
             base_env: crate::runner::identity::inherited(&config.jobs.inherit_env),
             daemon,
-            umask: job_umask,
+            inherited,
         };
         Engine {
             inner: Arc::new(Inner {

@@ -30,7 +30,8 @@ pub(super) async fn read_body(req: &mut Request<AppState>, max: u64) -> Result<V
             format!("the request body is larger than the limit of {max} bytes (config max_body, or max_upload for uploads)"),
         )
     };
-    if req.len().is_some_and(|len| len as u64 > max) {
+    let declared = req.len();
+    if declared.is_some_and(|len| len as u64 > max) {
         return Err(too_large());
     }
     let mut bytes = Vec::new();
@@ -47,6 +48,18 @@ pub(super) async fn read_body(req: &mut Request<AppState>, max: u64) -> Result<V
         })?;
     if bytes.len() as u64 > max {
         return Err(too_large());
+    }
+    // The client stopped sending (and half-closed) before the length it
+    // announced: the request is not whole, so nothing of it is done.
+    if let Some(len) = declared.filter(|len| bytes.len() < *len) {
+        return Err(ApiError::new(
+            StatusCode::BadRequest,
+            ErrorCode::InvalidJson,
+            format!(
+                "the body ended after {} of the {len} bytes its Content-Length announced",
+                bytes.len()
+            ),
+        ));
     }
     Ok(bytes)
 }

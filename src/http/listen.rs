@@ -213,10 +213,67 @@ pub async fn serve(app: tide::Server<AppState>, listener: Listener) -> io::Resul
     }
 }
 
-/// Out of file descriptors and the like: log, back off, go on.
+/// Out of file descriptors and the like: back off, go on; connections
+/// wait in the kernel's backlog meanwhile. Logged once per
+/// [`ACCEPT_WARN_EVERY`] with how many failed since, not every 50 ms.
 async fn back_off(e: io::Error) {
-    tracing::warn!(error = %e, "accept failed");
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    static FAILED: AtomicU64 = AtomicU64::new(0);
+    static LAST: Mutex<Option<std::time::Instant>> = Mutex::new(None);
+    let failed = FAILED.fetch_add(1, Ordering::Relaxed) + 1;
+    let due = {
+        let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|t| t.elapsed() >= ACCEPT_WARN_EVERY);
+        if due {
+            *last = Some(std::time::Instant::now());
+        }
+        due
+    };
+    if due {
+        FAILED.store(0, Ordering::Relaxed);
+        tracing::warn!(error = %e, failed, "cannot accept connections (they wait in the backlog); the open-files limit may be reached");
+    }
     async_io::Timer::after(std::time::Duration::from_millis(50)).await;
+}
+
+/// Least time between two warnings of failed accepts.
+const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The answer to a request head async-h1 could not read, from its error:
+/// 431 for a head too large or with too many fields, 505 for an HTTP
+/// version it does not speak, 400 for a malformed head; `None` for an error
+/// that is not about a head (the peer went away), which gets no answer.
+/// async-h1 drops the connection without a word in each case.
+fn refusal(error: &str) -> Option<String> {
+    let (status, reason, message) =
+        if error.contains("Head byte length") || error.contains("too many headers") {
+            (
+                431,
+                "Request Header Fields Too Large",
+                "the request's head is over 8 KiB or 128 fields",
+            )
+        } else if error.contains("Unsupported HTTP version") {
+            (505, "HTTP Version Not Supported", "speak HTTP/1.1 (or 1.0)")
+        } else if error.contains("Malformed HTTP head")
+            || error.contains("No method found")
+            || error.contains("No version found")
+            || error.contains("No uri found")
+            || error.contains("invalid")
+            || error.contains("Invalid")
+        {
+            (400, "Bad Request", "the request's head is not HTTP")
+        } else {
+            return None;
+        };
+    let body = serde_json::json!({
+        "error": {"code": "invalid_field", "message": message}
+    })
+    .to_string();
+    Some(format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ))
 }
 
 /// Serves one connection's requests in a task of its own.
@@ -231,6 +288,7 @@ fn connection<S>(
 {
     crate::rt::spawn(async move {
         let stream = super::http10::FirstHead::new(stream);
+        let mut answer_on = stream.clone();
         let served = async_h1::accept(stream, |mut req| async {
             req.set_local_addr(local);
             req.set_peer_addr(remote);
@@ -240,6 +298,11 @@ fn connection<S>(
         .await;
         if let Err(e) = served {
             tracing::debug!(?remote, error = %e, "connection ended with an error");
+            if let Some(answer) = refusal(&e.to_string()) {
+                use futures_lite::AsyncWriteExt;
+                let _ = answer_on.write_all(answer.as_bytes()).await;
+                let _ = answer_on.flush().await;
+            }
         }
     });
 }

@@ -27,6 +27,7 @@ use crate::output::OutputWriter;
 use crate::store::Stream;
 
 pub mod identity;
+pub mod limits;
 mod process;
 mod spawn;
 
@@ -66,15 +67,43 @@ pub struct Launch {
     /// The part of the daemon's environment jobs get (`[jobs]
     /// inherit_env`), read once at start.
     pub base_env: Vec<(OsString, OsString)>,
-    /// The umask of job processes: the one the daemon was started with
-    /// (the daemon's own is 077).
-    pub umask: u32,
+    /// The umask and rlimits of job processes: those the daemon was
+    /// started with, before it changed its own.
+    pub inherited: limits::Inherited,
 }
 
 /// A process that could not be started; the message is the job's `error`.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SpawnError(pub String);
+#[error("{message}")]
+pub struct SpawnError {
+    /// What went wrong, in words.
+    pub message: String,
+    /// The daemon ran short of a system resource (file descriptors,
+    /// memory, processes): not the job's fault, so the job is started
+    /// again later instead of failing.
+    pub transient: bool,
+}
+
+impl SpawnError {
+    /// A failure that is the job's (its program, user or directory).
+    pub fn of_job(message: String) -> SpawnError {
+        SpawnError {
+            message,
+            transient: false,
+        }
+    }
+
+    /// A failure from `failure`, transient when its error is a shortage.
+    fn from_failure(context: String, failure: spawn::SpawnFailure) -> SpawnError {
+        let transient = failure
+            .os_error()
+            .is_some_and(|e| [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN].contains(&e));
+        SpawnError {
+            message: format!("{context}: {failure}"),
+            transient,
+        }
+    }
+}
 
 /// How a supervised process ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -115,13 +144,13 @@ pub async fn spawn(
         &launch.work_dir,
     );
     if start.credentials.is_some() && !launch.daemon.is_root() {
-        return Err(SpawnError(format!(
+        return Err(SpawnError::of_job(format!(
             "cannot start the job as {:?}: jobq runs as {:?} and can start jobs only as itself",
             account.name, launch.daemon.name
         )));
     }
     if !start.cwd.is_dir() {
-        return Err(SpawnError(format!(
+        return Err(SpawnError::of_job(format!(
             "cannot start the job: working directory {} does not exist",
             start.cwd.display()
         )));
@@ -135,8 +164,16 @@ pub async fn spawn(
         ],
     };
     let program = argv.first().cloned().unwrap_or_default();
-    let failed = |e: spawn::SpawnFailure| SpawnError(format!("cannot start {program:?}: {e}"));
-    let plan = spawn::Plan::new(&argv, start, has_stdin, launch.umask).map_err(failed)?;
+    let failed =
+        |e: spawn::SpawnFailure| SpawnError::from_failure(format!("cannot start {program:?}"), e);
+    let plan = spawn::Plan::new(
+        &argv,
+        start,
+        has_stdin,
+        launch.inherited.umask,
+        &launch.inherited.limits,
+    )
+    .map_err(failed)?;
     let spawned = spawn::spawn(plan).await.map_err(failed)?;
     let pid = spawned.pid;
     let wrap = |fd: OwnedFd| Async::new(std::fs::File::from(fd));
@@ -156,7 +193,13 @@ pub async fn spawn(
         Err(e) => {
             // It runs, but cannot be supervised: stop and reap it.
             spawn::kill_and_reap(pid);
-            Err(SpawnError(format!("cannot supervise {program:?}: {e}")))
+            let transient = e.raw_os_error().is_some_and(|e| {
+                [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN].contains(&e)
+            });
+            Err(SpawnError {
+                message: format!("cannot supervise {program:?}: {e}"),
+                transient,
+            })
         }
     }
 }

@@ -60,6 +60,7 @@ enum Step {
     Cwd = 5,
     Exec = 6,
     Credentials = 7,
+    Limits = 8,
 }
 
 impl Step {
@@ -72,6 +73,7 @@ impl Step {
             5 => Step::Cwd,
             6 => Step::Exec,
             7 => Step::Credentials,
+            8 => Step::Limits,
             _ => Step::Started,
         }
     }
@@ -105,6 +107,18 @@ pub enum SpawnFailure {
     },
 }
 
+impl SpawnFailure {
+    /// The system's error number, when a system call failed.
+    pub fn os_error(&self) -> Option<i32> {
+        match self {
+            SpawnFailure::Daemon { source, .. } | SpawnFailure::Child { source, .. } => {
+                source.raw_os_error()
+            }
+            _ => None,
+        }
+    }
+}
+
 /// Everything the child needs, as C strings and pointer arrays built before
 /// `clone`.
 pub struct Plan {
@@ -123,6 +137,8 @@ pub struct Plan {
     credentials: Option<Credentials>,
     /// The umask the program starts with.
     umask: libc::mode_t,
+    /// Resource limits it starts with.
+    limits: Vec<(libc::c_int, libc::rlimit)>,
 }
 
 /// The ids of [`identity::Credentials`] as the system calls take them.
@@ -140,6 +156,7 @@ impl Plan {
         start: identity::Start,
         piped_stdin: bool,
         umask: u32,
+        limits: &[super::limits::Limit],
     ) -> Result<Plan, SpawnFailure> {
         let vars = start.env;
         let cwd: &Path = &start.cwd;
@@ -171,6 +188,25 @@ impl Plan {
                 groups: c.groups,
             }),
             umask: umask as libc::mode_t,
+            limits: limits
+                .iter()
+                .map(|l| {
+                    let value = |v: u64| {
+                        if v == u64::MAX {
+                            libc::RLIM_INFINITY
+                        } else {
+                            v as libc::rlim_t
+                        }
+                    };
+                    (
+                        l.resource,
+                        libc::rlimit {
+                            rlim_cur: value(l.cur),
+                            rlim_max: value(l.max),
+                        },
+                    )
+                })
+                .collect(),
         })
     }
 }
@@ -230,6 +266,8 @@ struct ChildArgs {
     groups: *const libc::gid_t,
     ngroups: libc::size_t,
     umask: libc::mode_t,
+    limits: *const (libc::c_int, libc::rlimit),
+    nlimits: libc::size_t,
     cwd: *const libc::c_char,
     candidates: *const *const libc::c_char,
     argv: *const *const libc::c_char,
@@ -353,6 +391,8 @@ fn spawn_here(plan: &Plan, stack: &mut [u8]) -> Result<Spawned, SpawnFailure> {
         groups: groups.as_ptr(),
         ngroups: groups.len(),
         umask: plan.umask,
+        limits: plan.limits.as_ptr(),
+        nlimits: plan.limits.len(),
         cwd: plan.cwd.as_ptr(),
         candidates: candidates.as_ptr(),
         argv: argv.as_ptr(),
@@ -404,6 +444,7 @@ fn spawn_here(plan: &Plan, stack: &mut [u8]) -> Result<Spawned, SpawnFailure> {
             Step::Stdio => "cannot redirect its stdin/stdout/stderr: ",
             Step::Cwd => "cannot change to its working directory: ",
             Step::Credentials => "cannot switch to its user: ",
+            Step::Limits => "cannot set its resource limits: ",
             Step::Exec | Step::Started => "",
         };
         return Err(SpawnFailure::Child { what, source });
@@ -483,6 +524,14 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
 
         if libc::setpgid(0, 0) != 0 {
             fail(args, Step::ProcessGroup);
+        }
+        // Limits before the change of user: root may set any, a user only
+        // lower its own.
+        for i in 0..args.nlimits {
+            let (resource, ref limit) = *args.limits.add(i);
+            if libc::setrlimit(resource as _, limit) != 0 {
+                fail(args, Step::Limits);
+            }
         }
         // Groups, then group, then user: once the uid is not root, the
         // others can no longer be changed. Raw calls: see the module doc.

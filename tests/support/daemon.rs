@@ -99,9 +99,18 @@ pub struct Builder {
     user: Option<String>,
     /// Run the daemon with these supplementary groups.
     groups: Option<Vec<u32>>,
+    /// Start the daemon with this open-files limit, soft and hard.
+    open_files: Option<u64>,
 }
 
 impl Builder {
+    /// Starts the daemon with an open-files limit of `n`, soft and hard
+    /// (through util-linux's `prlimit`), to see what it does at the limit.
+    pub fn open_files(mut self, n: u64) -> Builder {
+        self.open_files = Some(n);
+        self
+    }
+
     /// Runs at most `n` jobs at once.
     pub fn workers(mut self, n: usize) -> Builder {
         self.workers = Some(n);
@@ -220,6 +229,7 @@ impl Builder {
             envs: self.envs,
             user: self.user,
             groups: self.groups,
+            open_files: self.open_files,
             started: 0,
             root,
         };
@@ -261,6 +271,8 @@ pub struct TestDaemon {
     pub(super) user: Option<String>,
     /// The daemon's supplementary groups, when not the test's own.
     pub(super) groups: Option<Vec<u32>>,
+    /// The daemon's open-files limit, when set.
+    pub(super) open_files: Option<u64>,
     /// How many daemon processes were started (for the stderr log).
     pub(super) started: u32,
 }
@@ -331,6 +343,22 @@ impl TestDaemon {
         }
         if let Some(path) = &self.config_file {
             cmd.arg("--config").arg(path);
+        }
+        if let Some(n) = self.open_files {
+            // prlimit execs the daemon in place: it stays the test's child.
+            let mut limited = Command::new("prlimit");
+            limited
+                .arg(format!("--nofile={n}:{n}"))
+                .arg("--")
+                .arg(cmd.get_program())
+                .args(cmd.get_args());
+            for (k, v) in cmd.get_envs() {
+                match v {
+                    Some(v) => limited.env(k, v),
+                    None => limited.env_remove(k),
+                };
+            }
+            cmd = limited;
         }
         cmd.env(TAG_VAR, &self.tag)
             .stdin(Stdio::null())
