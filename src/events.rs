@@ -2,15 +2,18 @@
 //! `jobq wait`): every durable state change of a job, in the order the
 //! engine announces them.
 //!
-//! Each subscriber has a bounded channel. Publishing never waits: a
-//! subscriber too slow to keep up with [`SUBSCRIBER_BUFFER`] events is cut
-//! off (and told so), rather than slowing the engine or growing memory; a
-//! client reconnects and re-reads what it needs from `GET /v1/jobs`.
+//! Each subscriber has a channel that grows as events wait in it (an idle
+//! subscriber costs a few hundred bytes, not a preallocated buffer) and is
+//! bounded by [`SUBSCRIBER_BUFFER`]. Publishing never waits: a subscriber
+//! too slow to keep up is cut off (and told so), rather than slowing the
+//! engine or growing memory; a client reconnects and re-reads what it
+//! needs from `GET /v1/jobs`. A subscription dropped is forgotten at the
+//! next subscribe or publish, whichever comes first.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use async_channel::{Receiver, Sender, TrySendError};
+use async_channel::{Receiver, Sender};
 use jiff::Timestamp;
 
 use crate::api::JobEvent;
@@ -60,16 +63,17 @@ pub struct EventHub {
 impl EventHub {
     /// Subscribes to the events `filter` accepts, from now on.
     pub fn subscribe(&self, filter: EventFilter) -> Subscription {
-        let (tx, rx) = async_channel::bounded(SUBSCRIBER_BUFFER);
+        // Unbounded in the type, bounded in `publish`: a bounded channel
+        // allocates its whole buffer up front, ~500 KB per subscriber.
+        let (tx, rx) = async_channel::unbounded();
         let lagged = Arc::new(AtomicBool::new(false));
-        self.subscribers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Subscriber {
-                filter,
-                tx,
-                lagged: lagged.clone(),
-            });
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|s| !s.tx.is_closed());
+        subscribers.push(Subscriber {
+            filter,
+            tx,
+            lagged: lagged.clone(),
+        });
         Subscription { events: rx, lagged }
     }
 
@@ -84,15 +88,13 @@ impl EventHub {
             if !s.filter.accepts(job) {
                 return !s.tx.is_closed();
             }
-            match s.tx.try_send(event.clone()) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_)) => {
-                    crate::metrics::metrics().events_dropped.inc();
-                    s.lagged.store(true, Ordering::SeqCst);
-                    false
-                }
-                Err(TrySendError::Closed(_)) => false,
+            if s.tx.len() >= SUBSCRIBER_BUFFER {
+                crate::metrics::metrics().events_dropped.inc();
+                s.lagged.store(true, Ordering::SeqCst);
+                s.tx.close();
+                return false;
             }
+            s.tx.try_send(event.clone()).is_ok()
         });
     }
 

@@ -22,6 +22,8 @@ mod browser;
 mod bulk;
 #[path = "cases/cancel.rs"]
 mod cancel;
+#[path = "cases/capacity.rs"]
+mod capacity;
 #[path = "cases/cli.rs"]
 mod cli;
 #[path = "cases/cli_follow.rs"]

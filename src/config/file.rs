@@ -46,6 +46,9 @@ pub(super) struct FileConfig {
     #[serde(default, deserialize_with = "de_duration")]
     pub max_backoff: Option<Duration>,
     pub max_queued: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_streams: Option<usize>,
+    pub max_uploads: Option<usize>,
     #[serde(default, deserialize_with = "de_duration")]
     pub retention: Option<Duration>,
     pub keep_finished: Option<u64>,

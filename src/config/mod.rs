@@ -102,8 +102,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Largest request body accepted (413 beyond).
     pub max_body: u64,
-    /// Largest stdin upload accepted (`POST /v1/uploads`); held in memory
-    /// while it is stored.
+    /// Largest stdin upload accepted (`POST /v1/uploads`), streamed to a
+    /// file as it arrives.
     pub max_upload: u64,
     /// Most output bytes kept per job attempt; later output is dropped and
     /// the job marked `output_truncated`.
@@ -132,6 +132,14 @@ pub struct Config {
     /// Most jobs not yet started (waiting, scheduled, queued); a submission
     /// past it gets 429 `queue_full`.
     pub max_queued: u64,
+    /// Most client connections open at once (503 past it); `None` sets it
+    /// from the open-files limit at start ([`Config::connection_limit`]).
+    pub max_connections: Option<usize>,
+    /// Most streamed responses at once (output followers and event
+    /// subscribers; 503 past it); `None`: half the connection limit.
+    pub max_streams: Option<usize>,
+    /// Most uploads (`POST /v1/uploads`) in progress at once (503 past it).
+    pub max_uploads: usize,
     /// Terminal jobs are pruned this long after they finished.
     pub retention: Duration,
     /// At most this many terminal jobs are kept; the oldest go first.
@@ -173,6 +181,9 @@ impl Default for Config {
             queues: BTreeMap::new(),
             max_backoff: Duration::from_secs(3600),
             max_queued: 1_000_000,
+            max_connections: None,
+            max_streams: None,
+            max_uploads: 4,
             retention: Duration::from_secs(7 * 24 * 3600),
             keep_finished: 100_000,
         }
@@ -329,6 +340,11 @@ impl Config {
             if let Some(v) = f.max_queued {
                 config.max_queued = v;
             }
+            config.max_connections = f.max_connections.or(config.max_connections);
+            config.max_streams = f.max_streams.or(config.max_streams);
+            if let Some(v) = f.max_uploads {
+                config.max_uploads = v;
+            }
             if let Some(v) = f.retention {
                 config.retention = v;
             }
@@ -452,6 +468,15 @@ impl Config {
         {
             return invalid("flush_interval", "must be between 1ms and 60s");
         }
+        for (key, value) in [
+            ("max_connections", self.max_connections),
+            ("max_streams", self.max_streams),
+            ("max_uploads", Some(self.max_uploads)),
+        ] {
+            if value == Some(0) {
+                return invalid(key, "must be at least 1");
+            }
+        }
         if self.max_queued == 0 {
             return invalid("max_queued", "must be at least 1");
         }
@@ -459,6 +484,21 @@ impl Config {
             return invalid("retention", "must be longer than 0");
         }
         Ok(())
+    }
+
+    /// The connection limit: `max_connections`, or when unset half the
+    /// open-files limit `open_files` past a reserve (the other half is for
+    /// jobs' pipes, followers' reads and the store), within 64..=16384.
+    pub fn connection_limit(&self, open_files: u64) -> usize {
+        self.max_connections.unwrap_or_else(|| {
+            let spare = open_files.saturating_sub(128) / 2;
+            spare.clamp(64, 16_384) as usize
+        })
+    }
+
+    /// The stream limit: `max_streams`, or half the connection limit.
+    pub fn stream_limit(&self, connections: usize) -> usize {
+        self.max_streams.unwrap_or((connections / 2).max(1))
     }
 
     /// Where the store's files live.

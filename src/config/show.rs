@@ -56,6 +56,13 @@ impl Config {
             top.insert("default_concurrency".into(), number(n as u64));
         }
         top.insert("max_queued".into(), number(self.max_queued));
+        if let Some(n) = self.max_connections {
+            top.insert("max_connections".into(), number(n as u64));
+        }
+        if let Some(n) = self.max_streams {
+            top.insert("max_streams".into(), number(n as u64));
+        }
+        top.insert("max_uploads".into(), number(self.max_uploads as u64));
         top.insert("retention".into(), duration(self.retention));
         top.insert("keep_finished".into(), number(self.keep_finished));
 

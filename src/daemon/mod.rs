@@ -20,6 +20,7 @@ use futures_lite::{future, StreamExt};
 use crate::auth::{Account, Authority};
 use crate::config::{Config, ConfigError, ListenAddr, Overrides};
 use crate::engine::{Engine, EngineError};
+use crate::http::capacity::Capacity;
 use crate::http::{self, AppState, BindError, BrowserPolicy, Listener, SocketFile};
 use crate::store::{Store, StoreError};
 
@@ -240,10 +241,13 @@ async fn run(
             );
         }
     }
+    let open_files = crate::runner::limits::raise_open_files();
     let inherited = crate::runner::limits::Inherited {
         umask: job_umask,
-        limits: vec![crate::runner::limits::raise_open_files()],
+        limits: vec![open_files],
     };
+    let connections = config.connection_limit(crate::runner::limits::open_files_now());
+    let connections_held = Capacity::new("connections", "max_connections", connections);
     let engine = Engine::new(store, config.clone(), daemon, inherited);
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
@@ -253,13 +257,16 @@ async fn run(
         ready: ready.clone(),
         browser: Arc::new(BrowserPolicy::new(&config, authority.requires_tokens())),
         authority,
+        streams: Capacity::new("streams", "max_streams", config.stream_limit(connections)),
+        uploads: Capacity::new("uploads in progress", "max_uploads", config.max_uploads),
     };
     let app = http::app(state);
     for listener in listeners {
         let app = app.clone();
+        let connections = connections_held.clone();
         crate::rt::spawn(async move {
             let addr = listener.addr();
-            if let Err(e) = http::serve(app, listener).await {
+            if let Err(e) = http::serve(app, listener, connections).await {
                 tracing::error!(%addr, error = %e, "the HTTP server stopped");
             }
         });

@@ -45,7 +45,7 @@ use crate::events::{EventFilter, EventHub, Subscription};
 use crate::job::{IllegalTransition, Job, JobId, JobSpec, Ownership, State, StateName};
 use crate::output::{OutputHub, OutputWriter};
 use crate::runner::{self, Launch, StopReason};
-use crate::store::{Change, Scope, Store, StoreError};
+use crate::store::{Change, Scope, Store, StoreError, UploadFile};
 
 use crate::api::{QueuePatch, QueueView};
 pub use bulk::Selection;
@@ -316,12 +316,19 @@ impl Engine {
         self.inner.events.subscribe(filter)
     }
 
-    /// Keeps uploaded stdin bytes for a later submission; returns the
-    /// upload's id once the bytes are durable.
-    pub async fn upload(&self, bytes: &[u8]) -> Result<JobId, EngineError> {
+    /// Starts an upload (`POST /v1/uploads`): a part file the caller
+    /// writes, then hands to [`Engine::finish_upload`].
+    pub fn begin_upload(&self) -> Result<UploadFile, EngineError> {
         self.taking_changes()?;
-        let id = JobId::new();
-        self.inner.store.put_upload(&id, bytes)?;
+        Ok(self.inner.store.begin_upload()?)
+    }
+
+    /// Makes a written upload of `len` bytes claimable by a later
+    /// submission; returns its id once it is durable.
+    pub async fn finish_upload(&self, upload: UploadFile, len: u64) -> Result<JobId, EngineError> {
+        self.taking_changes()?;
+        let store = self.inner.store.clone();
+        let id = blocking::unblock(move || store.finish_upload(upload, len)).await?;
         self.inner.store.sync().await?;
         Ok(id)
     }
@@ -410,16 +417,21 @@ impl Engine {
                         )
                         .into());
                     }
-                    let bytes = store.upload(&upload)?.ok_or_else(|| {
+                    let len = store.upload(&upload)?.ok_or_else(|| {
                         FieldError::new(
                             field(i, "stdin_upload"),
                             format!("no upload {upload} (unclaimed uploads are kept for 1h)"),
                         )
                     })?;
-                    (Some(bytes), Some(upload))
+                    spec.stdin_bytes = Some(len);
+                    (None, Some(upload))
                 }
             };
-            spec.stdin_bytes = stdin.as_ref().map(|b| b.len() as u64);
+            if let Some(bytes) = &stdin {
+                spec.stdin_bytes = Some(bytes.len() as u64);
+            } else if claim.is_none() {
+                spec.stdin_bytes = None;
+            }
             let mut pending = Vec::new();
             let mut failed_dep = None;
             for dep in &spec.after {

@@ -58,6 +58,8 @@ impl Engine {
         let now = Timestamp::now();
         // Leftover processes first, so no job ever runs twice at once.
         kill_leftover_groups(store)?;
+        // Part files of uploads cut off by the stop.
+        super::retention::sweep(store).await;
         let mut sched = self.inner.sched.lock().await;
         // Read under the lock, like every decision: what it reads is what
         // it changes.

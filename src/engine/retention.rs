@@ -99,6 +99,7 @@ impl Engine {
                 store.remove_output(&job.id)?;
             }
             store.sync().await?;
+            sweep(store).await;
             tracing::debug!(pruned = jobs.len(), "pruned finished jobs");
         }
     }
@@ -117,6 +118,19 @@ impl Engine {
         }
         drop(sched);
         store.sync().await?;
+        sweep(store).await;
         Ok(())
+    }
+}
+
+/// Removes the stdin files of uploads and jobs now gone (their removal is
+/// durable: the callers synced first). A failure is logged: the files wait
+/// for the next sweep.
+pub(super) async fn sweep(store: &Store) {
+    let store = store.clone();
+    match blocking::unblock(move || store.sweep_stdin_files()).await {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(removed = n, "removed stdin files no job or upload names"),
+        Err(e) => tracing::warn!(error = %e, "cannot remove old stdin files"),
     }
 }

@@ -5,8 +5,9 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
+use std::time::{Duration, Instant};
 
-use futures_lite::AsyncReadExt;
+use futures_lite::{future, AsyncReadExt};
 use serde::de::{self, DeserializeOwned, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -21,47 +22,123 @@ pub(super) fn body(req: &Request<AppState>) -> &[u8] {
         .map_or(&[], |b| b.0.as_slice())
 }
 
-/// Reads the body, refusing more than `max` bytes with 413.
+/// Longest a request body may go without a byte arriving.
+pub const BODY_STALL: Duration = Duration::from_secs(10);
+/// How long a body may take before it must have come at
+/// [`MIN_BODY_RATE`] on average.
+pub const BODY_GRACE: Duration = Duration::from_secs(30);
+/// The slowest average a body may come at once [`BODY_GRACE`] is past,
+/// in bytes per second: a client trickling a byte a second is dropped.
+pub const MIN_BODY_RATE: u64 = 1024;
+
+/// The 413 of a body over `max`.
+fn too_large(max: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PayloadTooLarge,
+        ErrorCode::PayloadTooLarge,
+        format!("the request body is larger than the limit of {max} bytes (config max_body, or max_upload for uploads)"),
+    )
+}
+
+/// Reads a request body piece by piece under the time limits, counting
+/// what came, so that a body that stalls, trickles or stops short is
+/// refused whole.
+pub(super) struct BodyReader {
+    body: tide::Body,
+    declared: Option<usize>,
+    max: u64,
+    started: Instant,
+    /// Bytes read so far.
+    pub got: u64,
+}
+
+impl BodyReader {
+    /// Takes `req`'s body, refusing with 413 one whose declared length is
+    /// over `max`.
+    pub fn new(req: &mut Request<AppState>, max: u64) -> Result<BodyReader, ApiError> {
+        let declared = req.len();
+        if declared.is_some_and(|len| len as u64 > max) {
+            return Err(too_large(max));
+        }
+        Ok(BodyReader {
+            body: req.take_body(),
+            declared,
+            max,
+            started: Instant::now(),
+            got: 0,
+        })
+    }
+
+    /// The next bytes into `buf`; 0 at the end of a whole body.
+    pub async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ApiError> {
+        let timeout = |message: String| {
+            ApiError::new(StatusCode::RequestTimeout, ErrorCode::InvalidJson, message)
+        };
+        let late = self.started + BODY_GRACE.max(Duration::from_secs(self.got / MIN_BODY_RATE));
+        let stall = Instant::now() + BODY_STALL;
+        let n = future::or(async { Some(self.body.read(buf).await) }, async {
+            async_io::Timer::at(stall.min(late.max(Instant::now()))).await;
+            None
+        })
+        .await;
+        let n = match n {
+            Some(read) => read.map_err(|e| {
+                ApiError::new(
+                    StatusCode::BadRequest,
+                    ErrorCode::InvalidJson,
+                    format!("cannot read the body: {e}"),
+                )
+            })?,
+            None if Instant::now() >= late => {
+                return Err(timeout(format!(
+                    "the body came slower than {MIN_BODY_RATE} bytes/s ({} bytes in {} s)",
+                    self.got,
+                    self.started.elapsed().as_secs()
+                )))
+            }
+            None => {
+                return Err(timeout(format!(
+                    "no byte of the body came for {} s ({} bytes came before)",
+                    BODY_STALL.as_secs(),
+                    self.got
+                )))
+            }
+        };
+        self.got += n as u64;
+        if self.got > self.max {
+            return Err(too_large(self.max));
+        }
+        // The client stopped sending (and half-closed) before the length it
+        // announced: the request is not whole, so nothing of it is done.
+        if n == 0 {
+            if let Some(len) = self.declared.filter(|len| self.got < *len as u64) {
+                return Err(ApiError::new(
+                    StatusCode::BadRequest,
+                    ErrorCode::InvalidJson,
+                    format!(
+                        "the body ended after {} of the {len} bytes its Content-Length announced",
+                        self.got
+                    ),
+                ));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Reads the whole body into memory, refusing more than `max` bytes with
+/// 413 (for JSON bodies, whose `max_body` is small).
 pub(super) async fn read_body(req: &mut Request<AppState>, max: u64) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PayloadTooLarge,
-            ErrorCode::PayloadTooLarge,
-            format!("the request body is larger than the limit of {max} bytes (config max_body, or max_upload for uploads)"),
-        )
-    };
-    let declared = req.len();
-    if declared.is_some_and(|len| len as u64 > max) {
-        return Err(too_large());
-    }
+    let mut reader = BodyReader::new(req, max)?;
     let mut bytes = Vec::new();
-    req.take_body()
-        .take(max + 1)
-        .read_to_end(&mut bytes)
-        .await
-        .map_err(|e| {
-            ApiError::new(
-                StatusCode::BadRequest,
-                ErrorCode::InvalidJson,
-                format!("cannot read the body: {e}"),
-            )
-        })?;
-    if bytes.len() as u64 > max {
-        return Err(too_large());
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = reader.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(bytes);
+        }
+        bytes.extend_from_slice(&buf[..n]);
     }
-    // The client stopped sending (and half-closed) before the length it
-    // announced: the request is not whole, so nothing of it is done.
-    if let Some(len) = declared.filter(|len| bytes.len() < *len) {
-        return Err(ApiError::new(
-            StatusCode::BadRequest,
-            ErrorCode::InvalidJson,
-            format!(
-                "the body ended after {} of the {len} bytes its Content-Length announced",
-                bytes.len()
-            ),
-        ));
-    }
-    Ok(bytes)
 }
 
 /// Parses a JSON body into `T`, naming the field at fault on error.

@@ -74,7 +74,10 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> ApiError {
         match e {
             // The write may not be on disk: say so, and that it may be retried.
-            StoreError::Flush(_) | StoreError::Io { .. } | StoreError::Reopening => ApiError::new(
+            StoreError::Flush(_)
+            | StoreError::Io { .. }
+            | StoreError::File { .. }
+            | StoreError::Reopening => ApiError::new(
                 StatusCode::ServiceUnavailable,
                 ErrorCode::Unavailable,
                 format!("{e}; the request may not have been saved, retry later"),

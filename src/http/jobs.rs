@@ -6,14 +6,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 use tide::{Body, Request, Response, StatusCode};
 
+use super::body::BodyReader;
 use super::routes::principal;
 use super::stream::{self, Encoding};
 use super::{
     body, from_object, json, parse_json, parse_object, path_param, ApiError, AppState, Reply,
 };
 use crate::api::{
-    parse_duration, BatchRequest, BatchResponse, JobList, JobRef, JobRequest, JobView, Upload,
-    MAX_BATCH,
+    parse_duration, BatchRequest, BatchResponse, ErrorCode, JobList, JobRef, JobRequest, JobView,
+    Upload, MAX_BATCH,
 };
 use crate::auth::Principal;
 use crate::engine::ListQuery;
@@ -374,12 +375,14 @@ pub async fn output(req: Request<AppState>) -> Reply {
     if sse || follow {
         let encoding = if sse { Encoding::Sse } else { Encoding::Raw };
         let from = Resume { offset, attempt };
+        let held = stream::Held::take(&req)?;
         return Ok(stream::follow_output(
             engine.clone(),
             id,
             filter,
             from,
             encoding,
+            held,
         ));
     }
     let bytes = engine.store().read_output(
@@ -418,22 +421,58 @@ pub async fn events(req: Request<AppState>) -> Reply {
             _ => unreachable!("query() refuses unknown parameters"),
         }
     }
-    Ok(stream::events(req.state().engine.clone(), filter))
+    let held = stream::Held::take(&req)?;
+    Ok(stream::events(req.state().engine.clone(), filter, held))
 }
 
 /// `POST /v1/uploads`: keeps the body (any bytes, up to `max_upload`) for a
-/// job's `stdin_upload`.
-pub async fn upload(req: Request<AppState>) -> Reply {
+/// job's `stdin_upload`. The body goes to a file a piece at a time, so an
+/// upload of any size holds [`UPLOAD_PIECE`] of memory; at most
+/// `max_uploads` are taken at once (503 past it).
+pub async fn upload(mut req: Request<AppState>) -> Reply {
     query(&req, &[])?;
-    let bytes = body(&req);
-    let id = req.state().engine.upload(bytes).await?;
+    let state = req.state().clone();
+    let _slot = state.uploads.take().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::ServiceUnavailable,
+            ErrorCode::Unavailable,
+            state.uploads.refusal(),
+        )
+    })?;
+    let mut body = BodyReader::new(&mut req, state.max_upload)?;
+    let mut file = state.engine.begin_upload()?;
+    let mut buf = vec![0u8; UPLOAD_PIECE];
+    loop {
+        let n = body.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        let written;
+        (file, buf, written) = blocking::unblock(move || {
+            let written = file.write(&buf[..n]);
+            (file, buf, written)
+        })
+        .await;
+        written.map_err(|e| {
+            ApiError::new(
+                StatusCode::ServiceUnavailable,
+                ErrorCode::Unavailable,
+                format!("cannot store the upload: {e}"),
+            )
+        })?;
+    }
+    let bytes = body.got;
+    let id = state.engine.finish_upload(file, bytes).await?;
     let mut res = json(
         StatusCode::Created,
         &Upload {
             upload: id.to_string(),
-            bytes: bytes.len() as u64,
+            bytes,
         },
     );
     res.insert_header("Location", format!("/v1/uploads/{id}"));
     Ok(res)
 }
+
+/// Bytes of an upload read and written at a time.
+const UPLOAD_PIECE: usize = 256 * 1024;

@@ -12,9 +12,16 @@ use std::net::SocketAddr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_io::{Async, Timer};
+
 use crate::auth::Peer;
 use crate::config::ListenAddr;
 
+use super::capacity::{Capacity, Slot};
+use super::conn::{Conn, HEAD_TOO_SLOW};
 use super::AppState;
 
 /// A bound listener, not yet serving.
@@ -152,18 +159,23 @@ fn clear_stale_socket(path: &Path) -> Result<(), BindError> {
     }
 }
 
-/// Serves the app on `listener` until the future is dropped.
+/// Serves the app on `listener` until the future is dropped, at most
+/// `connections` at once: past it a connection gets a 503 and is closed.
 ///
 /// Our own accept loop rather than tide's `listen`: tide leaves Nagle's
 /// algorithm on, and async-h1 writes a response's head and body separately,
 /// so every keep-alive request waited ~40 ms for the client's delayed ACK
 /// (measured: 23 submissions/s from one client before, see
 /// docs/benchmarks.md). Each TCP connection gets `TCP_NODELAY`. Each
-/// request carries its connection's [`Peer`].
-pub async fn serve(app: tide::Server<AppState>, listener: Listener) -> io::Result<()> {
+/// request carries its connection's [`Peer`] and [`Hangup`](super::conn::Hangup).
+pub async fn serve(
+    app: tide::Server<AppState>,
+    listener: Listener,
+    connections: Arc<Capacity>,
+) -> io::Result<()> {
     match listener {
         Listener::Tcp(listener, _) => {
-            let listener = async_std::net::TcpListener::from(listener);
+            let listener = Async::new(listener)?;
             loop {
                 let (stream, peer) = match listener.accept().await {
                     Ok(conn) => conn,
@@ -172,13 +184,24 @@ pub async fn serve(app: tide::Server<AppState>, listener: Listener) -> io::Resul
                         continue;
                     }
                 };
-                let _ = stream.set_nodelay(true);
-                let local = stream.local_addr().ok();
-                connection(app.clone(), stream, Peer::Tcp, local, Some(peer));
+                let Some(slot) = connections.take() else {
+                    refuse(Conn::new(stream), &connections);
+                    continue;
+                };
+                let _ = stream.get_ref().set_nodelay(true);
+                let local = stream.get_ref().local_addr().ok();
+                connection(
+                    app.clone(),
+                    Conn::new(stream),
+                    Peer::Tcp,
+                    local,
+                    Some(peer),
+                    slot,
+                );
             }
         }
         Listener::Unix(listener, _, _) => {
-            let listener = async_io::Async::new(listener)?;
+            let listener = Async::new(listener)?;
             loop {
                 let (stream, _) = match listener.accept().await {
                     Ok(conn) => conn,
@@ -186,6 +209,10 @@ pub async fn serve(app: tide::Server<AppState>, listener: Listener) -> io::Resul
                         back_off(e).await;
                         continue;
                     }
+                };
+                let Some(slot) = connections.take() else {
+                    refuse(Conn::new(stream), &connections);
+                    continue;
                 };
                 let peer = match rustix::net::sockopt::socket_peercred(stream.get_ref()) {
                     Ok(cred) => Peer::Unix {
@@ -199,25 +226,50 @@ pub async fn serve(app: tide::Server<AppState>, listener: Listener) -> io::Resul
                         continue;
                     }
                 };
-                // async-std's stream can be cloned, which async-h1 needs.
-                let stream = match stream.into_inner() {
-                    Ok(stream) => async_std::os::unix::net::UnixStream::from(stream),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot serve a unix connection");
-                        continue;
-                    }
-                };
-                connection(app.clone(), stream, peer, None, None);
+                connection(app.clone(), Conn::new(stream), peer, None, None, slot);
             }
         }
     }
+}
+
+/// Answers a connection past the limit with a 503 and closes it. What the
+/// client sent is read first (briefly), so it gets the answer rather than a
+/// reset.
+fn refuse<T>(conn: Conn<T>, connections: &Capacity)
+where
+    T: std::os::fd::AsFd + Send + Sync + 'static,
+    for<'a> &'a T: std::io::Read + std::io::Write,
+{
+    static REFUSED: AtomicU64 = AtomicU64::new(0);
+    if REFUSED.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+        tracing::warn!(limit = %connections.refusal(), "refusing connections");
+    }
+    let body = serde_json::json!({
+        "error": {"code": "unavailable", "message": connections.refusal()}
+    })
+    .to_string();
+    crate::rt::spawn(async move {
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        let mut conn = conn;
+        let mut head = [0u8; 8192];
+        let _ = futures_lite::future::or(async { conn.read(&mut head).await.map(drop) }, async {
+            Timer::after(std::time::Duration::from_secs(1)).await;
+            Ok(())
+        })
+        .await;
+        let answer = format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = conn.write_all(answer.as_bytes()).await;
+        let _ = conn.flush().await;
+    });
 }
 
 /// Out of file descriptors and the like: back off, go on; connections
 /// wait in the kernel's backlog meanwhile. Logged once per
 /// [`ACCEPT_WARN_EVERY`] with how many failed since, not every 50 ms.
 async fn back_off(e: io::Error) {
-    use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::Mutex;
     static FAILED: AtomicU64 = AtomicU64::new(0);
     static LAST: Mutex<Option<std::time::Instant>> = Mutex::new(None);
@@ -246,26 +298,27 @@ const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10
 /// that is not about a head (the peer went away), which gets no answer.
 /// async-h1 drops the connection without a word in each case.
 fn refusal(error: &str) -> Option<String> {
-    let (status, reason, message) =
-        if error.contains("Head byte length") || error.contains("too many headers") {
-            (
-                431,
-                "Request Header Fields Too Large",
-                "the request's head is over 8 KiB or 128 fields",
-            )
-        } else if error.contains("Unsupported HTTP version") {
-            (505, "HTTP Version Not Supported", "speak HTTP/1.1 (or 1.0)")
-        } else if error.contains("Malformed HTTP head")
-            || error.contains("No method found")
-            || error.contains("No version found")
-            || error.contains("No uri found")
-            || error.contains("invalid")
-            || error.contains("Invalid")
-        {
-            (400, "Bad Request", "the request's head is not HTTP")
-        } else {
-            return None;
-        };
+    let (status, reason, message) = if error.contains(HEAD_TOO_SLOW) {
+        (408, "Request Timeout", HEAD_TOO_SLOW)
+    } else if error.contains("Head byte length") || error.contains("too many headers") {
+        (
+            431,
+            "Request Header Fields Too Large",
+            "the request's head is over 8 KiB or 128 fields",
+        )
+    } else if error.contains("Unsupported HTTP version") {
+        (505, "HTTP Version Not Supported", "speak HTTP/1.1 (or 1.0)")
+    } else if error.contains("Malformed HTTP head")
+        || error.contains("No method found")
+        || error.contains("No version found")
+        || error.contains("No uri found")
+        || error.contains("invalid")
+        || error.contains("Invalid")
+    {
+        (400, "Bad Request", "the request's head is not HTTP")
+    } else {
+        return None;
+    };
     let body = serde_json::json!({
         "error": {"code": "invalid_field", "message": message}
     })
@@ -276,24 +329,36 @@ fn refusal(error: &str) -> Option<String> {
     ))
 }
 
-/// Serves one connection's requests in a task of its own.
-fn connection<S>(
+/// Serves one connection's requests in a task of its own, holding its
+/// `slot` of the connection limit until it closes.
+fn connection<T>(
     app: tide::Server<AppState>,
-    stream: S,
+    conn: Conn<T>,
     peer: Peer,
     local: Option<SocketAddr>,
     remote: Option<SocketAddr>,
+    slot: Slot,
 ) where
-    S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Clone + Send + Sync + Unpin + 'static,
+    T: std::os::fd::AsFd + Send + Sync + 'static,
+    for<'a> &'a T: std::io::Read + std::io::Write,
 {
     crate::rt::spawn(async move {
-        let stream = super::http10::FirstHead::new(stream);
-        let mut answer_on = stream.clone();
-        let served = async_h1::accept(stream, |mut req| async {
-            req.set_local_addr(local);
-            req.set_peer_addr(remote);
-            req.ext_mut().insert(peer);
-            app.respond(req).await
+        let _slot = slot;
+        let stream = super::http10::FirstHead::new(conn.clone());
+        let mut answer_on = conn.clone();
+        let served = async_h1::accept(stream, |mut req| {
+            let conn = conn.clone();
+            let app = app.clone();
+            async move {
+                conn.enter_handler();
+                req.set_local_addr(local);
+                req.set_peer_addr(remote);
+                req.ext_mut().insert(peer);
+                req.ext_mut().insert(conn.hangup());
+                let res = app.respond(req).await;
+                conn.leave_handler();
+                res
+            }
         })
         .await;
         if let Err(e) = served {

@@ -7,6 +7,8 @@ mod access;
 pub mod activated;
 mod body;
 mod bulk;
+pub mod capacity;
+pub mod conn;
 mod error;
 mod http10;
 mod jobs;
@@ -46,6 +48,10 @@ pub struct AppState {
     pub authority: Arc<Authority>,
     /// What a browser's request may say about where it comes from.
     pub browser: Arc<BrowserPolicy>,
+    /// Streamed responses open (followers, event subscribers).
+    pub streams: Arc<capacity::Capacity>,
+    /// Uploads in progress.
+    pub uploads: Arc<capacity::Capacity>,
 }
 
 /// A handler's outcome before it becomes a response.

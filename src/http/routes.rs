@@ -41,7 +41,8 @@ pub struct Route {
 enum Limit {
     /// `max_body`: JSON requests.
     Body,
-    /// `max_upload`: stdin uploads.
+    /// `max_upload`: stdin uploads, which the handler streams to disk
+    /// itself (the body is not read into memory first).
     Upload,
 }
 
@@ -218,7 +219,13 @@ where
             }
             let max = match limit {
                 Limit::Body => req.state().max_body,
-                Limit::Upload => req.state().max_upload,
+                Limit::Upload => {
+                    return match f(req).await {
+                        Ok(res) => Ok(res),
+                        // The body may be partly unread: close.
+                        Err(e) => closing(e),
+                    };
+                }
             };
             match read_body(&mut req, max).await {
                 Ok(body) => {

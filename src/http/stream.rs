@@ -14,7 +14,10 @@ use base64::Engine as _;
 use futures_lite::{future, AsyncRead, Stream};
 use tide::{Body, Response, StatusCode};
 
-use crate::api::JobEvent;
+use super::capacity::Slot;
+use super::conn::Hangup;
+use super::{ApiError, AppState};
+use crate::api::{ErrorCode, JobEvent};
 use crate::engine::Engine;
 use crate::events::EventFilter;
 use crate::job::JobId;
@@ -78,6 +81,39 @@ fn streamed(rx: Receiver<Vec<u8>>, content_type: &str) -> Response {
     res
 }
 
+/// What a streamed response holds while it lasts: its slot of the
+/// stream limit, and the watch on its client hanging up (which ends it at
+/// once, rather than at the next write).
+pub struct Held {
+    _slot: Slot,
+    hangup: Hangup,
+}
+
+impl Held {
+    /// Takes a stream slot for `req`, or refuses it with 503 when the
+    /// `max_streams` are all open.
+    pub fn take(req: &tide::Request<AppState>) -> Result<Held, ApiError> {
+        let streams = &req.state().streams;
+        let slot = streams.take().ok_or_else(|| {
+            ApiError::new(
+                StatusCode::ServiceUnavailable,
+                ErrorCode::Unavailable,
+                streams.refusal(),
+            )
+        })?;
+        Ok(Held {
+            _slot: slot,
+            hangup: req.ext::<Hangup>().cloned().unwrap_or_else(Hangup::never),
+        })
+    }
+
+    /// Runs `work` until it ends or the client hangs up; the slot is given
+    /// back after.
+    async fn run(self, work: impl std::future::Future<Output = ()>) {
+        future::or(work, self.hangup.wait()).await;
+    }
+}
+
 /// How a followed output is encoded.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Encoding {
@@ -100,9 +136,10 @@ pub fn follow_output(
     filter: StreamFilter,
     from: Resume,
     encoding: Encoding,
+    held: Held,
 ) -> Response {
     let (tx, rx) = async_channel::bounded::<Vec<u8>>(IN_FLIGHT);
-    crate::rt::spawn(async move {
+    crate::rt::spawn(held.run(async move {
         let (ptx, prx) = async_channel::bounded::<Followed>(IN_FLIGHT);
         let forward = async {
             loop {
@@ -151,7 +188,7 @@ pub fn follow_output(
                     .await;
             }
         }
-    });
+    }));
     streamed(
         rx,
         match encoding {
@@ -192,10 +229,10 @@ async fn recv_or_ping<T>(rx: &Receiver<T>) -> Option<Result<T, ()>> {
 /// Streams job events as SSE (`event: job`, `data:` the event as JSON).
 /// With a `job` filter the first event is that job's current state, so a
 /// waiter cannot miss an end that happened before it subscribed.
-pub fn events(engine: Engine, filter: EventFilter) -> Response {
+pub fn events(engine: Engine, filter: EventFilter, held: Held) -> Response {
     let (tx, rx) = async_channel::bounded::<Vec<u8>>(IN_FLIGHT);
     let subscription = engine.subscribe(filter.clone());
-    crate::rt::spawn(async move {
+    crate::rt::spawn(held.run(async move {
         if let Some(id) = filter.job {
             if let Ok(job) = engine.get(&id).await {
                 if send_event(&tx, &crate::events::snapshot(&job))
@@ -224,7 +261,7 @@ pub fn events(engine: Engine, filter: EventFilter) -> Response {
                 .send(b"event: lagged\ndata: {\"message\":\"this stream fell too far behind and was cut; reconnect and re-read the jobs you need\"}\n\n".to_vec())
                 .await;
         }
-    });
+    }));
     streamed(rx, "text/event-stream")
 }
 

@@ -32,6 +32,11 @@ pub struct Inherited {
     pub limits: Vec<Limit>,
 }
 
+/// The daemon's soft open-files limit as it is now.
+pub fn open_files_now() -> u64 {
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
+}
+
 /// Raises the daemon's soft open-files limit to the hard one; returns the
 /// limit it found, for jobs. Failure leaves the limit as it was.
 pub fn raise_open_files() -> Limit {

@@ -24,7 +24,7 @@ use rustix::process::{kill_process_group, Pid, Signal};
 use crate::auth::Account;
 use crate::job::{Exit, JobSpec, Program};
 use crate::output::OutputWriter;
-use crate::store::Stream;
+use crate::store::{StdinSource, Stream};
 
 pub mod identity;
 pub mod limits;
@@ -215,7 +215,7 @@ impl Child {
     /// exits. Returns once the leader is reaped and the pipes are drained.
     pub async fn supervise(
         self,
-        stdin: Option<Vec<u8>>,
+        stdin: Option<StdinSource>,
         out: &OutputWriter,
         stop: Receiver<StopReason>,
         timeout: Option<Duration>,
@@ -349,17 +349,35 @@ pub fn signal_group(pgid: u32, sig: Signal) {
     }
 }
 
-/// Writes `bytes` to the child's stdin, then closes it. A child that exits
-/// without reading everything is not an error.
-async fn feed(pipe: Option<Async<std::fs::File>>, bytes: Option<Vec<u8>>) {
-    let (Some(mut pipe), Some(bytes)) = (pipe, bytes) else {
+/// Writes the job's stdin into its pipe, then closes it: bytes as they
+/// are, an upload's file a piece at a time (never whole in memory). A
+/// child that exits without reading everything is not an error.
+async fn feed(pipe: Option<Async<std::fs::File>>, source: Option<StdinSource>) {
+    let (Some(mut pipe), Some(source)) = (pipe, source) else {
         return;
     };
-    if let Err(e) = pipe.write_all(&bytes).await {
+    let fed = match source {
+        StdinSource::Bytes(bytes) => pipe.write_all(&bytes).await,
+        StdinSource::File(path) => match blocking::unblock(move || std::fs::File::open(path)).await
+        {
+            Ok(file) => {
+                let file = blocking::Unblock::with_capacity(FEED_BUFFER, file);
+                futures_lite::io::copy(file, &mut pipe).await.map(drop)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the job's stdin file; it gets an empty stdin");
+                Ok(())
+            }
+        },
+    };
+    if let Err(e) = fed {
         tracing::debug!(error = %e, "job closed stdin before reading all of it");
     }
     let _ = pipe.close().await;
 }
+
+/// Bytes of an upload read ahead while it is fed to a job's stdin.
+const FEED_BUFFER: usize = 64 * 1024;
 
 /// Copies one output pipe into the log until EOF.
 async fn pump(mut pipe: Async<std::fs::File>, stream: Stream, out: &OutputWriter) {

@@ -19,7 +19,10 @@ use super::*;
 ///   current attempt.
 /// - 4: an index of job numbers (`#` + number → id), for short references
 ///   (`jobq show 12`); the migration builds it from the records.
-pub const FORMAT_VERSION: u32 = 4;
+/// - 5: uploads are files (`stdin/<id>`), their records hold their
+///   length, and a job fed one names it (`I` + job id → upload id); the
+///   migration writes each unclaimed format-4 upload out to its file.
+pub const FORMAT_VERSION: u32 = 5;
 
 /// The marker file beside sled's files: `jobq-store <version>`.
 const MARKER: &str = "JOBQ_FORMAT";
@@ -129,6 +132,12 @@ impl Store {
         } else {
             0
         };
+        // 4 → 5: uploads become files.
+        let uploads = if from < 5 {
+            self.move_uploads_to_files()?
+        } else {
+            0
+        };
         let h = self.h()?;
         h.main
             .insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes())
@@ -141,6 +150,7 @@ impl Store {
             to = FORMAT_VERSION,
             output_chunks_moved = moved,
             jobs_numbered = numbered,
+            uploads_moved = uploads,
             "store format upgraded"
         );
         Ok(())

@@ -191,6 +191,8 @@ impl Store {
                     if let Some(old) = change.old {
                         batch.remove(&keys::by_id(keys::JOB, &old.id));
                         batch.remove(&keys::by_id(keys::STDIN, &old.id));
+                        // Its file, if any, goes at the next sweep.
+                        batch.remove(&keys::by_id(keys::STDIN_FILE, &old.id));
                     }
                 }
             }
@@ -199,6 +201,9 @@ impl Store {
             }
             if let Some(upload) = &change.claims_upload {
                 batch.remove(&keys::by_id(keys::UPLOAD, upload));
+                if let Some(job) = change.new {
+                    batch.insert(&keys::by_id(keys::STDIN_FILE, &job.id), upload.as_bytes());
+                }
             }
             let mut bump = |job: &Job, up: bool| {
                 let slot = (job.spec.queue.clone(), job.state.name());

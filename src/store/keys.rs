@@ -11,7 +11,10 @@ pub const READY: u8 = b'r';
 pub const RUNNING: u8 = b'n';
 /// Prefix of a job's stdin bytes: `i` + id.
 pub const STDIN: u8 = b'i';
-/// Prefix of stdin uploads not yet claimed: `u` + upload id.
+/// Prefix of the upload a job's stdin is: `I` + job id → upload id (its
+/// file is `stdin/<upload id>`).
+pub const STDIN_FILE: u8 = b'I';
+/// Prefix of stdin uploads not yet claimed: `u` + upload id → length.
 pub const UPLOAD: u8 = b'u';
 /// Prefix of store metadata: `m` + name.
 pub const META: u8 = b'm';
@@ -113,7 +116,12 @@ pub fn by_id(prefix: u8, id: &JobId) -> [u8; 17] {
 
 /// The id in a `by_id` key.
 pub fn id_of(key: &[u8]) -> Option<JobId> {
-    let bytes: [u8; 16] = key.get(1..17)?.try_into().ok()?;
+    id_value(key.get(1..)?)
+}
+
+/// An id stored as a value (16 bytes).
+pub fn id_value(value: &[u8]) -> Option<JobId> {
+    let bytes: [u8; 16] = value.get(..16)?.try_into().ok()?;
     Some(JobId::from_bytes(bytes))
 }
 

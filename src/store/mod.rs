@@ -46,6 +46,7 @@ pub use format::FORMAT_VERSION;
 pub use indexes::Change;
 pub use listing::Scope;
 pub use output::{Stream, StreamFilter};
+pub use uploads::{StdinSource, UploadFile};
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -112,6 +113,15 @@ pub enum StoreError {
         /// sled's reason.
         source: sled::Error,
     },
+    /// A file of the store beside sled (an upload) could not be written
+    /// or read.
+    #[error("store {action} failed: {source}")]
+    File {
+        /// What was being done (`"write stdin/0192…"`).
+        action: String,
+        /// The system's reason.
+        source: std::io::Error,
+    },
     /// A flush failed: the write may not be durable.
     #[error("store flush failed: {0}")]
     Flush(Arc<sled::Error>),
@@ -133,6 +143,11 @@ type Result<T, E = StoreError> = std::result::Result<T, E>;
 fn io(action: impl Into<String>) -> impl FnOnce(sled::Error) -> StoreError {
     let action = action.into();
     move |source| StoreError::Io { action, source }
+}
+
+fn file_io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> StoreError {
+    let action = action.into();
+    move |source| StoreError::File { action, source }
 }
 
 /// The open sled handles. Replaced as a whole when the store is reopened
@@ -181,6 +196,8 @@ pub struct Store {
     /// after the newest job is removed; sled's own id generator would skip
     /// ahead by a million at each restart, and numbers are for typing.
     next_seq: Arc<AtomicU64>,
+    /// Uploads being written now, whose part files a sweep leaves.
+    uploads_in_progress: Arc<Mutex<std::collections::HashSet<JobId>>>,
 }
 
 impl Store {
@@ -283,6 +300,7 @@ impl Store {
             progress,
             unflushed: Arc::default(),
             next_seq: Arc::default(),
+            uploads_in_progress: Arc::default(),
         };
         store.check_format(dir, fresh, marked)?;
         store.load_counts()?;

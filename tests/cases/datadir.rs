@@ -98,7 +98,7 @@ fn a_format_1_store_still_opens() {
 }
 
 #[test]
-fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_4() {
+fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_the_current_format() {
     let token = "fixture-test-token-0123";
     let mut d = TestDaemon::builder()
         .store_from(&fixture())
@@ -108,7 +108,7 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_4() {
         .token(token)
         .start();
     let marker = d.data_dir().join("store/JOBQ_FORMAT");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 4\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 5\n");
     let done = d.job(FIXTURE_DONE);
     assert_eq!(done.owner, "anonymous", "{done:?}");
     assert_eq!(
@@ -118,9 +118,9 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_format_4() {
     // Owned by anonymous, so a submit token may not act on it.
     let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
     crate::support::assert_error(status, &body, 403, "forbidden", None);
-    // Still format 4, and the same, after a restart.
+    // Still the current format, and the same, after a restart.
     d.restart();
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 4\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 5\n");
     assert_eq!(d.job(FIXTURE_DONE).owner, "anonymous");
 }
 

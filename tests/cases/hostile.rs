@@ -101,3 +101,93 @@ fn jobs_the_daemon_cannot_start_for_want_of_descriptors_wait_and_run() {
         "16 jobs at once did not run short of descriptors at 48: the test proves nothing"
     );
 }
+
+/// Sends `first`, then one byte of `then` a second from a thread, on each
+/// of `n` connections; returns the connections for reading later.
+fn trickle(d: &TestDaemon, n: usize, first: &[u8], then: u8) -> Vec<TcpStream> {
+    let conns: Vec<TcpStream> = (0..n)
+        .map(|_| {
+            let mut s = TcpStream::connect(d.addr()).unwrap();
+            s.write_all(first).unwrap();
+            s
+        })
+        .collect();
+    let writers: Vec<TcpStream> = conns.iter().map(|s| s.try_clone().unwrap()).collect();
+    std::thread::spawn(move || {
+        for _ in 0..60 {
+            std::thread::sleep(Duration::from_secs(1));
+            let mut alive = 0;
+            for mut s in &writers {
+                alive += usize::from(s.write_all(&[then]).is_ok());
+            }
+            if alive == 0 {
+                return;
+            }
+        }
+    });
+    conns
+}
+
+/// Before: a head or body could take for ever (200 connections trickling a
+/// byte a second were all open after 100 s). Now a head must end 10 s after
+/// its first byte and a body must not stall 10 s nor come slower than
+/// 1 KiB/s after 30 s; each gets a 408 and its connection closes, and the
+/// daemon serves everyone else meanwhile.
+#[test]
+fn slow_heads_and_bodies_are_cut_off_while_others_are_served() {
+    let d = TestDaemon::start();
+    let heads = trickle(
+        &d,
+        500,
+        b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+        b'a',
+    );
+    let bodies = trickle(
+        &d,
+        50,
+        b"POST /v1/jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"shell\":\"echo ",
+        b'x',
+    );
+    let mut stalled = TcpStream::connect(d.addr()).unwrap();
+    stalled
+        .write_all(
+            b"POST /v1/uploads HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 1000\r\n\r\nhalf",
+        )
+        .unwrap();
+    // Served meanwhile, over and over.
+    for _ in 0..20 {
+        assert_eq!(d.get("/healthz").status, 200);
+        let job = d.submit_shell("true");
+        assert_eq!(job.state.as_str(), "queued");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let read_all = |s: &mut TcpStream, within: u64| {
+        s.set_read_timeout(Some(Duration::from_secs(within)))
+            .unwrap();
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    let answer = read_all(&mut stalled, 20);
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a stalled body: {answer}"
+    );
+    assert!(
+        answer.contains("no byte of the body came for 10 s"),
+        "{answer}"
+    );
+    for mut s in heads {
+        let answer = read_all(&mut s, 20);
+        assert!(answer.starts_with("HTTP/1.1 408"), "a slow head: {answer}");
+    }
+    for mut s in bodies {
+        let answer = read_all(&mut s, 40);
+        assert!(
+            answer.starts_with("HTTP/1.1 408"),
+            "a trickled body: {answer}"
+        );
+        assert!(answer.contains("slower than 1024 bytes/s"), "{answer}");
+    }
+    assert_eq!(d.job_count(), 20, "a cut-off body made a job");
+}

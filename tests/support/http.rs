@@ -18,6 +18,11 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// The body as text (lossy), for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     /// The body as JSON: `null` for an empty body, and a string saying what
     /// came instead for a body that is not JSON, so an assertion on a field
     /// fails showing the body.
