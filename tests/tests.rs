@@ -90,6 +90,8 @@ mod run_as;
 mod scheduling;
 #[path = "cases/spawn.rs"]
 mod spawn;
+#[path = "cases/strays.rs"]
+mod strays;
 #[path = "cases/submit.rs"]
 mod submit;
 #[path = "cases/systemd.rs"]

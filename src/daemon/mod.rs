@@ -287,7 +287,10 @@ async fn run(
                 engine.run_dispatcher(),
                 future::zip(
                     engine.run_timers(),
-                    future::zip(engine.run_retention(), engine.run_repair()),
+                    future::zip(
+                        engine.run_retention(),
+                        future::zip(engine.run_repair(), engine.run_stray_sweeper()),
+                    ),
                 ),
             )
             .await;

@@ -275,6 +275,10 @@ impl Engine {
             tracing::warn!(job = %id, error = %e, "cannot mark the job's output as truncated");
         }
 
+        match ended.stopped {
+            Some(StopReason::Cancel | StopReason::Timeout) => self.kill_strays_of(id).await,
+            _ => self.attempt_ended(),
+        }
         let now = Timestamp::now();
         let mut done = running.clone();
         done.output_truncated = out.truncated();

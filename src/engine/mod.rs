@@ -24,6 +24,7 @@ mod ready;
 mod recovery;
 mod repair;
 mod retention;
+mod strays;
 mod timers;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -232,6 +233,10 @@ struct Inner {
     events: EventHub,
     /// Set once shutdown began: no new submissions, no new starts.
     stopping: AtomicBool,
+    /// Set when an attempt ended since the last sweep for strays.
+    ended: AtomicBool,
+    /// Notified when an attempt ends, to wake the sweep for strays.
+    ended_wake: Event,
     /// Set once recovery is done: until then no change is taken.
     recovered: AtomicBool,
     /// Runs in progress; the drain waits for it to reach zero.
@@ -286,6 +291,8 @@ impl Engine {
                 output_hub: Arc::default(),
                 events: EventHub::default(),
                 stopping: AtomicBool::new(false),
+                ended: AtomicBool::new(false),
+                ended_wake: Event::new(),
                 recovered: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
                 idle: Event::new(),

@@ -3,44 +3,18 @@
 
 use super::*;
 
-/// The process groups that processes of jobs run in, found through the
-/// `JOBQ_JOB_ID` the runner puts in every job's environment: (group, job).
-///
-/// Recovery does not go by the pid in a `running` record alone: a crash
-/// between a job's spawn and the flush of its start leaves a group the
-/// store never heard of, and a recorded pid may have been reused since.
-fn job_groups() -> BTreeSet<(u32, JobId)> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return BTreeSet::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let path = entry.path();
-            let env = std::fs::read(path.join("environ")).ok()?;
-            let id = env
-                .split(|b| *b == 0)
-                .find_map(|var| var.strip_prefix(b"JOBQ_JOB_ID="))
-                .and_then(|id| std::str::from_utf8(id).ok()?.parse::<JobId>().ok())?;
-            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
-            // Field 5 (pgrp) follows the parenthesised command name.
-            let pgid = stat
-                .rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(2)?
-                .parse::<u32>()
-                .ok()?;
-            Some((pgid, id))
-        })
-        .collect()
-}
-
 /// Kills every process group a job of this store still runs in: at start
 /// no job has a supervisor, so whatever runs is left from a crash. Job ids
 /// are UUIDv7, so a job of another daemon's store never matches.
 fn kill_leftover_groups(store: &Store) -> Result<(), EngineError> {
-    for (pgid, id) in job_groups() {
+    // Recovery does not go by the pid in a `running` record alone: a crash
+    // between a job's spawn and the flush of its start leaves a group the
+    // store never heard of, and a recorded pid may have been reused since.
+    let groups: BTreeSet<(u32, JobId)> = runner::strays::job_processes()
+        .into_iter()
+        .map(|p| (p.pgid, p.job))
+        .collect();
+    for (pgid, id) in groups {
         if store.get(&id)?.is_some() {
             tracing::warn!(job = %id, pgid, "killing the process group a crashed jobq left running");
             runner::signal_group(pgid, rustix::process::Signal::KILL);

@@ -30,6 +30,7 @@ pub mod identity;
 pub mod limits;
 mod process;
 mod spawn;
+pub mod strays;
 
 use process::Process;
 

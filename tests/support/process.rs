@@ -347,6 +347,26 @@ impl TestDaemon {
             .collect()
     }
 
+    /// The live (not zombie) processes, in any group, that carry job
+    /// `job_id`'s `JOBQ_JOB_ID`.
+    pub fn carrying(job_id: &str) -> Vec<u32> {
+        let marker = format!("JOBQ_JOB_ID={job_id}");
+        live_pids()
+            .filter(|pid| {
+                let live = fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .ok()
+                    .and_then(|stat| {
+                        let after = &stat[stat.rfind(')')? + 1..];
+                        Some(after.split_whitespace().next()? != "Z")
+                    })
+                    .unwrap_or(false);
+                live && fs::read(format!("/proc/{pid}/environ"))
+                    .map(|env| env.split(|b| *b == 0).any(|v| v == marker.as_bytes()))
+                    .unwrap_or(false)
+            })
+            .collect()
+    }
+
     /// Live (not zombie) processes in process group `pgid`, whoever they
     /// belong to; prefer [`TestDaemon::job_processes`].
     pub fn group_members(pgid: u32) -> Vec<u32> {
