@@ -15,6 +15,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::job::{signal_name, Exit, Job, JobId, JobSpec, Program, State, StateName};
+use crate::resources::{Limits, LimitsArg, Usage};
 
 /// Longest queue name; docs/api.md fixes `[a-z0-9_.-]{1,64}`.
 pub const MAX_QUEUE_NAME: usize = 64;
@@ -224,6 +225,10 @@ pub struct JobRequest {
     /// Free-form tags.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Resource limits; its queue's and the daemon's apply to what it
+    /// leaves out, and it may only lower them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsArg>,
 }
 
 /// A request field that is present but wrong.
@@ -491,6 +496,11 @@ impl JobRequest {
             idempotency_key: self.idempotency_key,
             name: self.name,
             labels: self.labels,
+            // The spec's own; the engine puts them under the queue's.
+            limits: match &self.limits {
+                Some(limits) => limits.check("limits")?,
+                None => Limits::default(),
+            },
         };
         Ok((spec, stdin))
     }
@@ -576,6 +586,13 @@ pub struct JobView {
     pub pid: Option<u32>,
     /// True when output past the daemon's per-job cap was not kept.
     pub output_truncated: bool,
+    /// The resource limits it runs under (its own, its queue's and the
+    /// daemon's, combined); absent when none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsArg>,
+    /// What the current attempt used, once it ended.
+    #[serde(default)]
+    pub usage: Option<Usage>,
     /// Every ended attempt, oldest first.
     #[serde(default)]
     pub attempts: Vec<AttemptView>,
@@ -604,6 +621,9 @@ pub struct AttemptView {
     /// that was not recorded.
     #[serde(default)]
     pub output_bytes: Option<u64>,
+    /// What its processes used; null where no process ran.
+    #[serde(default)]
+    pub usage: Option<Usage>,
 }
 
 /// What a hidden `env` value reads as.
@@ -734,6 +754,12 @@ impl From<&Job> for JobView {
             error,
             pid,
             output_truncated: job.output_truncated,
+            limits: (!spec.limits.is_empty()).then(|| spec.limits.view()),
+            usage: job
+                .attempts
+                .last()
+                .filter(|a| a.attempt == job.attempt)
+                .and_then(|a| a.usage),
             attempts: job
                 .attempts
                 .iter()
@@ -747,6 +773,7 @@ impl From<&Job> for JobView {
                     error: a.error.clone(),
                     cancelled: a.cancelled,
                     output_bytes: a.output_bytes,
+                    usage: a.usage,
                 })
                 .collect(),
         }

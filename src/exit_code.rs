@@ -23,6 +23,9 @@ pub const DEPENDENCY: i32 = 125;
 pub const CANCELLED: i32 = 123;
 /// It was running when the daemon stopped, and `on_interrupted = "fail"`.
 pub const INTERRUPTED: i32 = 122;
+/// It passed one of its `limits` (memory, CPU time, processes) and was
+/// stopped.
+pub const LIMIT: i32 = 121;
 
 /// The code for a job in `state`, `None` while it is not terminal.
 /// `exit_code` and `signal` (a number) are the process's, when it ran.
@@ -40,6 +43,7 @@ pub fn of(
             Some(FailReason::Spawn) => SPAWN,
             Some(FailReason::Dependency) => DEPENDENCY,
             Some(FailReason::Interrupted) => INTERRUPTED,
+            Some(FailReason::Limit) => LIMIT,
             _ => match (exit_code, signal) {
                 (Some(code), _) if code != 0 => code,
                 (_, Some(signal)) => 128 + signal,
@@ -65,12 +69,13 @@ mod tests {
         assert_eq!(of(Failed, Some(Spawn), None, None), Some(SPAWN));
         assert_eq!(of(Failed, Some(Dependency), None, None), Some(DEPENDENCY));
         assert_eq!(of(Failed, Some(Interrupted), None, None), Some(INTERRUPTED));
+        assert_eq!(of(Failed, Some(Limit), None, Some(9)), Some(LIMIT));
         assert_eq!(of(Cancelled, None, None, Some(15)), Some(CANCELLED));
         assert_eq!(of(Cancelled, None, None, None), Some(CANCELLED));
         for state in [Waiting, Scheduled, Queued, Running] {
             assert_eq!(of(state, None, None, None), None);
         }
-        let special = [TIMEOUT, SPAWN, DEPENDENCY, CANCELLED, INTERRUPTED];
+        let special = [TIMEOUT, SPAWN, DEPENDENCY, CANCELLED, INTERRUPTED, LIMIT];
         for (i, a) in special.iter().enumerate() {
             assert!(![0, 1, 2, 3].contains(a));
             assert!(special[i + 1..].iter().all(|b| b != a), "{a} twice");

@@ -16,6 +16,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::RunAs;
+use crate::resources::{Limits, Usage};
 
 /// A job's identity: a UUIDv7, so ids sort by creation time and the store can
 /// list newest first by walking its keys backwards.
@@ -137,6 +138,10 @@ pub struct JobSpec {
     pub name: Option<String>,
     /// Free-form tags.
     pub labels: BTreeMap<String, String>,
+    /// Resource limits, combined from the spec, its queue and the daemon
+    /// at submission.
+    #[serde(default, skip_serializing_if = "Limits::is_empty")]
+    pub limits: Limits,
 }
 
 /// Hides environment values: they are often secrets and `Debug` output ends up
@@ -207,6 +212,9 @@ pub enum FailReason {
     Dependency,
     /// It was running when the daemon stopped.
     Interrupted,
+    /// It passed one of its `limits` (memory, CPU time, processes) and was
+    /// stopped; the error names the limit.
+    Limit,
 }
 
 /// A job's life cycle. Each variant carries only what is true in that state,
@@ -439,6 +447,10 @@ pub struct AttemptRecord {
     /// recorded (attempts from before format 3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_bytes: Option<u64>,
+    /// What its processes used; `None` where no process ran or it was not
+    /// recorded (attempts from before usage was).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// The owner of a record that names none.
@@ -638,6 +650,7 @@ impl Job {
             error,
             cancelled,
             output_bytes: None,
+            usage: None,
         });
     }
 
@@ -651,6 +664,18 @@ impl Job {
             .find(|a| a.attempt == attempt)
         {
             record.output_bytes = Some(bytes);
+        }
+    }
+
+    /// Records what attempt `attempt`, already in the history, used.
+    pub fn note_usage(&mut self, attempt: u32, usage: Usage) {
+        if let Some(record) = self
+            .attempts
+            .iter_mut()
+            .rev()
+            .find(|a| a.attempt == attempt)
+        {
+            record.usage = Some(usage);
         }
     }
 
@@ -730,11 +755,23 @@ impl Job {
         error: String,
         now: Timestamp,
     ) -> Result<(), IllegalTransition> {
+        self.fail_stopped(FailReason::Timeout, exit, error, now)
+    }
+
+    /// running → failed (`reason`): the daemon stopped it, for running
+    /// past its `timeout` or passing one of its `limits`.
+    pub fn fail_stopped(
+        &mut self,
+        reason: FailReason,
+        exit: Exit,
+        error: String,
+        now: Timestamp,
+    ) -> Result<(), IllegalTransition> {
         let State::Running { started_at, .. } = self.state else {
-            return Err(self.illegal("time out"));
+            return Err(self.illegal("stop"));
         };
         self.state = State::Failed {
-            reason: FailReason::Timeout,
+            reason,
             started_at: Some(started_at),
             finished_at: now,
             exit: Some(exit),
@@ -778,6 +815,7 @@ impl Job {
             error: Some("the daemon stopped while the job was running".to_owned()),
             cancelled: false,
             output_bytes: None,
+            usage: None,
         });
         self.attempt += 1;
         self.state = State::Queued;
@@ -880,6 +918,7 @@ pub(crate) fn sample_spec(env: &[(&str, &str)]) -> JobSpec {
         idempotency_key: None,
         name: None,
         labels: BTreeMap::new(),
+        limits: Limits::default(),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod http;
 pub mod job;
 pub(crate) mod metrics;
 pub(crate) mod output;
+pub mod resources;
 pub(crate) mod rt;
 pub(crate) mod runner;
 pub(crate) mod store;

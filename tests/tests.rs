@@ -62,6 +62,8 @@ mod http;
 mod idempotency;
 #[path = "cases/lifecycle.rs"]
 mod lifecycle;
+#[path = "cases/limits.rs"]
+mod limits;
 #[path = "cases/listing.rs"]
 mod listing;
 #[path = "cases/logging.rs"]

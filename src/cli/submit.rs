@@ -88,6 +88,19 @@ pub struct SubmitArgs {
     /// Kill an attempt that runs longer than D
     #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = duration)]
     pub timeout: Option<Duration>,
+    /// Stop the job (failed, reason limit) if its processes together use
+    /// more memory than SIZE ("512MiB", or bytes)
+    #[arg(long, value_name = "SIZE", value_parser = crate::resources::parse_size)]
+    pub memory: Option<u64>,
+    /// Stop the job if its processes together use more CPU time than D
+    #[arg(long, value_name = "D", value_parser = duration)]
+    pub cpu_time: Option<Duration>,
+    /// Most processes the job may have at once
+    #[arg(long, value_name = "N", value_parser = super::number_in(1u64, u32::MAX as u64))]
+    pub processes: Option<u64>,
+    /// Most open files per process of the job
+    #[arg(long, value_name = "N", value_parser = super::number_in(3u64, crate::resources::MAX_OPEN_FILES))]
+    pub open_files: Option<u64>,
     /// Extra attempts after a failed one [default: 0]
     #[arg(long, value_name = "N", allow_hyphen_values = true,
           value_parser = super::number_in(0, crate::api::MAX_RETRIES))]
@@ -139,12 +152,16 @@ pub struct SubmitArgs {
 
 /// The options that describe one job, which `--batch` files carry in each
 /// line instead.
-const PER_JOB: [&str; 18] = [
+const PER_JOB: [&str; 22] = [
     "queue",
     "priority",
     "delay",
     "at",
     "timeout",
+    "memory",
+    "cpu_time",
+    "processes",
+    "open_files",
     "retries",
     "backoff",
     "after",
@@ -258,6 +275,7 @@ fn request(args: SubmitArgs, local: bool) -> Result<(JobRequest, Option<PathBuf>
         }
         None => None,
     };
+    let limits = limits_arg(&args);
     let request = JobRequest {
         command: (!args.command.is_empty()).then_some(args.command),
         shell: args.shell,
@@ -276,8 +294,20 @@ fn request(args: SubmitArgs, local: bool) -> Result<(JobRequest, Option<PathBuf>
         idempotency_key: args.key,
         name: args.name,
         labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
+        limits,
     };
     Ok((request, args.stdin))
+}
+
+/// The `limits` the flags give, if any.
+fn limits_arg(args: &SubmitArgs) -> Option<crate::resources::LimitsArg> {
+    let limits = crate::resources::LimitsArg {
+        memory: args.memory.map(crate::resources::SizeArg),
+        cpu_time: args.cpu_time.map(DurationArg),
+        processes: args.processes,
+        open_files: args.open_files,
+    };
+    (limits != crate::resources::LimitsArg::default()).then_some(limits)
 }
 
 /// A working directory as the daemon needs it: absolute (the daemon has

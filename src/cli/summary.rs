@@ -79,6 +79,7 @@ impl Ending {
             (_, Some(FailReason::Interrupted)) => {
                 format!("{job} was interrupted: {error}")
             }
+            (_, Some(FailReason::Limit)) => format!("{job} was stopped: {error}"),
             _ => match (self.exit_code, &self.signal) {
                 (Some(code), _) => return format!("{job} failed with exit code {code}"),
                 (None, Some(signal)) => format!("{job} failed: {}", killed(signal)),

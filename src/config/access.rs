@@ -80,6 +80,8 @@ pub struct JobSettings {
     pub allow_root: bool,
     /// The daemon's environment variables a job gets; nothing else of it.
     pub inherit_env: Vec<String>,
+    /// Resource limits of every job, unless its queue sets its own.
+    pub limits: crate::resources::Limits,
 }
 
 impl Default for JobSettings {
@@ -91,6 +93,7 @@ impl Default for JobSettings {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            limits: crate::resources::Limits::default(),
         }
     }
 }
@@ -231,6 +234,11 @@ pub(super) fn jobs_from(table: JobsTable) -> Result<JobSettings, ConfigError> {
             }
         }
         jobs.inherit_env = names;
+    }
+    if let Some(limits) = table.limits {
+        jobs.limits = limits
+            .check("jobs.limits")
+            .map_err(|e| invalid("jobs.limits", e.to_string()))?;
     }
     Ok(jobs)
 }

@@ -102,6 +102,7 @@ pub(super) struct JobsTable {
     pub user: Option<String>,
     pub allow_root: Option<bool>,
     pub inherit_env: Option<Vec<String>>,
+    pub limits: Option<crate::resources::LimitsArg>,
 }
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {

@@ -152,6 +152,8 @@ pub struct Config {
 pub struct QueueConfig {
     /// Most jobs of this queue running at once.
     pub concurrency: Option<usize>,
+    /// Resource limits of this queue's jobs (over `[jobs] limits`).
+    pub limits: Option<crate::resources::LimitsArg>,
 }
 
 impl Default for Config {
@@ -462,6 +464,14 @@ impl Config {
                     reason: format!("queues.{name}.concurrency {}", too_concurrent()),
                 });
             }
+            if let Some(limits) = &queue.limits {
+                limits
+                    .check(&format!("queues.{name}.limits"))
+                    .map_err(|e| ConfigError::Invalid {
+                        key: "queues",
+                        reason: e.to_string(),
+                    })?;
+            }
         }
         if self.flush_interval < Duration::from_millis(1)
             || self.flush_interval > Duration::from_secs(60)
@@ -509,6 +519,18 @@ impl Config {
     /// Default working directory of jobs.
     pub fn work_dir(&self) -> PathBuf {
         self.data_dir.join("work")
+    }
+
+    /// The resource limits of `queue`'s jobs: its `[queues.NAME] limits`
+    /// key by key, else `[jobs] limits`. A job may only lower them.
+    pub fn queue_limits(&self, queue: &str) -> crate::resources::Limits {
+        let own = self
+            .queues
+            .get(queue)
+            .and_then(|q| q.limits.as_ref())
+            .and_then(|l| l.check("limits").ok())
+            .unwrap_or_default();
+        own.or(self.jobs.limits)
     }
 
     /// The concurrency limit a queue starts with (before any `PATCH`).

@@ -101,6 +101,9 @@ impl Config {
         }
         jobs.insert("allow_root".into(), Value::Boolean(self.jobs.allow_root));
         jobs.insert("inherit_env".into(), strings(&self.jobs.inherit_env));
+        if !self.jobs.limits.is_empty() {
+            jobs.insert("limits".into(), limits(&self.jobs.limits.view()));
+        }
         top.insert("jobs".into(), Value::Table(jobs));
 
         let mut queues = Table::new();
@@ -108,6 +111,9 @@ impl Config {
             let mut q = Table::new();
             if let Some(n) = queue.concurrency {
                 q.insert("concurrency".into(), number(n as u64));
+            }
+            if let Some(l) = &queue.limits {
+                q.insert("limits".into(), limits(l));
             }
             queues.insert(name.clone(), Value::Table(q));
         }
@@ -138,4 +144,9 @@ fn duration(d: Duration) -> Value {
 /// A size as the file takes it (`"64 MiB"`).
 fn size(bytes: u64) -> Value {
     text(bytesize::ByteSize::b(bytes).display().iec().to_string())
+}
+
+/// A `limits` table as written in the config.
+fn limits(l: &crate::resources::LimitsArg) -> Value {
+    Value::try_from(l).unwrap_or_else(|_| Value::Table(Table::new()))
 }

@@ -8,6 +8,7 @@ use std::pin::{pin, Pin};
 use std::task::Poll;
 
 use super::*;
+use crate::job::{Exit, FailReason};
 
 /// The delay before the retry of a job whose attempt `job.attempt` just
 /// failed: `backoff × 2^(attempt−1)`, ±25% jitter (so jobs failing together
@@ -256,7 +257,14 @@ impl Engine {
                 self.announce(&running).await;
                 Ok::<_, StoreError>(())
             });
-            let supervise = pin!(child.supervise(stdin, &out, stop, timeout, launch.kill_grace));
+            let supervise = pin!(child.supervise(
+                stdin,
+                &out,
+                stop,
+                timeout,
+                job.spec.limits,
+                launch.kill_grace
+            ));
             let (ended, recorded) = run_alongside(supervise, record.as_mut()).await;
             match recorded {
                 Some(result) => (ended, result, None),
@@ -275,14 +283,19 @@ impl Engine {
             tracing::warn!(job = %id, error = %e, "cannot mark the job's output as truncated");
         }
 
-        match ended.stopped {
-            Some(StopReason::Cancel | StopReason::Timeout) => self.kill_strays_of(id).await,
+        let stopped = ended
+            .stopped
+            .or_else(|| cpu_limit_signal(&job.spec.limits, &ended));
+        match stopped {
+            Some(StopReason::Cancel | StopReason::Timeout | StopReason::Limit(_)) => {
+                self.kill_strays_of(id).await
+            }
             _ => self.attempt_ended(),
         }
         let now = Timestamp::now();
         let mut done = running.clone();
         done.output_truncated = out.truncated();
-        match ended.stopped {
+        match stopped {
             None => done.finish(ended.exit, now)?,
             Some(StopReason::Cancel) => done.cancel(Some(ended.exit), now)?,
             Some(StopReason::Timeout) => {
@@ -293,12 +306,19 @@ impl Engine {
                     now,
                 )?
             }
+            Some(StopReason::Limit(kind)) => done.fail_stopped(
+                FailReason::Limit,
+                ended.exit,
+                job.spec.limits.passed(kind),
+                now,
+            )?,
             Some(StopReason::Shutdown) => match self.inner.config.on_interrupted {
                 OnInterrupted::Requeue => done.requeue_interrupted(now)?,
                 OnInterrupted::Fail => done.fail_interrupted(now)?,
             },
         }
         done.note_output(running.attempt, out.stored());
+        done.note_usage(running.attempt, ended.usage);
         self.conclude(id, (running, done), permit, unannounced)
             .await
     }
@@ -372,4 +392,21 @@ async fn run_alongside<A: Future, B: Future>(
     })
     .await;
     (out, side_out)
+}
+
+/// A job the kernel stopped for its CPU time: `RLIMIT_CPU`, the per-process
+/// backstop of `cpu_time`, sends SIGXCPU at the soft limit and SIGKILL at
+/// the hard one. Either, with the CPU time spent, is the limit's doing.
+fn cpu_limit_signal(
+    limits: &crate::resources::Limits,
+    ended: &runner::Ended,
+) -> Option<StopReason> {
+    let limit = limits.cpu_time?;
+    let spent = ended.usage.cpu_user_s + ended.usage.cpu_system_s;
+    let by_kernel = match ended.exit {
+        Exit::Signal(libc::SIGXCPU) => true,
+        Exit::Signal(libc::SIGKILL) => spent >= limit.as_secs_f64(),
+        _ => false,
+    };
+    by_kernel.then_some(StopReason::Limit(crate::resources::LimitKind::CpuTime))
 }

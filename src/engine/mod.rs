@@ -272,6 +272,7 @@ impl Engine {
             base_env: crate::runner::identity::inherited(&config.jobs.inherit_env),
             daemon,
             inherited,
+            cgroups: crate::runner::Cgroups::detect(),
         };
         Engine {
             inner: Arc::new(Inner {
@@ -439,6 +440,15 @@ impl Engine {
             } else if claim.is_none() {
                 spec.stdin_bytes = None;
             }
+            let ceiling = self.inner.config.queue_limits(&spec.queue);
+            let whose = match self.inner.config.queues.get(&spec.queue) {
+                Some(q) if q.limits.is_some() => format!("queue {:?}", spec.queue),
+                _ => "the daemon's [jobs] limits".to_owned(),
+            };
+            spec.limits = spec.limits.under(ceiling, &whose).map_err(|e| {
+                let name = e.field.clone();
+                FieldError::new(field(i, &name), e.message)
+            })?;
             let mut pending = Vec::new();
             let mut failed_dep = None;
             for dep in &spec.after {

@@ -32,6 +32,32 @@ pub struct Inherited {
     pub limits: Vec<Limit>,
 }
 
+/// The rlimits a job starts with: those it inherits, with its own
+/// `limits` over them. `open_files` is `RLIMIT_NOFILE` exactly; `cpu_time`
+/// is a per-process `RLIMIT_CPU` backstop (SIGXCPU at it, SIGKILL a second
+/// later; the watch holds the sum over processes).
+///
+/// `processes` is not `RLIMIT_NPROC`: the kernel counts every process of
+/// the job's user there, in every container of the machine, which the
+/// daemon cannot see (tried: a job as `nobody` could not fork once); a
+/// pids cgroup or the watch holds it.
+pub fn for_job(inherited: &[Limit], limits: &crate::resources::Limits) -> Vec<Limit> {
+    let mut out: Vec<Limit> = inherited.to_vec();
+    let mut set = |resource: libc::__rlimit_resource_t, cur: u64, max: u64| {
+        let resource = resource as libc::c_int;
+        out.retain(|l| l.resource != resource);
+        out.push(Limit { resource, cur, max });
+    };
+    if let Some(n) = limits.open_files {
+        set(libc::RLIMIT_NOFILE, n, n);
+    }
+    if let Some(t) = limits.cpu_time {
+        let secs = t.as_secs() + u64::from(t.subsec_nanos() > 0);
+        set(libc::RLIMIT_CPU, secs, secs + 1);
+    }
+    out
+}
+
 /// The daemon's soft open-files limit as it is now.
 pub fn open_files_now() -> u64 {
     getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)

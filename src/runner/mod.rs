@@ -24,14 +24,19 @@ use rustix::process::{kill_process_group, Pid, Signal};
 use crate::auth::Account;
 use crate::job::{Exit, JobSpec, Program};
 use crate::output::OutputWriter;
+use crate::resources::{LimitKind, Limits, Usage};
 use crate::store::{StdinSource, Stream};
 
+mod cgroup;
 pub mod identity;
 pub mod limits;
 mod process;
 mod spawn;
 pub mod strays;
+mod watch;
 
+pub use cgroup::Cgroups;
+use cgroup::JobCgroup;
 use process::Process;
 
 /// How long output pipes may stay open after the leader exited and its group
@@ -51,6 +56,8 @@ pub enum StopReason {
     Timeout,
     /// The daemon is shutting down.
     Shutdown,
+    /// It passed one of its limits (the watch saw it).
+    Limit(LimitKind),
 }
 
 /// What the runner needs besides the spec.
@@ -71,6 +78,8 @@ pub struct Launch {
     /// The umask and rlimits of job processes: those the daemon was
     /// started with, before it changed its own.
     pub inherited: limits::Inherited,
+    /// Where jobs with a `processes` limit get a cgroup, if anywhere.
+    pub cgroups: Cgroups,
 }
 
 /// A process that could not be started; the message is the job's `error`.
@@ -107,12 +116,14 @@ impl SpawnError {
 }
 
 /// How a supervised process ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Ended {
     /// The leader's exit.
     pub exit: Exit,
     /// Set when the engine stopped it, with the reason.
     pub stopped: Option<StopReason>,
+    /// What its processes used.
+    pub usage: Usage,
 }
 
 /// A spawned job process, not yet supervised.
@@ -125,6 +136,8 @@ pub struct Child {
     stdout: Async<std::fs::File>,
     /// The read end of its stderr.
     stderr: Async<std::fs::File>,
+    /// Its cgroup, if it has one: removed once the job ended.
+    cgroup: Option<JobCgroup>,
 }
 
 /// Starts `spec` as `account`, the leader of a new process group, which
@@ -167,15 +180,30 @@ pub async fn spawn(
     let program = argv.first().cloned().unwrap_or_default();
     let failed =
         |e: spawn::SpawnFailure| SpawnError::from_failure(format!("cannot start {program:?}"), e);
-    let plan = spawn::Plan::new(
-        &argv,
-        start,
-        has_stdin,
-        launch.inherited.umask,
-        &launch.inherited.limits,
-    )
-    .map_err(failed)?;
-    let spawned = spawn::spawn(plan).await.map_err(failed)?;
+    let rlimits = limits::for_job(&launch.inherited.limits, &spec.limits);
+    let mut plan = spawn::Plan::new(&argv, start, has_stdin, launch.inherited.umask, &rlimits)
+        .map_err(failed)?;
+    let cgroup = match spec.limits.processes {
+        Some(n) if launch.cgroups.has_pids() => {
+            let cgroups = launch.cgroups.clone();
+            let name = job_id.to_owned();
+            blocking::unblock(move || cgroups.for_job(&name, n)).await
+        }
+        _ => None,
+    };
+    let cgroup = cgroup.map(|(cgroup, procs)| {
+        plan.join_cgroup(procs);
+        cgroup
+    });
+    let spawned = match spawn::spawn(plan).await {
+        Ok(spawned) => spawned,
+        Err(e) => {
+            if let Some(cgroup) = cgroup {
+                blocking::unblock(move || cgroup.remove()).await;
+            }
+            return Err(failed(e));
+        }
+    };
     let pid = spawned.pid;
     let wrap = |fd: OwnedFd| Async::new(std::fs::File::from(fd));
     let handles = (|| {
@@ -190,10 +218,14 @@ pub async fn spawn(
             stdin,
             stdout,
             stderr,
+            cgroup,
         }),
         Err(e) => {
             // It runs, but cannot be supervised: stop and reap it.
             spawn::kill_and_reap(pid);
+            if let Some(cgroup) = cgroup {
+                blocking::unblock(move || cgroup.remove()).await;
+            }
             let transient = e.raw_os_error().is_some_and(|e| {
                 [libc::EMFILE, libc::ENFILE, libc::ENOMEM, libc::EAGAIN].contains(&e)
             });
@@ -220,6 +252,7 @@ impl Child {
         out: &OutputWriter,
         stop: Receiver<StopReason>,
         timeout: Option<Duration>,
+        limits: Limits,
         kill_grace: Duration,
     ) -> Ended {
         let pid = self.process.pid();
@@ -228,12 +261,25 @@ impl Child {
             stdin: stdin_pipe,
             stdout,
             stderr,
+            cgroup,
         } = self;
         let leader_gone = Event::new();
         let gone = AtomicBool::new(false);
 
         let waiter = async {
-            let ended = wait_or_stop(&mut process, pid, &stop, timeout, kill_grace).await;
+            let pids_events = cgroup.as_ref().map(JobCgroup::pids_events);
+            let mut ended = wait_or_stop(
+                &mut process,
+                pid,
+                &stop,
+                timeout,
+                (limits, pids_events.clone()),
+                kill_grace,
+            )
+            .await;
+            if ended.stopped.is_none() && watch::forks_were_refused(pids_events.as_deref()) {
+                ended.stopped = Some(StopReason::Limit(LimitKind::Processes));
+            }
             // Whatever the leader left in its group goes with it.
             signal_group(pid, Signal::KILL);
             gone.store(true, Ordering::SeqCst);
@@ -267,7 +313,11 @@ impl Child {
             )
             .await;
         };
-        future::zip(waiter, io).await.0
+        let ended = future::zip(waiter, io).await.0;
+        if let Some(cgroup) = cgroup {
+            blocking::unblock(move || cgroup.remove()).await;
+        }
+        ended
     }
 }
 
@@ -278,6 +328,7 @@ async fn wait_or_stop(
     pid: u32,
     stop: &Receiver<StopReason>,
     timeout: Option<Duration>,
+    (limits, pids_events): (Limits, Option<PathBuf>),
     kill_grace: Duration,
 ) -> Ended {
     enum First {
@@ -300,13 +351,29 @@ async fn wait_or_stop(
             None => future::pending().await,
         }
     };
+    let peak = std::sync::atomic::AtomicU64::new(0);
+    let watched = async {
+        let passed = watch::until_passed(watch::Watched {
+            pid,
+            limits,
+            pids_events,
+            peak: &peak,
+        })
+        .await;
+        First::Stop(StopReason::Limit(passed))
+    };
     let first = future::race(
         async { First::Exited(child.wait().await) },
-        future::race(stop_request, deadline),
+        future::race(stop_request, future::race(deadline, watched)),
     )
     .await;
     let (status, stopped) = match first {
         First::Exited(status) => (status, None),
+        First::Stop(reason @ StopReason::Limit(_)) => {
+            // Past a limit there is no grace: more time is more memory.
+            signal_group(pid, Signal::KILL);
+            (child.wait().await, Some(reason))
+        }
         First::Stop(reason) => {
             signal_group(pid, Signal::TERM);
             let status = future::or(async { Some(child.wait().await) }, async {
@@ -333,7 +400,16 @@ async fn wait_or_stop(
             Exit::Signal(Signal::KILL.as_raw())
         }
     };
-    Ended { exit, stopped }
+    let usage = child.reaped().map_or_else(Usage::default, |r| Usage {
+        cpu_user_s: r.user.as_secs_f64(),
+        cpu_system_s: r.system.as_secs_f64(),
+        max_rss_bytes: peak.into_inner(),
+    });
+    Ended {
+        exit,
+        stopped,
+        usage,
+    }
 }
 
 /// Sends `sig` to process group `pgid`; a group that no longer exists is

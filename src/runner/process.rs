@@ -6,8 +6,9 @@
 use std::os::fd::{AsFd, OwnedFd};
 
 use async_io::Async;
-use rustix::process::{Pid, WaitId, WaitIdOptions};
+use rustix::process::Pid;
 
+use super::spawn::{reap, Reaped};
 use crate::job::Exit;
 
 /// A started process the daemon has not reaped yet.
@@ -16,8 +17,8 @@ pub struct Process {
     pid: Pid,
     /// Readable once it has exited; `None` once reaped.
     pidfd: Option<Async<OwnedFd>>,
-    /// How it ended, once reaped.
-    exit: Option<Exit>,
+    /// How it ended and what it used, once reaped.
+    reaped: Option<Reaped>,
 }
 
 impl Process {
@@ -26,7 +27,7 @@ impl Process {
         Ok(Process {
             pid,
             pidfd: Some(Async::new(pidfd)?),
-            exit: None,
+            reaped: None,
         })
     }
 
@@ -40,28 +41,24 @@ impl Process {
     /// leaves the process unreaped, so it can be waited for again.
     pub async fn wait(&mut self) -> std::io::Result<Exit> {
         loop {
-            if let Some(exit) = self.exit {
-                return Ok(exit);
+            if let Some(reaped) = self.reaped {
+                return Ok(reaped.exit);
             }
             let Some(pidfd) = &self.pidfd else {
                 return Err(std::io::Error::other("the process is gone"));
             };
-            if let Some(status) = rustix::process::waitid(
-                WaitId::PidFd(pidfd.as_fd()),
-                WaitIdOptions::EXITED | WaitIdOptions::NOHANG,
-            )? {
-                let exit = match (status.exit_status(), status.terminating_signal()) {
-                    (Some(code), _) => Exit::Code(code),
-                    (None, Some(sig)) => Exit::Signal(sig),
-                    // Not possible with EXITED alone; never report success.
-                    (None, None) => Exit::Signal(libc::SIGKILL),
-                };
-                self.exit = Some(exit);
+            if let Some(reaped) = reap(pidfd.as_fd())? {
+                self.reaped = Some(reaped);
                 self.pidfd = None;
                 continue;
             }
             pidfd.readable().await?;
         }
+    }
+
+    /// What it and the children it waited for used, once reaped.
+    pub fn reaped(&self) -> Option<Reaped> {
+        self.reaped
     }
 }
 
@@ -69,13 +66,13 @@ impl Drop for Process {
     /// A process dropped unreaped (its run was abandoned) is reaped in the
     /// background, so it does not linger as a zombie.
     fn drop(&mut self) {
-        if self.exit.is_some() || self.pidfd.is_none() {
+        if self.reaped.is_some() || self.pidfd.is_none() {
             return;
         }
         let mut rest = Process {
             pid: self.pid,
             pidfd: self.pidfd.take(),
-            exit: None,
+            reaped: None,
         };
         crate::rt::spawn(async move {
             let _ = rest.wait().await;

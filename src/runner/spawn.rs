@@ -61,6 +61,7 @@ enum Step {
     Exec = 6,
     Credentials = 7,
     Limits = 8,
+    Cgroup = 9,
 }
 
 impl Step {
@@ -74,6 +75,7 @@ impl Step {
             6 => Step::Exec,
             7 => Step::Credentials,
             8 => Step::Limits,
+            9 => Step::Cgroup,
             _ => Step::Started,
         }
     }
@@ -139,6 +141,8 @@ pub struct Plan {
     umask: libc::mode_t,
     /// Resource limits it starts with.
     limits: Vec<(libc::c_int, libc::rlimit)>,
+    /// The `cgroup.procs` of the cgroup it starts in, if any.
+    cgroup: Option<OwnedFd>,
 }
 
 /// The ids of [`identity::Credentials`] as the system calls take them.
@@ -207,7 +211,14 @@ impl Plan {
                     )
                 })
                 .collect(),
+            cgroup: None,
         })
+    }
+
+    /// Starts the program in the cgroup whose `cgroup.procs` is `procs`
+    /// (open for writing).
+    pub fn join_cgroup(&mut self, procs: OwnedFd) {
+        self.cgroup = Some(procs);
     }
 }
 
@@ -259,6 +270,8 @@ pub struct Spawned {
 #[repr(C)]
 struct ChildArgs {
     stdio: [RawFd; 3],
+    /// A job cgroup's `cgroup.procs`, open for writing, or -1.
+    cgroup: RawFd,
     /// Whether to switch user, and to what.
     switch: bool,
     uid: libc::uid_t,
@@ -385,6 +398,7 @@ fn spawn_here(plan: &Plan, stack: &mut [u8]) -> Result<Spawned, SpawnFailure> {
             stdout_child.as_raw_fd(),
             stderr_child.as_raw_fd(),
         ],
+        cgroup: plan.cgroup.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
         switch,
         uid,
         gid,
@@ -445,6 +459,7 @@ fn spawn_here(plan: &Plan, stack: &mut [u8]) -> Result<Spawned, SpawnFailure> {
             Step::Cwd => "cannot change to its working directory: ",
             Step::Credentials => "cannot switch to its user: ",
             Step::Limits => "cannot set its resource limits: ",
+            Step::Cgroup => "cannot join its cgroup: ",
             Step::Exec | Step::Started => "",
         };
         return Err(SpawnFailure::Child { what, source });
@@ -525,6 +540,11 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::setpgid(0, 0) != 0 {
             fail(args, Step::ProcessGroup);
         }
+        // Into the job's cgroup before anything else can fork, and as root
+        // (the cgroup's files are the daemon's): "0" is the writer itself.
+        if args.cgroup >= 0 && libc::write(args.cgroup, b"0".as_ptr().cast(), 1) != 1 {
+            fail(args, Step::Cgroup);
+        }
         // Limits before the change of user: root may set any, a user only
         // lower its own.
         for i in 0..args.nlimits {
@@ -590,4 +610,63 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         *libc::__errno_location() = errno;
         fail(args, Step::Exec)
     }
+}
+
+/// How a reaped process ended, and the kernel's account of the CPU time
+/// it and the children it waited for used. (Not `ru_maxrss`: the child
+/// shared the daemon's memory until it exec'd, and the kernel carries that
+/// memory's peak into it; `watch.rs` samples the job's own.)
+#[derive(Clone, Copy, Debug)]
+pub struct Reaped {
+    /// Its exit code, or the signal that ended it.
+    pub exit: crate::job::Exit,
+    /// CPU time in user mode.
+    pub user: std::time::Duration,
+    /// CPU time in the kernel.
+    pub system: std::time::Duration,
+}
+
+/// Reaps the exited process behind `pidfd`, if it has exited; `Ok(None)`
+/// while it runs. The raw `waitid` system call, for the `rusage` its fifth
+/// argument returns (libc's wrapper and rustix's leave it out).
+pub fn reap(pidfd: std::os::fd::BorrowedFd<'_>) -> std::io::Result<Option<Reaped>> {
+    // SAFETY: zeroed siginfo_t and rusage are valid values of these plain C
+    // structs; the kernel fills them. `waitid` with P_PIDFD reads the fd
+    // number and writes only through the two pointers, both valid for the
+    // call.
+    let (info, usage) = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let mut usage: libc::rusage = std::mem::zeroed();
+        let rc = libc::syscall(
+            libc::SYS_waitid,
+            libc::P_PIDFD,
+            pidfd.as_raw_fd(),
+            &mut info as *mut libc::siginfo_t,
+            libc::WEXITED | libc::WNOHANG,
+            &mut usage as *mut libc::rusage,
+        );
+        if rc < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        (info, usage)
+    };
+    // SAFETY: the kernel filled the SIGCHLD fields (pid, status) of
+    // `info`, or left them zero when nothing has exited yet.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    let exit = match info.si_code {
+        libc::CLD_EXITED => crate::job::Exit::Code(status),
+        _ => crate::job::Exit::Signal(status),
+    };
+    let time = |t: libc::timeval| {
+        std::time::Duration::from_secs(t.tv_sec.max(0) as u64)
+            + std::time::Duration::from_micros(t.tv_usec.max(0) as u64)
+    };
+    Ok(Some(Reaped {
+        exit,
+        user: time(usage.ru_utime),
+        system: time(usage.ru_stime),
+    }))
 }

@@ -180,6 +180,9 @@ pub fn job_details(out: &mut dyn Write, job: &JobView, now: Timestamp) -> io::Re
     if let Some(t) = job.timeout {
         lines.push(("timeout", humantime::format_duration(t.0).to_string()));
     }
+    if let Some(limits) = &job.limits {
+        lines.push(("limits", limits_line(limits)));
+    }
     if job.retries > 0 {
         lines.push(("retries", job.retries.to_string()));
         lines.push((
@@ -213,6 +216,9 @@ pub fn job_details(out: &mut dyn Write, job: &JobView, now: Timestamp) -> io::Re
     if let Some(error) = &job.error {
         lines.push(("error", error.clone()));
     }
+    if let Some(usage) = &job.usage {
+        lines.push(("usage", usage_line(usage)));
+    }
     if job.output_truncated {
         lines.push((
             "output",
@@ -233,9 +239,21 @@ pub fn job_details(out: &mut dyn Write, job: &JobView, now: Timestamp) -> io::Re
 /// The ended attempts under `attempts:` in `jobq show`, one line each,
 /// indented by two spaces.
 fn attempt_table(out: &mut dyn Write, attempts: &[AttemptView]) -> io::Result<()> {
-    let header = ["#", "STARTED", "ENDED", "EXIT", "RESULT", "ERROR"];
+    let header = [
+        "#", "STARTED", "ENDED", "EXIT", "RESULT", "CPU", "MAX RSS", "ERROR",
+    ];
     let mut table = plain_table(header.map(str::to_owned).into());
     for a in attempts {
+        let (cpu, rss) = match &a.usage {
+            Some(u) => (
+                format!("{:.2}s", u.cpu_user_s + u.cpu_system_s),
+                bytesize::ByteSize::b(u.max_rss_bytes)
+                    .display()
+                    .iec()
+                    .to_string(),
+            ),
+            None => ("-".to_owned(), "-".to_owned()),
+        };
         table.add_row([
             a.attempt.to_string(),
             a.started_at.map_or_else(|| "-".to_owned(), utc),
@@ -246,13 +264,46 @@ fn attempt_table(out: &mut dyn Write, attempts: &[AttemptView]) -> io::Result<()
                 (None, None) => "-".to_owned(),
             },
             attempt_result(a),
+            cpu,
+            rss,
             a.error.as_deref().map(one_line).unwrap_or_default(),
         ]);
     }
-    for line in finish(table, &[0, 3]).trim_fmt().lines() {
+    for line in finish(table, &[0, 3, 5, 6]).trim_fmt().lines() {
         writeln!(out, "  {line}")?;
     }
     Ok(())
+}
+
+/// A job's limits on one line: `memory 512.0 MiB, cpu_time 1m, …`.
+fn limits_line(limits: &crate::resources::LimitsArg) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = limits.memory {
+        parts.push(format!(
+            "memory {}",
+            bytesize::ByteSize::b(m.0).display().iec()
+        ));
+    }
+    if let Some(t) = limits.cpu_time {
+        parts.push(format!("cpu_time {}", humantime::format_duration(t.0)));
+    }
+    if let Some(n) = limits.processes {
+        parts.push(format!("processes {n}"));
+    }
+    if let Some(n) = limits.open_files {
+        parts.push(format!("open_files {n}"));
+    }
+    parts.join(", ")
+}
+
+/// What an attempt used, on one line: CPU user and system, peak memory.
+fn usage_line(u: &crate::resources::Usage) -> String {
+    format!(
+        "cpu {:.2}s user, {:.2}s system; max rss {}",
+        u.cpu_user_s,
+        u.cpu_system_s,
+        bytesize::ByteSize::b(u.max_rss_bytes).display().iec()
+    )
 }
 
 /// How one attempt ended: `succeeded`, `cancelled` or `failed (REASON)`.
