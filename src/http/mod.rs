@@ -10,6 +10,8 @@ mod bulk;
 pub mod capacity;
 pub mod conn;
 mod error;
+#[cfg(test)]
+mod fuzz;
 mod http10;
 mod jobs;
 pub mod listen;

@@ -33,6 +33,8 @@
 
 mod commit;
 mod format;
+#[cfg(test)]
+mod fuzz;
 mod indexes;
 #[cfg(test)]
 mod invariants;

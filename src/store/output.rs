@@ -67,7 +67,7 @@ fn attempt_and_chunk(key: &[u8]) -> Option<(u32, u64)> {
 }
 
 /// A stored chunk's stream and bytes.
-fn decode(value: &[u8]) -> Option<(Stream, &[u8])> {
+pub(super) fn decode(value: &[u8]) -> Option<(Stream, &[u8])> {
     let (&tag, data) = value.split_first()?;
     Some((Stream::from_tag(tag)?, data))
 }
