@@ -44,8 +44,24 @@ pub const MAX_ARG_STRING: usize = 128 * 1024;
 /// that a typo (`40000`) is caught.
 pub const MAX_CONCURRENCY: usize = 4096;
 
+/// Longest duration anywhere (API, CLI, config): 1,000 years. Far past any
+/// delay, timeout or backoff meant, and short enough that now plus it is
+/// still a time (jiff's end is the year 9999).
+pub const MAX_DURATION: Duration = Duration::from_secs(1000 * 31_557_600);
+
+/// `d` if it is at most [`MAX_DURATION`].
+fn bounded(d: Duration) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{} is longer than the longest duration, 1000 years",
+            humantime::format_duration(d)
+        ));
+    }
+    Ok(d)
+}
+
 /// A duration as the API accepts it: a number of seconds or a humantime
-/// string (`"500ms"`, `"1h30m"`).
+/// string (`"500ms"`, `"1h30m"`), at most [`MAX_DURATION`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DurationArg(pub Duration);
 
@@ -58,17 +74,18 @@ impl<'de> Deserialize<'de> for DurationArg {
                 f.write_str("a number of seconds or a duration such as \"10s\" or \"1h30m\"")
             }
             fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<DurationArg, E> {
-                Ok(DurationArg(Duration::from_secs(v)))
+                bounded(Duration::from_secs(v))
+                    .map(DurationArg)
+                    .map_err(E::custom)
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationArg, E> {
-                u64::try_from(v)
-                    .map(|v| DurationArg(Duration::from_secs(v)))
-                    .map_err(|_| E::custom("a duration cannot be negative"))
+                let v = u64::try_from(v).map_err(|_| E::custom("a duration cannot be negative"))?;
+                self.visit_u64(v)
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DurationArg, E> {
-                Duration::try_from_secs_f64(v)
-                    .map(DurationArg)
-                    .map_err(|_| E::custom("a duration must be a finite number of seconds ≥ 0"))
+                let d = Duration::try_from_secs_f64(v)
+                    .map_err(|_| E::custom("a duration must be a finite number of seconds ≥ 0"))?;
+                bounded(d).map(DurationArg).map_err(E::custom)
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<DurationArg, E> {
                 parse_duration(v).map(DurationArg).map_err(E::custom)
@@ -90,10 +107,42 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if let Ok(secs) = s.parse::<f64>() {
         return Duration::try_from_secs_f64(secs)
-            .map_err(|_| format!("{s:?} is not a duration ≥ 0"));
+            .map_err(|_| format!("{s:?} is not a duration ≥ 0"))
+            .and_then(bounded);
     }
     humantime::parse_duration(s)
         .map_err(|e| format!("{s:?} is not a duration such as \"10s\" or \"1h30m\" ({e})"))
+        .and_then(bounded)
+}
+
+/// Reads an optional `T` from a JSON object only: serde's derive would also
+/// take an array of the fields in order (`"limits": [null, null]`), which
+/// no client means.
+fn object_only<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct Visitor<T>(std::marker::PhantomData<T>);
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+        type Value = Option<T>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+        fn visit_some<D2: Deserializer<'de>>(self, d: D2) -> Result<Option<T>, D2::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Option<T>, A::Error> {
+            T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+    d.deserialize_option(Visitor(std::marker::PhantomData))
 }
 
 /// Reads an optional RFC 3339 time (`run_at`), with an error that shows
@@ -157,7 +206,7 @@ pub enum Stdin {
 }
 
 /// The answer to `POST /v1/uploads`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Upload {
     /// Pass as `stdin_upload` in a job spec (within an hour).
     pub upload: String,
@@ -166,7 +215,7 @@ pub struct Upload {
 }
 
 /// The body of `POST /v1/jobs`, exactly as a user may send it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     /// argv, run without a shell.
@@ -200,6 +249,7 @@ pub struct JobRequest {
         skip_serializing_if = "Option::is_none",
         deserialize_with = "rfc3339"
     )]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub run_at: Option<Timestamp>,
     /// Not before now + this.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -227,7 +277,11 @@ pub struct JobRequest {
     pub labels: BTreeMap<String, String>,
     /// Resource limits; its queue's and the daemon's apply to what it
     /// leaves out, and it may only lower them.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "object_only"
+    )]
     pub limits: Option<LimitsArg>,
 }
 
@@ -411,10 +465,10 @@ impl JobRequest {
             (None, None) => None,
         };
         if let Some(DurationArg(t)) = self.timeout {
-            if t.is_zero() {
+            if t < Duration::from_millis(1) {
                 return Err(FieldError::new(
                     "timeout",
-                    "must be longer than 0 (omit it for no limit)",
+                    "must be at least 1ms (omit it for no limit)",
                 ));
             }
         }
@@ -508,7 +562,7 @@ impl JobRequest {
 
 /// A job as every endpoint returns it: the spec's fields plus its state, flat,
 /// as docs/api.md lists them.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     /// Identity (UUIDv7).
     pub id: String,
@@ -551,6 +605,7 @@ pub struct JobView {
     /// Higher runs first.
     pub priority: i32,
     /// Not before this time.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub run_at: Option<Timestamp>,
     /// Limit per attempt.
     pub timeout: Option<DurationArg>,
@@ -569,10 +624,13 @@ pub struct JobView {
     /// 1 for the first run.
     pub attempt: u32,
     /// When accepted.
+    #[schema(value_type = String, format = DateTime)]
     pub created_at: Timestamp,
     /// When the current (or last) attempt started.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Timestamp>,
     /// When the job became terminal.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub finished_at: Option<Timestamp>,
     /// The process's exit code, if it exited normally.
     pub exit_code: Option<i32>,
@@ -599,13 +657,15 @@ pub struct JobView {
 }
 
 /// One ended attempt in a job's `attempts` history.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptView {
     /// 1 for the first.
     pub attempt: u32,
     /// When it started, if a process ran.
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub started_at: Option<Timestamp>,
     /// When it ended.
+    #[schema(value_type = String, format = DateTime)]
     pub finished_at: Timestamp,
     /// The process's exit code, if it exited normally.
     pub exit_code: Option<i32>,
@@ -781,7 +841,7 @@ impl From<&Job> for JobView {
 }
 
 /// The body of `GET /v1/jobs`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobList {
     /// Newest first.
     pub jobs: Vec<JobView>,
@@ -790,7 +850,7 @@ pub struct JobList {
 }
 
 /// The machine-readable kind of an error (docs/api.md's codes).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The body is not JSON.
@@ -819,7 +879,7 @@ pub enum ErrorCode {
 }
 
 /// The inside of an error body.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// What kind of error.
     pub code: ErrorCode,
@@ -831,21 +891,21 @@ pub struct ErrorDetail {
 }
 
 /// Every error response: `{"error": {...}}`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// The body of `GET /readyz` and `GET /healthz`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Health {
     /// `"ok"` or what is not ready yet.
     pub status: String,
 }
 
 /// The body of `POST /v1/jobs/batch`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchRequest {
     /// The specs, created all or none.
@@ -853,7 +913,7 @@ pub struct BatchRequest {
 }
 
 /// The answer to `POST /v1/jobs/batch`: the jobs in request order.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BatchResponse {
     /// One per spec; an idempotency key that matched gives the existing job.
     pub jobs: Vec<JobView>,
@@ -861,7 +921,7 @@ pub struct BatchResponse {
 
 /// The body of `POST /v1/jobs/clean`, `/cancel` and `/retry`: which jobs
 /// the action takes, all of the given filters matching.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkRequest {
     /// Only jobs in these states [default: every state the action applies
@@ -881,21 +941,21 @@ pub struct BulkRequest {
 }
 
 /// The answer of a bulk action: how many jobs it took.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct BulkResponse {
     /// Jobs removed, cancelled or queued again.
     pub count: u64,
 }
 
 /// The body of `GET /v1/queues`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueList {
     /// Every queue with jobs, settings or a config entry.
     pub queues: Vec<QueueView>,
 }
 
 /// A queue as `GET /v1/queues` shows it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct QueueView {
     /// The queue's name.
     pub name: String,
@@ -910,7 +970,7 @@ pub struct QueueView {
 }
 
 /// The body of `PATCH /v1/queues/{name}`: each field optional.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueuePatch {
     /// A new limit; `null` returns to the configured one.
@@ -945,7 +1005,7 @@ mod double_option {
 }
 
 /// One event of `GET /v1/events`: a job's state changed (durably).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobEvent {
     /// The job.
     pub id: String,
@@ -959,6 +1019,7 @@ pub struct JobEvent {
     /// Its attempt.
     pub attempt: u32,
     /// When the change was announced.
+    #[schema(value_type = String, format = DateTime)]
     pub at: Timestamp,
     /// The process's exit code, once it exited.
     pub exit_code: Option<i32>,

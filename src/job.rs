@@ -197,7 +197,7 @@ impl Exit {
 }
 
 /// Why a job ended `failed` (docs/api.md's `reason`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum FailReason {
     /// Nonzero exit code.
@@ -274,7 +274,19 @@ pub enum State {
 
 /// The state names of docs/api.md, without their data: for filters, counts and
 /// display.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum StateName {
     /// See [`State::Waiting`].

@@ -20,7 +20,7 @@ pub const MAX_OPEN_FILES: u64 = 1 << 20;
 
 /// Limits as written: in a spec's `limits`, or `limits` in `[jobs]` or
 /// `[queues.NAME]`. Each is optional; absent means "no limit from here".
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsArg {
     /// Bytes, a number or a size such as `"512MiB"`.
@@ -79,7 +79,7 @@ impl LimitKind {
 }
 
 /// What one attempt used: its process tree's CPU time and peak memory.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Usage {
     /// CPU seconds in user mode.
     pub cpu_user_s: f64,

@@ -72,6 +72,8 @@ mod logging;
 mod metrics;
 #[path = "cases/numbers.rs"]
 mod numbers;
+#[path = "cases/openapi.rs"]
+mod openapi;
 #[path = "cases/output.rs"]
 mod output;
 #[path = "cases/queues.rs"]

@@ -146,6 +146,28 @@ pub(super) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiErro
     from_object(parse_object(bytes)?)
 }
 
+/// Writes each number with a decimal point but no fraction (`3.0`, which
+/// Python's `json` writes for a float) as the integer it is: JSON Schema
+/// counts it as an integer, and serde would refuse it where one is wanted.
+fn whole_numbers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            // ±2^63 bounds what i64 and u64 hold exactly as converted.
+            if f.fract() == 0.0 && f.abs() < 9.2e18 {
+                *value = if f < 0.0 {
+                    Value::from(f as i64)
+                } else {
+                    Value::from(f as u64)
+                };
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(whole_numbers),
+        Value::Object(fields) => fields.values_mut().for_each(whole_numbers),
+        _ => {}
+    }
+}
+
 /// Parses a JSON body that must be an object, refusing a key given twice
 /// in any object (`{"shell": "true", "shell": "false"}` would otherwise
 /// run whichever came last).
@@ -168,7 +190,8 @@ pub(super) fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
 }
 
 /// Turns a parsed body into `T`, naming the field at fault on error.
-pub(super) fn from_object<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+pub(super) fn from_object<T: DeserializeOwned>(mut value: Value) -> Result<T, ApiError> {
+    whole_numbers(&mut value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
         let message = e.inner().to_string();

@@ -7,6 +7,10 @@
 //! streamed one (`follow`, SSE) is chunked, which needs a 1.1 client.
 //!
 //! Health checkers (HAProxy's `option httpchk`) and `ab` speak 1.0.
+//!
+//! It also keeps the request line of the head being read (the first line
+//! of what arrives after an answer was written), so that a head async-h1
+//! refuses can still be answered about its method and path.
 
 use std::io;
 use std::pin::Pin;
@@ -26,6 +30,9 @@ pub struct FirstHead<S> {
     inner: S,
     /// Where reading stands.
     state: Arc<Mutex<Head>>,
+    /// The request line of the latest head, and whether the next bytes
+    /// read begin a head (nothing read since the last answer).
+    line: Arc<Mutex<(Option<String>, bool)>>,
 }
 
 /// How far the first head has been read.
@@ -44,6 +51,34 @@ impl<S> FirstHead<S> {
         FirstHead {
             inner,
             state: Arc::new(Mutex::new(Head::Reading(Vec::new()))),
+            line: Arc::new(Mutex::new((None, true))),
+        }
+    }
+
+    /// The request line (`QUERY /v1/jobs HTTP/1.1`) of the latest head
+    /// read, as far as its first 1 KiB.
+    pub fn request_line(&self) -> Option<String> {
+        self.line
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .0
+            .clone()
+    }
+
+    /// Notes `bytes`, just read: the start of a head when nothing was
+    /// read since the last write.
+    fn saw(&self, bytes: &[u8]) {
+        let mut line = self.line.lock().unwrap_or_else(|e| e.into_inner());
+        if line.1 && !bytes.is_empty() {
+            let end = bytes
+                .iter()
+                .position(|b| *b == b'\r' || *b == b'\n')
+                .unwrap_or(bytes.len())
+                .min(1024);
+            *line = (
+                Some(String::from_utf8_lossy(&bytes[..end]).into_owned()),
+                false,
+            );
         }
     }
 }
@@ -55,6 +90,18 @@ impl<S: AsyncRead + Unpin> AsyncRead for FirstHead<S> {
         out: &mut [u8],
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
+        let read = this.read_on(cx, out);
+        if let Poll::Ready(Ok(n)) = read {
+            this.saw(&out[..n]);
+        }
+        read
+    }
+}
+
+impl<S: AsyncRead + Unpin> FirstHead<S> {
+    /// Reads the (maybe rewritten) first head, then the connection.
+    fn read_on(&mut self, cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        let this = self;
         let mut state = this.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &mut *state {
@@ -110,7 +157,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for FirstHead<S> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+        let this = self.get_mut();
+        this.line.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -45,11 +45,16 @@ fn job_id(req: &Request<AppState>) -> Result<JobId, ApiError> {
 /// `request` with each job number in `after` replaced by that job's id.
 fn resolve_after(engine: &crate::engine::Engine, request: &mut JobRequest) -> Result<(), ApiError> {
     for entry in &mut request.after {
-        if let Ok(r @ JobRef::Number(_)) = entry.parse::<JobRef>() {
-            let id = engine
-                .resolve(&r)
-                .map_err(|e| ApiError::field("after", e.to_string()))?;
-            *entry = id.to_string();
+        match entry.parse::<JobRef>() {
+            Ok(r @ JobRef::Number(_)) => {
+                let id = engine
+                    .resolve(&r)
+                    .map_err(|e| ApiError::field("after", e.to_string()))?;
+                *entry = id.to_string();
+            }
+            // As the path takes it: spaces around, any form of UUID.
+            Ok(JobRef::Id(id)) => *entry = id.to_string(),
+            Err(_) => {}
         }
     }
     Ok(())
@@ -141,7 +146,7 @@ pub async fn submit_batch(req: Request<AppState>) -> Reply {
             resolve_after(engine, &mut r).map_err(|e| {
                 ApiError::field(
                     format!("jobs[{i}].after"),
-                    format!("jobs[{i}].{}", e.message),
+                    format!("jobs[{i}].after: {}", e.message),
                 )
             })?;
             r.validate(now, engine.default_backoff()).map_err(|e| {

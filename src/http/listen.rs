@@ -296,8 +296,14 @@ const ACCEPT_WARN_EVERY: std::time::Duration = std::time::Duration::from_secs(10
 /// 431 for a head too large or with too many fields, 505 for an HTTP
 /// version it does not speak, 400 for a malformed head; `None` for an error
 /// that is not about a head (the peer went away), which gets no answer.
-/// async-h1 drops the connection without a word in each case.
-fn refusal(error: &str) -> Option<String> {
+/// async-h1 drops the connection without a word in each case. A method
+/// http-types does not know (`QUERY`) gets the 405 any method a route lacks
+/// gets, with its `Allow`, or a 404 for a path no route has; `line` is the
+/// head's request line.
+fn refusal(error: &str, line: Option<&str>) -> Option<String> {
+    if error.contains("Invalid HTTP method") {
+        return Some(unknown_method(line.unwrap_or_default()));
+    }
     let (status, reason, message) = if error.contains(HEAD_TOO_SLOW) {
         (408, "Request Timeout", HEAD_TOO_SLOW)
     } else if error.contains("Head byte length") || error.contains("too many headers") {
@@ -329,6 +335,39 @@ fn refusal(error: &str) -> Option<String> {
     ))
 }
 
+/// The answer to a request line whose method http-types cannot represent.
+fn unknown_method(line: &str) -> String {
+    let mut words = line.split(' ');
+    let method = words.next().unwrap_or_default();
+    let target = words.next().unwrap_or_default();
+    let path = target.split(['?', '#']).next().unwrap_or_default();
+    let allowed = super::routes::allowed_methods(path).join(", ");
+    let (head, body) = if allowed.is_empty() {
+        (
+            "404 Not Found".to_owned(),
+            serde_json::json!({"error": {"code": "not_found", "message": "no such route"}}),
+        )
+    } else {
+        let method: String = method
+            .chars()
+            .filter(char::is_ascii_graphic)
+            .take(32)
+            .collect();
+        (
+            format!("405 Method Not Allowed\r\nallow: {allowed}"),
+            serde_json::json!({"error": {
+                "code": "method_not_allowed",
+                "message": format!("{path} does not take {method}; it takes {allowed}"),
+            }}),
+        )
+    };
+    let body = body.to_string();
+    format!(
+        "HTTP/1.1 {head}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
 /// Serves one connection's requests in a task of its own, holding its
 /// `slot` of the connection limit until it closes.
 fn connection<T>(
@@ -345,6 +384,7 @@ fn connection<T>(
     crate::rt::spawn(async move {
         let _slot = slot;
         let stream = super::http10::FirstHead::new(conn.clone());
+        let heads = stream.clone();
         let mut answer_on = conn.clone();
         let served = async_h1::accept(stream, |mut req| {
             let conn = conn.clone();
@@ -363,7 +403,7 @@ fn connection<T>(
         .await;
         if let Err(e) = served {
             tracing::debug!(?remote, error = %e, "connection ended with an error");
-            if let Some(answer) = refusal(&e.to_string()) {
+            if let Some(answer) = refusal(&e.to_string(), heads.request_line().as_deref()) {
                 use futures_lite::AsyncWriteExt;
                 let _ = answer_on.write_all(answer.as_bytes()).await;
                 let _ = answer_on.flush().await;

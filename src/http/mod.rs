@@ -15,6 +15,7 @@ mod fuzz;
 mod http10;
 mod jobs;
 pub mod listen;
+pub mod openapi;
 mod queues;
 pub mod routes;
 mod stream;
@@ -118,12 +119,21 @@ fn bare_errors<'a>(
     Box::pin(async move {
         let path = req.url().path().to_owned();
         let method = req.method().to_string();
-        let res = next.run(req).await;
+        // tide would hand `GET /v1/jobs/batch` to `GET /v1/jobs/:id`.
+        // HEAD is tide's GET; OPTIONS (a preflight) is the browser policy's.
+        let named = !matches!(method.as_str(), "HEAD" | "OPTIONS")
+            && routes::is_named(&path)
+            && !routes::allowed_methods(&path).contains(&method.as_str());
+        let res = if named {
+            Response::new(StatusCode::MethodNotAllowed)
+        } else {
+            next.run(req).await
+        };
         let bare = res.is_empty().unwrap_or(false)
             || res.len().is_none() && res.status().is_client_error();
         let mut res = match res.status() {
             StatusCode::NotFound if bare => ApiError::not_found("no such route").into_response(),
-            StatusCode::MethodNotAllowed if bare => {
+            StatusCode::MethodNotAllowed if bare || named => {
                 let allowed = routes::allowed_methods(&path).join(", ");
                 let mut res = ApiError::new(
                     StatusCode::MethodNotAllowed,

@@ -76,6 +76,7 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
         entry("GET", "/healthz", Public, Body, healthz),
         entry("GET", "/readyz", Public, Body, readyz),
         entry("GET", "/metrics", Read, Body, metrics),
+        entry("GET", "/v1/openapi.json", Public, Body, openapi),
         entry("POST", "/v1/jobs", Submit, Body, jobs::submit),
         entry("GET", "/v1/jobs", Read, Body, jobs::list),
         entry("POST", "/v1/jobs/batch", Submit, Body, jobs::submit_batch),
@@ -116,16 +117,29 @@ static ROUTES: LazyLock<Vec<Route>> =
     LazyLock::new(|| table().into_iter().map(|(route, _)| route).collect());
 
 /// The methods the route table has for `path` (a request's path, matched
-/// against the patterns), for a 405's `Allow` header.
+/// against the patterns), for a 405's `Allow` header. A path that a pattern
+/// without parameters names (`/v1/jobs/batch`) is that resource only, not
+/// also a job id: `/v1/jobs/:id`'s methods are not its.
 pub(super) fn allowed_methods(path: &str) -> Vec<&'static str> {
-    let mut methods: Vec<&'static str> = ROUTES
+    let fitting: Vec<&Route> = ROUTES.iter().filter(|route| route.fits(path)).collect();
+    let exact = fitting.iter().any(|route| !route.path.contains(':'));
+    let mut methods: Vec<&'static str> = fitting
         .iter()
-        .filter(|route| route.fits(path))
+        .filter(|route| !exact || !route.path.contains(':'))
         .map(|route| route.method)
         .collect();
     methods.sort_unstable();
     methods.dedup();
     methods
+}
+
+/// True when a route's pattern without parameters is `path` itself
+/// (`/v1/jobs/batch`), which is then no job id whatever the method.
+pub(super) fn is_named(path: &str) -> bool {
+    let path = path.trim_end_matches('/');
+    ROUTES
+        .iter()
+        .any(|route| !route.path.contains(':') && route.path == path)
 }
 
 /// The pattern of the route `method path` is served by (`/v1/jobs/:id`),
@@ -238,6 +252,11 @@ where
     })
 }
 
+/// `GET /v1/openapi.json`: the OpenAPI document of every route.
+async fn openapi(_req: Request<AppState>) -> Reply {
+    Ok(super::json(StatusCode::Ok, &*super::openapi::DOCUMENT))
+}
+
 async fn healthz(_req: Request<AppState>) -> Reply {
     Ok(super::json(
         StatusCode::Ok,
@@ -263,4 +282,18 @@ async fn readyz(req: Request<AppState>) -> Reply {
         },
     );
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::allowed_methods;
+
+    #[test]
+    fn a_named_resource_is_not_also_a_job_id() {
+        assert_eq!(allowed_methods("/v1/jobs/batch"), ["POST"]);
+        assert_eq!(allowed_methods("/v1/jobs/cancel"), ["POST"]);
+        assert_eq!(allowed_methods("/v1/jobs/12"), ["DELETE", "GET"]);
+        assert_eq!(allowed_methods("/v1/jobs"), ["GET", "POST"]);
+        assert!(allowed_methods("/v2/nothing").is_empty());
+    }
 }

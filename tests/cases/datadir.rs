@@ -61,9 +61,18 @@ fn assert_refused_untouched(data_dir: &Path, wanted: &str) {
     assert_eq!(snapshot(data_dir), before, "a refused data dir was changed");
 }
 
+/// A daemon on a copy of the format-1 fixture, with `config` (TOML after
+/// the top-level keys). Retention is set far out: the fixture's finished job
+/// ended when the fixture was made, and the default 7 days would prune it.
+fn on_fixture(config: &str) -> crate::support::Builder {
+    TestDaemon::builder()
+        .store_from(&fixture())
+        .config_toml(&format!("retention = \"1000y\"\n{config}"))
+}
+
 #[test]
 fn a_format_1_store_still_opens() {
-    let d = TestDaemon::builder().store_from(&fixture()).start();
+    let d = on_fixture("").start();
     let done = d.job(FIXTURE_DONE);
     assert_eq!(done.state.as_str(), "succeeded", "{done:?}");
     assert_eq!(done.name.as_deref(), Some("fixture"));
@@ -100,13 +109,11 @@ fn a_format_1_store_still_opens() {
 #[test]
 fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_the_current_format() {
     let token = "fixture-test-token-0123";
-    let mut d = TestDaemon::builder()
-        .store_from(&fixture())
-        .config_toml(&format!(
-            "[[auth.tokens]]\nname = \"ci\"\nrole = \"submit\"\ntoken = \"{token}\"\n"
-        ))
-        .token(token)
-        .start();
+    let mut d = on_fixture(&format!(
+        "[[auth.tokens]]\nname = \"ci\"\nrole = \"submit\"\ntoken = \"{token}\"\n"
+    ))
+    .token(token)
+    .start();
     let marker = d.data_dir().join("store/JOBQ_FORMAT");
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 5\n");
     let done = d.job(FIXTURE_DONE);
@@ -126,7 +133,7 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_the_current_f
 
 #[test]
 fn a_format_1_job_runs_as_the_default_user_and_then_names_it() {
-    let d = TestDaemon::builder().store_from(&fixture()).start();
+    let d = on_fixture("").start();
     let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
     assert_eq!(status, 200, "{body}");
     let job = d.wait_job(FIXTURE_DONE, "the retried format-1 job to end", |j| {
