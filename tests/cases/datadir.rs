@@ -203,3 +203,33 @@ fn a_damaged_store_is_refused_not_taken_for_empty() {
         "says what to do: {stderr}"
     );
 }
+
+/// The store written by format 4 (tests/fixtures/store-v4, made by
+/// 45d299c): queue `held` paused, and in it a queued `cat` fed by a
+/// 29-byte upload it claimed. Format 4 kept a claimed upload's bytes in the
+/// job's own stdin record, which format 5 still reads (only unclaimed
+/// uploads move to files).
+fn fixture_v4() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v4")
+}
+const FIXTURE_V4_JOB: &str = "01a23808-e363-7271-bc59-f7cf66e8b2f5";
+
+#[test]
+fn a_format_4_claimed_upload_still_feeds_its_job() {
+    let mut d = TestDaemon::builder().store_from(&fixture_v4()).start();
+    let marker = d.data_dir().join("store/JOBQ_FORMAT");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 5\n");
+    let job = d.job(FIXTURE_V4_JOB);
+    assert_eq!(job.state.as_str(), "queued", "{job:?}");
+    assert_eq!(job.stdin_bytes, Some(29));
+    // The same after a restart.
+    d.restart();
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 5\n");
+    d.patch_queue("held", serde_json::json!({ "paused": false }));
+    let job = d.wait_terminal(FIXTURE_V4_JOB);
+    assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+    assert_eq!(
+        d.output(FIXTURE_V4_JOB, "stdout"),
+        b"stdin from a format-4 upload\n"
+    );
+}
