@@ -257,3 +257,27 @@ impl Store {
 fn decode_len(value: &[u8]) -> u64 {
     value.try_into().map(u64::from_be_bytes).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Format 4 kept an unclaimed upload's bytes in its record; the move
+    /// to format 5 writes them to `stdin/<id>` and leaves the length.
+    #[test]
+    fn a_format_4_upload_record_becomes_a_file_and_its_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Durability::Fsync, Duration::from_millis(5)).unwrap();
+        let id = JobId::new();
+        let bytes = b"bytes of a format-4 upload\n";
+        store
+            .h()
+            .unwrap()
+            .main
+            .insert(keys::by_id(keys::UPLOAD, &id), &bytes[..])
+            .unwrap();
+        assert_eq!(store.move_uploads_to_files().unwrap(), 1);
+        assert_eq!(store.upload(&id).unwrap(), Some(bytes.len() as u64));
+        assert_eq!(std::fs::read(store.stdin_file(&id)).unwrap(), bytes);
+    }
+}
