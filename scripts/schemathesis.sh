@@ -31,6 +31,9 @@ cleanup() {
         kill -TERM "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     fi
+    # Kept for a look after a failure.
+    mkdir -p target
+    cp "$work/daemon.log" target/schemathesis-daemon.log 2>/dev/null || true
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -42,6 +45,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 cat >"$work/jobq.toml" <<EOF
 listen = "127.0.0.1:0"
+log = "${JOBQ_ST_LOG:-info}"
 data_dir = "$work/data"
 workers = 2
 max_queued = 2000

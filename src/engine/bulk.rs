@@ -134,8 +134,10 @@ impl Engine {
             }
         }
         for id in &stopping {
-            match self.wait(id, Duration::MAX).await {
+            match self.cancel_checked(id).await {
                 Ok(_) | Err(EngineError::NotFound(_)) => cancelled += 1,
+                // It ended by itself before this cancel came to it.
+                Err(EngineError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }
         }

@@ -619,15 +619,59 @@ impl Engine {
     /// grace period). Returns the job once it is terminal.
     pub async fn cancel(&self, id: &JobId, principal: &Principal) -> Result<Job, EngineError> {
         self.recovered()?;
-        let mut sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
         may_act(principal, &job, "cancel")?;
-        if let Some(running) = sched.running.get(id) {
-            let _ = running.stop.try_send(StopReason::Cancel);
-            drop(sched);
-            // The run ends by itself now; its end is the answer.
-            return self.wait(id, Duration::MAX).await;
+        self.cancel_checked(id).await
+    }
+
+    /// Cancels job `id`, whose principal may. A running job is stopped and
+    /// its end waited for; if that run ended for a reason of its own at the
+    /// same moment (it exited, or timed out, before the stop was read) and
+    /// the job goes on to a retry, the retry is cancelled too, so a cancel
+    /// never waits out a job's retries.
+    pub(crate) async fn cancel_checked(&self, id: &JobId) -> Result<Job, EngineError> {
+        loop {
+            let sched = self.inner.sched.lock().await;
+            let job = self.current(id)?;
+            if let Some(running) = sched.running.get(id) {
+                let _ = running.stop.try_send(StopReason::Cancel);
+                drop(sched);
+                let job = self.wait_not_running(id).await?;
+                if job.state.is_terminal() {
+                    self.flushed([id]).await?;
+                    return Ok(job);
+                }
+                continue;
+            }
+            // An ended job is a conflict (cancel_not_running says so).
+            return self.cancel_idle(sched, job).await;
         }
+    }
+
+    /// Job `id` once no run of it is going on: terminal, or waiting for a
+    /// retry.
+    async fn wait_not_running(&self, id: &JobId) -> Result<Job, EngineError> {
+        loop {
+            let listener = self.inner.changed.listen();
+            {
+                let sched = self.inner.sched.lock().await;
+                if !sched.running.contains_key(id) {
+                    let job = self.current(id)?;
+                    if job.state.name() != StateName::Running {
+                        return Ok(job);
+                    }
+                }
+            }
+            listener.await;
+        }
+    }
+
+    /// Cancels `job`, which is not running, under `sched`.
+    async fn cancel_idle(
+        &self,
+        mut sched: async_lock::MutexGuard<'_, Sched>,
+        job: Job,
+    ) -> Result<Job, EngineError> {
         let changes = self.cancel_not_running(&mut sched, job, Timestamp::now())?;
         drop(sched);
         self.inner.store.sync().await?;

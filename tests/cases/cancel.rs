@@ -94,3 +94,30 @@ fn cancelling_an_unknown_job_is_not_found() {
     let (status, body) = d.post_empty("/v1/jobs/0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e/cancel");
     assert_error(status, &body, 404, "not_found", None);
 }
+
+/// A run that ends for a reason of its own while a cancel is on its way (here
+/// its timeout, whose SIGTERM it ignores, came first) must not leave the
+/// cancel waiting out the job's retries: the retry is cancelled. Before,
+/// `POST …/cancel` answered only when the last retry had ended (an hour
+/// here); schemathesis found it as a cancel that timed out.
+#[test]
+fn a_cancel_that_meets_a_timeout_also_cancels_the_retry() {
+    let d = TestDaemon::builder()
+        .config_toml("kill_grace = \"3s\"\n")
+        .start();
+    let job = d.submit(serde_json::json!({
+        "shell": "trap '' TERM; sleep 60",
+        "timeout": "1s", "retries": 3, "backoff": "1h",
+    }));
+    d.wait_running(&job.id);
+    // Past the timeout: its SIGTERM was ignored, SIGKILL comes at 1 s + 3 s.
+    std::thread::sleep(std::time::Duration::from_millis(1800));
+    // Before the fix this answered no sooner than the last retry's end:
+    // the test client gives up after 30 s.
+    let (status, body) = d.post_empty(&format!("/v1/jobs/{}/cancel", job.id));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "cancelled", "{body}");
+    let job = d.job(&job.id);
+    assert_eq!(job.state.as_str(), "cancelled", "{job:?}");
+    assert_eq!(job.attempts.len(), 1, "a retry ran: {job:?}");
+}
