@@ -653,13 +653,11 @@ impl Engine {
     async fn wait_not_running(&self, id: &JobId) -> Result<Job, EngineError> {
         loop {
             let listener = self.inner.changed.listen();
-            {
+            // The record first: the lock only once it says the run ended.
+            if self.current(id)?.state.name() != StateName::Running {
                 let sched = self.inner.sched.lock().await;
                 if !sched.running.contains_key(id) {
-                    let job = self.current(id)?;
-                    if job.state.name() != StateName::Running {
-                        return Ok(job);
-                    }
+                    return self.current(id);
                 }
             }
             listener.await;

@@ -244,10 +244,12 @@ where
     if REFUSED.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
         tracing::warn!(limit = %connections.refusal(), "refusing connections");
     }
-    let body = serde_json::json!({
-        "error": {"code": "unavailable", "message": connections.refusal()}
-    })
-    .to_string();
+    let answer = raw_answer(
+        "503 Service Unavailable",
+        "retry-after: 1\r\n",
+        "unavailable",
+        &connections.refusal(),
+    );
     crate::rt::spawn(async move {
         use futures_lite::{AsyncReadExt, AsyncWriteExt};
         let mut conn = conn;
@@ -257,10 +259,6 @@ where
             Ok(())
         })
         .await;
-        let answer = format!(
-            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
-            body.len()
-        );
         let _ = conn.write_all(answer.as_bytes()).await;
         let _ = conn.flush().await;
     });
@@ -325,47 +323,46 @@ fn refusal(error: &str, line: Option<&str>) -> Option<String> {
     } else {
         return None;
     };
-    let body = serde_json::json!({
-        "error": {"code": "invalid_field", "message": message}
-    })
-    .to_string();
-    Some(format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
+    Some(raw_answer(
+        &format!("{status} {reason}"),
+        "",
+        "invalid_field",
+        message,
     ))
+}
+
+/// A whole answer, written by hand where no request reached tide: `status`
+/// (`"503 Service Unavailable"`), `headers` (each ending in CRLF), and the
+/// JSON error body of `code` and `message`; the connection closes after.
+fn raw_answer(status: &str, headers: &str, code: &str, message: &str) -> String {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+    format!(
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n{headers}connection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 /// The answer to a request line whose method http-types cannot represent.
 fn unknown_method(line: &str) -> String {
     let mut words = line.split(' ');
-    let method = words.next().unwrap_or_default();
+    let method: String = words
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_graphic)
+        .take(32)
+        .collect();
     let target = words.next().unwrap_or_default();
     let path = target.split(['?', '#']).next().unwrap_or_default();
-    let allowed = super::routes::allowed_methods(path).join(", ");
-    let (head, body) = if allowed.is_empty() {
-        (
-            "404 Not Found".to_owned(),
-            serde_json::json!({"error": {"code": "not_found", "message": "no such route"}}),
-        )
-    } else {
-        let method: String = method
-            .chars()
-            .filter(char::is_ascii_graphic)
-            .take(32)
-            .collect();
-        (
-            format!("405 Method Not Allowed\r\nallow: {allowed}"),
-            serde_json::json!({"error": {
-                "code": "method_not_allowed",
-                "message": format!("{path} does not take {method}; it takes {allowed}"),
-            }}),
-        )
-    };
-    let body = body.to_string();
-    format!(
-        "HTTP/1.1 {head}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
+    match super::routes::method_refusal(path, &method) {
+        None => raw_answer("404 Not Found", "", "not_found", "no such route"),
+        Some((allowed, message)) => raw_answer(
+            "405 Method Not Allowed",
+            &format!("allow: {allowed}\r\n"),
+            "method_not_allowed",
+            &message,
+        ),
+    }
 }
 
 /// Serves one connection's requests in a task of its own, holding its

@@ -134,11 +134,11 @@ fn bare_errors<'a>(
         let mut res = match res.status() {
             StatusCode::NotFound if bare => ApiError::not_found("no such route").into_response(),
             StatusCode::MethodNotAllowed if bare || named => {
-                let allowed = routes::allowed_methods(&path).join(", ");
+                let (allowed, message) = routes::method_refusal(&path, &method).unwrap_or_default();
                 let mut res = ApiError::new(
                     StatusCode::MethodNotAllowed,
                     ErrorCode::MethodNotAllowed,
-                    format!("{path} does not take {method}; it takes {allowed}"),
+                    message,
                 )
                 .into_response();
                 res.insert_header("Allow", allowed);

@@ -133,6 +133,17 @@ pub(super) fn allowed_methods(path: &str) -> Vec<&'static str> {
     methods
 }
 
+/// For a 405 of `method` on `path`: the methods it takes (`Allow`) and the
+/// sentence saying so; `None` when no route has the path (a 404).
+pub(super) fn method_refusal(path: &str, method: &str) -> Option<(String, String)> {
+    let allowed = allowed_methods(path).join(", ");
+    if allowed.is_empty() {
+        return None;
+    }
+    let message = format!("{path} does not take {method}; it takes {allowed}");
+    Some((allowed, message))
+}
+
 /// True when a route's pattern without parameters is `path` itself
 /// (`/v1/jobs/batch`), which is then no job id whatever the method.
 pub(super) fn is_named(path: &str) -> bool {

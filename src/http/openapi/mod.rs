@@ -102,14 +102,28 @@ pub enum Answer {
     Metrics,
 }
 
+/// The schema of a parameter.
+#[derive(Clone, Copy, Debug)]
+pub enum Param {
+    /// Spelled out, as JSON.
+    Json(&'static str),
+    /// `?wait=`: at most 5 minutes.
+    Wait,
+    /// A queue name.
+    Queue,
+    /// A job id or number.
+    JobRef,
+    /// A UUID (a cursor).
+    Uuid,
+}
+
 /// A query parameter.
 #[derive(Clone, Copy, Debug)]
 pub struct Query {
     /// Its name.
     pub name: &'static str,
-    /// Its schema, as JSON, or the name of a rule of `rules.rs`: `wait`,
-    /// `queue`, `job_ref`, `uuid`.
-    pub schema: &'static str,
+    /// Its schema.
+    pub schema: Param,
     /// What it does.
     pub about: &'static str,
 }
@@ -135,12 +149,8 @@ pub struct Operation {
     pub errors: &'static [u16],
 }
 
-const WAIT: &str = "wait";
-const QUEUE: &str = "queue";
-const JOB_REF: &str = "job_ref";
-const UUID: &str = "uuid";
-const NONEMPTY: &str = r#"{"type": "string", "minLength": 1}"#;
-const BOOL: &str = r#"{"type": "boolean"}"#;
+const NONEMPTY: Param = Param::Json(r#"{"type": "string", "minLength": 1}"#);
+const BOOL: Param = Param::Json(r#"{"type": "boolean"}"#);
 
 /// Errors any operation may answer: a bad request, a head or body too
 /// large or slow, a missing or wrong token, a refused role, past a limit
@@ -156,34 +166,34 @@ pub const OPERATIONS: &[Operation] = &[
     Operation { method: "GET", path: "/v1/openapi.json", id: "openapi", summary: "this document", query: &[], body: Body::None, ok: &[(200, Answer::Json("OpenApi"))], errors: &[] },
     Operation { method: "POST", path: "/v1/jobs", id: "submitJob", summary: "submit a job; 201 once durable, 200 with the existing job when its idempotency key matched", query: &[], body: Body::Json("JobRequest"), ok: &[(201, Answer::Json("JobView")), (200, Answer::Json("JobView"))], errors: &[404, 429] },
     Operation { method: "GET", path: "/v1/jobs", id: "listJobs", summary: "list jobs, newest first, a page at a time", query: &[
-        Query { name: "state", schema: r#"{"type": "string", "pattern": "^((waiting|scheduled|queued|running|succeeded|failed|cancelled)?,)*(waiting|scheduled|queued|running|succeeded|failed|cancelled)?$"}"#, about: "comma-separated states" },
-        Query { name: "queue", schema: QUEUE, about: "only this queue's" },
-        Query { name: "label", schema: r#"{"type": "string", "pattern": "^[^:]*:"}"#, about: "key:value" },
+        Query { name: "state", schema: Param::Json(r#"{"type": "string", "pattern": "^((waiting|scheduled|queued|running|succeeded|failed|cancelled)?,)*(waiting|scheduled|queued|running|succeeded|failed|cancelled)?$"}"#), about: "comma-separated states" },
+        Query { name: "queue", schema: Param::Queue, about: "only this queue's" },
+        Query { name: "label", schema: Param::Json(r#"{"type": "string", "pattern": "^[^:]*:"}"#), about: "key:value" },
         Query { name: "owner", schema: NONEMPTY, about: "only this owner's" },
         Query { name: "name", schema: NONEMPTY, about: "only jobs of this name" },
-        Query { name: "limit", schema: r#"{"type": "integer", "minimum": 1, "maximum": 1000}"#, about: "page size (default 100)" },
-        Query { name: "cursor", schema: UUID, about: "next_cursor of the previous page" },
+        Query { name: "limit", schema: Param::Json(r#"{"type": "integer", "minimum": 1, "maximum": 1000}"#), about: "page size (default 100)" },
+        Query { name: "cursor", schema: Param::Uuid, about: "next_cursor of the previous page" },
     ], body: Body::None, ok: &[(200, Answer::Json("JobList"))], errors: &[] },
     Operation { method: "POST", path: "/v1/jobs/batch", id: "submitJobs", summary: "submit several jobs, all or none", query: &[], body: Body::Json("BatchRequest"), ok: &[(201, Answer::Json("BatchResponse"))], errors: &[404, 429] },
     Operation { method: "POST", path: "/v1/jobs/clean", id: "cleanJobs", summary: "remove the terminal jobs the filters match", query: &[], body: Body::Json("CleanRequest"), ok: &[(200, Answer::Json("BulkResponse"))], errors: &[] },
     Operation { method: "POST", path: "/v1/jobs/cancel", id: "cancelJobs", summary: "cancel the jobs the filters match (a state or queue is needed)", query: &[], body: Body::Json("CancelRequest"), ok: &[(200, Answer::Json("BulkResponse"))], errors: &[] },
     Operation { method: "POST", path: "/v1/jobs/retry", id: "retryJobs", summary: "queue again the failed or cancelled jobs the filters match", query: &[], body: Body::Json("RetryRequest"), ok: &[(200, Answer::Json("BulkResponse"))], errors: &[] },
     Operation { method: "GET", path: "/v1/jobs/:id", id: "getJob", summary: "one job; with wait=D, once it is terminal or after D", query: &[
-        Query { name: "wait", schema: WAIT, about: "long poll: at most 5m" },
+        Query { name: "wait", schema: Param::Wait, about: "long poll: at most 5m" },
     ], body: Body::None, ok: &[(200, Answer::Json("JobView"))], errors: &[404] },
     Operation { method: "DELETE", path: "/v1/jobs/:id", id: "deleteJob", summary: "remove a terminal job and its output", query: &[], body: Body::None, ok: &[(204, Answer::Empty)], errors: &[404, 409] },
     Operation { method: "POST", path: "/v1/jobs/:id/cancel", id: "cancelJob", summary: "cancel a job that has not ended", query: &[], body: Body::None, ok: &[(200, Answer::Json("JobView"))], errors: &[404, 409] },
     Operation { method: "POST", path: "/v1/jobs/:id/retry", id: "retryJob", summary: "run a failed or cancelled job again", query: &[], body: Body::None, ok: &[(200, Answer::Json("JobView"))], errors: &[404, 409] },
     Operation { method: "GET", path: "/v1/jobs/:id/output", id: "jobOutput", summary: "a job's output; follow=true streams it; Accept: text/event-stream for SSE", query: &[
-        Query { name: "stream", schema: r#"{"type": "string", "enum": ["stdout", "stderr", "all"]}"#, about: "which stream (default all)" },
-        Query { name: "offset", schema: r#"{"type": "integer", "minimum": 0, "maximum": 18446744073709551615}"#, about: "bytes of that stream to skip" },
-        Query { name: "attempt", schema: r#"{"type": "integer", "minimum": 1, "maximum": 4294967295}"#, about: "which attempt (default the current)" },
+        Query { name: "stream", schema: Param::Json(r#"{"type": "string", "enum": ["stdout", "stderr", "all"]}"#), about: "which stream (default all)" },
+        Query { name: "offset", schema: Param::Json(r#"{"type": "integer", "minimum": 0, "maximum": 18446744073709551615}"#), about: "bytes of that stream to skip" },
+        Query { name: "attempt", schema: Param::Json(r#"{"type": "integer", "minimum": 1, "maximum": 4294967295}"#), about: "which attempt (default the current)" },
         Query { name: "follow", schema: BOOL, about: "keep streaming until the job ends" },
     ], body: Body::None, ok: &[(200, Answer::Output)], errors: &[404] },
     Operation { method: "POST", path: "/v1/uploads", id: "upload", summary: "keep stdin bytes for a job's stdin_upload (any bytes, up to max_upload)", query: &[], body: Body::Bytes, ok: &[(201, Answer::Json("Upload"))], errors: &[] },
     Operation { method: "GET", path: "/v1/events", id: "events", summary: "Server-Sent Events of job state changes", query: &[
-        Query { name: "job", schema: JOB_REF, about: "only this job's (first event: its state now)" },
-        Query { name: "queue", schema: QUEUE, about: "only this queue's" },
+        Query { name: "job", schema: Param::JobRef, about: "only this job's (first event: its state now)" },
+        Query { name: "queue", schema: Param::Queue, about: "only this queue's" },
     ], body: Body::None, ok: &[(200, Answer::Events)], errors: &[404] },
     Operation { method: "GET", path: "/v1/queues", id: "listQueues", summary: "every queue: limit, paused, counts by state", query: &[], body: Body::None, ok: &[(200, Answer::Json("QueueList"))], errors: &[] },
     Operation { method: "PATCH", path: "/v1/queues/:name", id: "patchQueue", summary: "set a queue's limit or pause it (admin)", query: &[], body: Body::Json("QueuePatch"), ok: &[(200, Answer::Json("QueueView"))], errors: &[404] },
@@ -202,14 +212,14 @@ pub fn openapi_path(pattern: &str) -> String {
         .join("/")
 }
 
-/// The schema a [`Query`] names or spells out.
-fn query_schema(schema: &str) -> Value {
+/// The schema a [`Param`] names or spells out.
+fn param_schema(schema: Param) -> Value {
     match schema {
-        WAIT => rules::wait(),
-        QUEUE => json!({ "type": "string", "pattern": rules::QUEUE_NAME }),
-        JOB_REF => rules::job_ref(),
-        UUID => rules::uuid(),
-        json => serde_json::from_str(json).unwrap_or_default(),
+        Param::Json(json) => serde_json::from_str(json).unwrap_or_default(),
+        Param::Wait => rules::wait(),
+        Param::Queue => json!({ "type": "string", "pattern": rules::QUEUE_NAME }),
+        Param::JobRef => rules::job_ref(),
+        Param::Uuid => rules::uuid(),
     }
 }
 
@@ -284,14 +294,14 @@ fn operation(op: &Operation, access: Access) -> Value {
         .map(|name| {
             json!({
                 "name": name, "in": "path", "required": true,
-                "schema": query_schema(if name == "id" { JOB_REF } else { QUEUE }),
+                "schema": param_schema(if name == "id" { Param::JobRef } else { Param::Queue }),
             })
         })
         .collect();
     parameters.extend(op.query.iter().map(|q| {
         json!({
             "name": q.name, "in": "query", "required": false, "description": q.about,
-            "schema": query_schema(q.schema),
+            "schema": param_schema(q.schema),
         })
     }));
     let mut responses = Map::new();
