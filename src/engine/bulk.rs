@@ -133,10 +133,18 @@ impl Engine {
                 break;
             }
         }
+        // Each was sent its stop above: its end is its answer, unless that
+        // run ended for a reason of its own and a retry follows, which is
+        // cancelled then.
         for id in &stopping {
-            match self.cancel_checked(id).await {
+            let ended = match self.wait_not_running(id).await {
+                Ok(job) if job.state.is_terminal() => Ok(job),
+                Ok(_) => self.cancel_checked(id).await,
+                Err(e) => Err(e),
+            };
+            match ended {
                 Ok(_) | Err(EngineError::NotFound(_)) => cancelled += 1,
-                // It ended by itself before this cancel came to it.
+                // Its retry ran and ended before this came to it.
                 Err(EngineError::Conflict(_)) => {}
                 Err(e) => return Err(e),
             }

@@ -650,7 +650,7 @@ impl Engine {
 
     /// Job `id` once no run of it is going on: terminal, or waiting for a
     /// retry.
-    async fn wait_not_running(&self, id: &JobId) -> Result<Job, EngineError> {
+    pub(crate) async fn wait_not_running(&self, id: &JobId) -> Result<Job, EngineError> {
         loop {
             let listener = self.inner.changed.listen();
             // The record first: the lock only once it says the run ended.
