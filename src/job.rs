@@ -142,6 +142,10 @@ pub struct JobSpec {
     /// at submission.
     #[serde(default, skip_serializing_if = "Limits::is_empty")]
     pub limits: Limits,
+    /// The schedule whose fire made it (`POST /v1/schedules/{name}/run`
+    /// too), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 /// Hides environment values: they are often secrets and `Debug` output ends up
@@ -164,6 +168,7 @@ impl fmt::Debug for JobSpec {
             .field("idempotency_key", &self.idempotency_key)
             .field("name", &self.name)
             .field("labels", &self.labels)
+            .field("schedule", &self.schedule)
             .finish()
     }
 }
@@ -931,6 +936,7 @@ pub(crate) fn sample_spec(env: &[(&str, &str)]) -> JobSpec {
         name: None,
         labels: BTreeMap::new(),
         limits: Limits::default(),
+        schedule: None,
     }
 }
 

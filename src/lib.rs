@@ -20,4 +20,5 @@ pub(crate) mod output;
 pub mod resources;
 pub(crate) mod rt;
 pub(crate) mod runner;
+pub mod schedule;
 pub(crate) mod store;

@@ -25,6 +25,7 @@ pub mod config;
 pub mod events;
 pub mod follow;
 pub mod interrupt;
+pub mod job_flags;
 pub mod list;
 pub mod logs;
 pub mod queue;
@@ -32,6 +33,7 @@ pub mod queues;
 pub mod render;
 pub mod retry;
 pub mod rm;
+pub mod schedule;
 pub mod serve;
 pub mod show;
 pub mod submit;
@@ -265,6 +267,8 @@ pub enum ClientCommand {
     Queues(queues::QueuesArgs),
     /// Pause, resume or limit a queue
     Queue(queue::QueueArgs),
+    /// Recurring jobs: add, list, show, rm, run, pause, resume
+    Schedule(schedule::ScheduleArgs),
     /// Print job state changes as they happen
     Events(events::EventsArgs),
 }
@@ -341,6 +345,7 @@ fn dispatch(opts: &ClientOpts, command: ClientCommand) -> Result<i32, CliError> 
         ClientCommand::Clean(args) => clean::run(&client, args, &mut out)?,
         ClientCommand::Queues(args) => queues::run(&client, args, &mut out)?,
         ClientCommand::Queue(args) => queue::run(&client, args, &mut out)?,
+        ClientCommand::Schedule(args) => schedule::run(&client, args, &mut out)?,
         ClientCommand::Events(args) => events::run(&client, args, &mut out)?,
     };
     out.flush()?;

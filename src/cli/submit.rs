@@ -18,7 +18,6 @@
 //! copies its output as it is written ([`follow`]); both exit with the
 //! job's exit code.
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -26,6 +25,7 @@ use std::time::Duration;
 use clap::{ArgGroup, Args};
 use jiff::Timestamp;
 
+use super::job_flags::JobFlags;
 use super::summary::Ending;
 use super::{batch, duration, follow, interrupt, job_id, render, wait, CliError};
 use crate::api::{DurationArg, JobRequest};
@@ -72,64 +72,21 @@ pub struct SubmitArgs {
     /// Submit every job spec of FILE (`-`: stdin), one JSON object per line (see below)
     #[arg(long, value_name = "FILE", conflicts_with_all = PER_JOB)]
     pub batch: Option<PathBuf>,
-    /// Queue to run in [default: default]
-    #[arg(long, short, value_name = "Q")]
-    pub queue: Option<String>,
-    /// Higher runs first; ties run in submission order [default: 0]
-    #[arg(long, short, value_name = "N", allow_hyphen_values = true,
-          value_parser = super::number_in(i32::MIN, i32::MAX))]
-    pub priority: Option<i32>,
+    /// What the job is (shared with `jobq schedule add`)
+    #[command(flatten)]
+    pub job: JobFlags,
     /// Do not start before D from now (`90s`, `1h30m`)
     #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = duration, conflicts_with = "at")]
     pub delay: Option<Duration>,
     /// Do not start before TIME (RFC 3339: 2030-01-02T15:04:05Z)
     #[arg(long, value_name = "TIME", value_parser = timestamp)]
     pub at: Option<Timestamp>,
-    /// Kill an attempt that runs longer than D
-    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = duration)]
-    pub timeout: Option<Duration>,
-    /// Stop the job (failed, reason limit) if its processes together use
-    /// more memory than SIZE ("512MiB", or bytes)
-    #[arg(long, value_name = "SIZE", value_parser = crate::resources::parse_size)]
-    pub memory: Option<u64>,
-    /// Stop the job if its processes together use more CPU time than D
-    #[arg(long, value_name = "D", value_parser = duration)]
-    pub cpu_time: Option<Duration>,
-    /// Most processes the job may have at once
-    #[arg(long, value_name = "N", value_parser = super::number_in(1u64, u32::MAX as u64))]
-    pub processes: Option<u64>,
-    /// Most open files per process of the job
-    #[arg(long, value_name = "N", value_parser = super::number_in(3u64, crate::resources::MAX_OPEN_FILES))]
-    pub open_files: Option<u64>,
-    /// Extra attempts after a failed one [default: 0]
-    #[arg(long, value_name = "N", allow_hyphen_values = true,
-          value_parser = super::number_in(0, crate::api::MAX_RETRIES))]
-    pub retries: Option<u32>,
-    /// Delay before the first retry, doubled for each next one [default: the daemon's, 1s]
-    #[arg(long, value_name = "D", allow_hyphen_values = true, value_parser = duration)]
-    pub backoff: Option<Duration>,
     /// Start only after job ID succeeded (repeatable)
     #[arg(long, value_name = "ID", value_parser = job_id)]
     pub after: Vec<String>,
-    /// Set an environment variable for the job; K alone copies K from here (repeatable)
-    #[arg(long, short, value_name = "K=V|K", value_parser = env_var)]
-    pub env: Vec<(String, Option<String>)>,
-    /// Give the job this command's whole environment (it is stored with the job; --env wins)
-    #[arg(long = "inherit-env", short = 'E')]
-    pub inherit_env: bool,
-    /// Working directory, relative to here if relative [default: the current directory,
-    /// or the daemon's default when the daemon is on another machine]
-    #[arg(long, value_name = "DIR")]
-    pub cwd: Option<PathBuf>,
     /// Feed FILE to the job's stdin (`-`: this command's stdin); any bytes, any size up to the daemon's max_upload
     #[arg(long, value_name = "FILE")]
     pub stdin: Option<PathBuf>,
-    /// A name for people, shown by `list` instead of the command
-    #[arg(long, value_name = "S")]
-    pub name: Option<String>,
-    /// Attach a label, filterable in listings (repeatable)
-    #[arg(long, short, value_name = "K=V", value_parser = super::key_value)]
-    pub label: Vec<(String, String)>,
     /// Idempotency key: a second submit with the same KEY returns the first job
     #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
@@ -262,103 +219,12 @@ fn submitted(error: crate::client::ClientError, id: &str) -> CliError {
 /// `local`: the daemon is on this machine, so this directory means the
 /// same to it and is the job's default.
 fn request(args: SubmitArgs, local: bool) -> Result<(JobRequest, Option<PathBuf>), CliError> {
-    let cwd = match &args.cwd {
-        Some(dir) => Some(absolute_utf8(dir, "--cwd")?),
-        None if local => {
-            let here = std::env::current_dir().map_err(|e| {
-                CliError::Usage(format!(
-                    "cannot tell the current directory ({}); give --cwd DIR",
-                    io_reason(&e)
-                ))
-            })?;
-            Some(absolute_utf8(&here, "the current directory")?)
-        }
-        None => None,
-    };
-    let limits = limits_arg(&args);
-    let request = JobRequest {
-        command: (!args.command.is_empty()).then_some(args.command),
-        shell: args.shell,
-        env: environment(args.env, args.inherit_env)?,
-        cwd,
-        stdin: None,
-        stdin_upload: None,
-        queue: args.queue,
-        priority: args.priority,
-        run_at: args.at,
-        delay: args.delay.map(DurationArg),
-        timeout: args.timeout.map(DurationArg),
-        retries: args.retries,
-        backoff: args.backoff.map(DurationArg),
-        after: args.after,
-        idempotency_key: args.key,
-        name: args.name,
-        labels: args.label.into_iter().collect::<BTreeMap<_, _>>(),
-        limits,
-    };
+    let mut request = args.job.request(args.command, args.shell, local)?;
+    request.run_at = args.at;
+    request.delay = args.delay.map(DurationArg);
+    request.after = args.after;
+    request.idempotency_key = args.key;
     Ok((request, args.stdin))
-}
-
-/// The `limits` the flags give, if any.
-fn limits_arg(args: &SubmitArgs) -> Option<crate::resources::LimitsArg> {
-    let limits = crate::resources::LimitsArg {
-        memory: args.memory.map(crate::resources::SizeArg),
-        cpu_time: args.cpu_time.map(DurationArg),
-        processes: args.processes,
-        open_files: args.open_files,
-    };
-    (limits != crate::resources::LimitsArg::default()).then_some(limits)
-}
-
-/// A working directory as the daemon needs it: absolute (the daemon has
-/// its own current directory) and UTF-8 (JSON strings are). `what` names
-/// it in errors.
-fn absolute_utf8(dir: &Path, what: &str) -> Result<String, CliError> {
-    let path = std::path::absolute(dir)
-        .map_err(|e| CliError::Usage(format!("{what} {}: {}", dir.display(), io_reason(&e))))?;
-    path.into_os_string().into_string().map_err(|p| {
-        CliError::Usage(format!(
-            "{what} {}: the path is not valid UTF-8; give --cwd DIR",
-            p.to_string_lossy()
-        ))
-    })
-}
-
-/// The job's `env`: this process's whole environment with
-/// `--inherit-env`, then each `--env` (`K` alone copies K from here).
-fn environment(
-    vars: Vec<(String, Option<String>)>,
-    inherit: bool,
-) -> Result<BTreeMap<String, String>, CliError> {
-    let mut env = BTreeMap::new();
-    if inherit {
-        for (k, v) in std::env::vars_os() {
-            match (k.into_string(), v.into_string()) {
-                (Ok(k), Ok(v)) => {
-                    env.insert(k, v);
-                }
-                (Ok(k), Err(_)) => {
-                    return Err(CliError::Usage(format!(
-                        "--inherit-env: the value of {k} is not valid UTF-8; unset it or pass --env {k}=VALUE"
-                    )))
-                }
-                // A name that is not UTF-8 cannot be sent, nor named.
-                (Err(_), _) => {}
-            }
-        }
-    }
-    for (k, v) in vars {
-        let v = match v {
-            Some(v) => v,
-            None => std::env::var(&k).map_err(|_| {
-                CliError::Usage(format!(
-                    "--env {k}: {k} is not set here (give --env {k}=VALUE to set it)"
-                ))
-            })?,
-        };
-        env.insert(k, v);
-    }
-    Ok(env)
 }
 
 /// `request` with the bytes of `--stdin FILE` (`-`: this process's stdin):
@@ -449,19 +315,6 @@ fn json_len(text: &str) -> usize {
     serde_json::to_string(text).map_or(usize::MAX, |json| json.len())
 }
 
-/// clap value parser for `K=V` flags.
-/// clap value parser for `--env`: `K=V`, or `K` alone (its value is
-/// copied from this process's environment).
-fn env_var(s: &str) -> Result<(String, Option<String>), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), Some(v.to_owned()))),
-        None if !s.is_empty() => Ok((s.to_owned(), None)),
-        _ => Err(format!(
-            "expected K=V or K (a name such as PATH), got {s:?}"
-        )),
-    }
-}
-
 /// clap value parser for `--at`.
 fn timestamp(s: &str) -> Result<Timestamp, String> {
     s.parse::<Timestamp>()
@@ -489,7 +342,7 @@ mod tests {
             "-q", "batch", "--env", "A=1=2", "--", "echo", "-n", "--json",
         ])
         .unwrap();
-        assert_eq!(a.queue.as_deref(), Some("batch"));
+        assert_eq!(a.job.queue.as_deref(), Some("batch"));
         assert_eq!(a.command, ["echo", "-n", "--json"]);
         assert!(!a.json);
         let a = parse(&["--json", "ls", "-l"]).unwrap();

@@ -15,6 +15,7 @@
 //! waited-for one may say nothing for hours. The Server-Sent Events parser
 //! is [`sse`].
 
+mod schedules;
 pub mod sse;
 mod unix;
 

@@ -24,6 +24,7 @@ mod ready;
 mod recovery;
 mod repair;
 mod retention;
+mod schedules;
 mod strays;
 mod timers;
 
@@ -62,6 +63,9 @@ pub enum EngineError {
     /// No job has this number.
     #[error("no job number {0}")]
     NoNumber(u64),
+    /// No schedule has this name.
+    #[error("no schedule {0:?}")]
+    NoSchedule(String),
     /// No queue has this name: no jobs, stored settings or config entry.
     #[error("no queue {0:?}: no job, stored setting or config entry names it; make it with \"create\": true (jobq queue ... --create)")]
     NoQueue(String),
@@ -190,8 +194,8 @@ struct Running {
 struct Sched {
     /// Durable queued jobs waiting for a worker.
     ready: ReadyQueues,
-    /// Durable scheduled jobs by due time.
-    timers: BTreeSet<(Timestamp, JobId)>,
+    /// Durable scheduled jobs and schedules' next fires, by due time.
+    timers: BTreeSet<(Timestamp, timers::Due)>,
     /// Jobs taken from `ready` whose run has not ended, by id.
     running: HashMap<JobId, Running>,
     /// Per-queue limits, pause flags and running counts.
@@ -440,15 +444,8 @@ impl Engine {
             } else if claim.is_none() {
                 spec.stdin_bytes = None;
             }
-            let ceiling = self.inner.config.queue_limits(&spec.queue);
-            let whose = match self.inner.config.queues.get(&spec.queue) {
-                Some(q) if q.limits.is_some() => format!("queue {:?}", spec.queue),
-                _ => "the daemon's [jobs] limits".to_owned(),
-            };
-            spec.limits = spec.limits.under(ceiling, &whose).map_err(|e| {
-                let name = e.field.clone();
-                FieldError::new(field(i, &name), e.message)
-            })?;
+            self.cap_limits(&mut spec)
+                .map_err(|e| FieldError::new(field(i, &e.field), e.message))?;
             let mut pending = Vec::new();
             let mut failed_dep = None;
             for dep in &spec.after {
@@ -507,16 +504,23 @@ impl Engine {
         drop(sched);
         store.sync().await?;
         let created: Vec<&Job> = out.iter().filter(|s| s.created).map(|s| &s.job).collect();
-        for job in &created {
-            crate::metrics::metrics()
-                .submitted
-                .get_or_create(&crate::metrics::QueueLabel {
-                    queue: job.spec.queue.clone(),
-                })
-                .inc();
-        }
+        created
+            .iter()
+            .for_each(|job| schedules::count_submitted(job));
         self.announce_all(&created).await;
         Ok(out)
+    }
+
+    /// Puts a spec's limits under its queue's and the daemon's, or says
+    /// which of its own is above them.
+    fn cap_limits(&self, spec: &mut JobSpec) -> Result<(), FieldError> {
+        let ceiling = self.inner.config.queue_limits(&spec.queue);
+        let whose = match self.inner.config.queues.get(&spec.queue) {
+            Some(q) if q.limits.is_some() => format!("queue {:?}", spec.queue),
+            _ => "the daemon's [jobs] limits".to_owned(),
+        };
+        spec.limits = spec.limits.under(ceiling, &whose)?;
+        Ok(())
     }
 
     /// The id of the job `r` names (a number is looked up; an id is taken
@@ -688,6 +692,19 @@ impl Engine {
         job: Job,
         now: Timestamp,
     ) -> Result<Vec<(Job, Job)>, EngineError> {
+        let changes = self.cancel_changes(sched, job, now)?;
+        apply(&self.inner.store, &changes)?;
+        Ok(changes)
+    }
+
+    /// [`cancel_not_running`](Self::cancel_not_running)'s changes, not yet
+    /// written: for a caller that writes them in a batch of its own.
+    fn cancel_changes(
+        &self,
+        sched: &mut Sched,
+        job: Job,
+        now: Timestamp,
+    ) -> Result<Vec<(Job, Job)>, EngineError> {
         let mut next = job.clone();
         next.cancel(None, now)?;
         match job.state {
@@ -703,7 +720,6 @@ impl Engine {
         }
         let mut changes = vec![(job, next.clone())];
         changes.append(&mut self.cascade(&next, now)?);
-        apply(&self.inner.store, &changes)?;
         Ok(changes)
     }
 

@@ -53,6 +53,9 @@ impl Engine {
             changes.append(&mut follow);
         }
         apply(store, &changes)?;
+        // schedules: fires that fell while jobq was down follow `missed`;
+        // their jobs are queued in the store, so loaded just below.
+        let schedules = self.recover_schedules(&mut sched, now)?;
         // queued (including those just re-queued): back in line, in order.
         let entries = store.ready_entries()?;
         for e in &entries {
@@ -75,6 +78,7 @@ impl Engine {
         tracing::info!(
             queued = entries.len(),
             scheduled = timers.len(),
+            schedules,
             interrupted = interrupted.len(),
             "recovered"
         );

@@ -76,6 +76,7 @@ impl Engine {
             .into_iter()
             .map(|(at, id)| timers::timer(at, id))
             .collect();
+        sched.timers.extend(self.schedule_timers()?);
         drop(sched);
         store.sync().await?;
         for (_, job) in &changes {

@@ -1,16 +1,33 @@
-//! The timer loop: one timer for the earliest scheduled job (a delay or a
-//! retry's backoff), re-armed when an earlier one arrives; due jobs become
-//! `queued`.
+//! The timer loop: one timer for the earliest thing due, re-armed when an
+//! earlier one arrives. A due scheduled job (a delay or a retry's backoff)
+//! becomes `queued`; a due schedule fires (`schedules.rs`).
 
 use super::*;
 
-/// The timer entry of a job due at `at`: to the millisecond, as the store's
-/// timer index keeps it, so that an entry made from a job's state and one
-/// loaded from the store at start are the same entry (a cancel must find
-/// and remove either).
-pub(super) fn timer(at: Timestamp, id: JobId) -> (Timestamp, JobId) {
-    let ms = Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at);
-    (ms, id)
+/// What a timer entry is for.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Due {
+    /// A scheduled job to make `queued`.
+    Job(JobId),
+    /// A schedule to fire, by name.
+    Schedule(String),
+}
+
+/// A time to the millisecond, as the store's indexes keep it, so that an
+/// entry made from a record and one loaded from the store at start are the
+/// same entry (a cancel must find and remove either).
+fn to_ms(at: Timestamp) -> Timestamp {
+    Timestamp::from_millisecond(at.as_millisecond()).unwrap_or(at)
+}
+
+/// The timer entry of a job due at `at`.
+pub(super) fn timer(at: Timestamp, id: JobId) -> (Timestamp, Due) {
+    (to_ms(at), Due::Job(id))
+}
+
+/// The timer entry of schedule `name`'s fire at `at`.
+pub(super) fn fire_timer(at: Timestamp, name: &str) -> (Timestamp, Due) {
+    (to_ms(at), Due::Schedule(name.to_owned()))
 }
 
 impl Engine {
@@ -22,14 +39,21 @@ impl Engine {
             if self.is_stopping() {
                 return;
             }
-            let next = self.inner.sched.lock().await.timers.first().copied();
+            let next = self
+                .inner
+                .sched
+                .lock()
+                .await
+                .timers
+                .first()
+                .map(|(at, _)| *at);
             let now = Timestamp::now();
             match next {
                 None => {
                     listener.await;
                     continue;
                 }
-                Some((at, _)) if at > now => {
+                Some(at) if at > now => {
                     let wait = at.duration_since(now).unsigned_abs();
                     future::or(listener, async {
                         Timer::after(wait).await;
@@ -50,11 +74,21 @@ impl Engine {
         let store = &self.inner.store;
         let mut sched = self.inner.sched.lock().await;
         let mut changes = Vec::new();
-        while let Some(&(at, id)) = sched.timers.first() {
-            if at > now {
+        let mut fired = super::schedules::Fired::default();
+        while let Some((at, _)) = sched.timers.first() {
+            if *at > now {
                 break;
             }
-            sched.timers.pop_first();
+            let Some((at, due)) = sched.timers.pop_first() else {
+                break;
+            };
+            let id = match due {
+                Due::Job(id) => id,
+                Due::Schedule(name) => {
+                    self.fire_due(&mut sched, &name, at, now, &mut fired)?;
+                    continue;
+                }
+            };
             let Some(job) = store.get(&id)? else { continue };
             let State::Scheduled { at: due } = job.state else {
                 continue;
@@ -75,6 +109,7 @@ impl Engine {
         for (_, new) in &changes {
             self.announce(new).await;
         }
+        self.announce_fired(fired).await;
         Ok(())
     }
 }

@@ -94,9 +94,10 @@ impl From<StoreError> for ApiError {
 impl From<EngineError> for ApiError {
     fn from(e: EngineError) -> ApiError {
         match e {
-            EngineError::NotFound(_) | EngineError::NoNumber(_) | EngineError::NoQueue(_) => {
-                ApiError::not_found(e.to_string())
-            }
+            EngineError::NotFound(_)
+            | EngineError::NoNumber(_)
+            | EngineError::NoQueue(_)
+            | EngineError::NoSchedule(_) => ApiError::not_found(e.to_string()),
             EngineError::QueueInUse { .. } => {
                 ApiError::new(StatusCode::Conflict, ErrorCode::Conflict, e.to_string())
             }

@@ -90,7 +90,11 @@ fn view(principal: &Principal, job: &crate::job::Job) -> JobView {
     }
 }
 
-fn job_json(status: StatusCode, job: &crate::job::Job, principal: &Principal) -> Response {
+pub(super) fn job_json(
+    status: StatusCode,
+    job: &crate::job::Job,
+    principal: &Principal,
+) -> Response {
     json(status, &view(principal, job))
 }
 

@@ -18,6 +18,7 @@ pub mod listen;
 pub mod openapi;
 mod queues;
 pub mod routes;
+mod schedules;
 mod stream;
 
 use std::sync::atomic::AtomicBool;

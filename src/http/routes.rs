@@ -8,7 +8,7 @@ use std::sync::LazyLock;
 use tide::http::Method;
 use tide::{Endpoint, Request, Response, StatusCode};
 
-use super::{access, bulk, jobs, queues, read_body, ApiError, AppState, Reply};
+use super::{access, bulk, jobs, queues, read_body, schedules, ApiError, AppState, Reply};
 use crate::api::Health;
 
 /// Who may call a route.
@@ -93,6 +93,12 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
         entry("GET", "/v1/queues", Read, Body, queues::list),
         entry("PATCH", "/v1/queues/:name", Admin, Body, queues::patch),
         entry("DELETE", "/v1/queues/:name", Admin, Body, queues::remove),
+        entry("GET", "/v1/schedules", Read, Body, schedules::list),
+        entry("PUT", "/v1/schedules/:name", Submit, Body, schedules::put),
+        entry("GET", "/v1/schedules/:name", Read, Body, schedules::get),
+        entry("PATCH", "/v1/schedules/:name", Submit, Body, schedules::patch),
+        entry("DELETE", "/v1/schedules/:name", Submit, Body, schedules::remove),
+        entry("POST", "/v1/schedules/:name/run", Submit, Body, schedules::run),
     ]
 }
 

@@ -22,7 +22,11 @@ use super::*;
 /// - 5: uploads are files (`stdin/<id>`), their records hold their
 ///   length, and a job fed one names it (`I` + job id → upload id); the
 ///   migration writes each unclaimed format-4 upload out to its file.
-pub const FORMAT_VERSION: u32 = 5;
+/// - 6: schedules (`S` + name), and jobs that name the schedule that made
+///   them. Nothing to rewrite; the version moves so that an older jobq,
+///   which would neither fire the schedules nor keep a job's `schedule`
+///   when it rewrites the record, refuses the store.
+pub const FORMAT_VERSION: u32 = 6;
 
 /// The marker file beside sled's files: `jobq-store <version>`.
 const MARKER: &str = "JOBQ_FORMAT";
@@ -138,6 +142,7 @@ impl Store {
         } else {
             0
         };
+        // 5 → 6: nothing to rewrite (see FORMAT_VERSION).
         let h = self.h()?;
         h.main
             .insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes())

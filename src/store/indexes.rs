@@ -163,6 +163,16 @@ impl Store {
     /// and per-queue counts move together, so a crash never leaves a job
     /// without its index entry or a count that disagrees with the records.
     pub fn apply(&self, changes: &[Change<'_>]) -> Result<()> {
+        self.apply_with(changes, &[])
+    }
+
+    /// [`apply`](Self::apply) with schedule records in the same atomic
+    /// batch: a fire's job and its schedule's advance.
+    pub fn apply_with(
+        &self,
+        changes: &[Change<'_>],
+        schedules: &[super::ScheduleWrite<'_>],
+    ) -> Result<()> {
         let h = self.h()?;
         let mut counts = self.counts.lock().unwrap_or_else(|e| e.into_inner());
         let mut unflushed = self.unflushed.lock().unwrap_or_else(|e| e.into_inner());
@@ -225,6 +235,9 @@ impl Store {
             let next = self.next_seq.load(Ordering::SeqCst);
             batch.insert(keys::named(keys::META, NEXT_SEQ), &next.to_be_bytes());
         }
+        for write in schedules {
+            write.add_to(&mut batch)?;
+        }
         for ((queue, state), n) in &touched {
             let key = keys::count(queue, *state);
             if *n == 0 {
@@ -234,6 +247,7 @@ impl Store {
             }
         }
         let written = h.main.apply_batch(batch).map_err(io(match changes {
+            [] => "write a schedule".to_owned(),
             [one] => format!("write job {}", one.id()),
             _ => format!("write {} jobs", changes.len()),
         }));

@@ -30,6 +30,8 @@ pub const IDEMPOTENCY: u8 = b'k';
 pub const COUNT: u8 = b'c';
 /// Prefix of queue settings: `q` + queue name → JSON.
 pub const QUEUE: u8 = b'q';
+/// Prefix of schedules: `S` + name → JSON.
+pub const SCHEDULE: u8 = b'S';
 /// Prefix of the number index: `#` + number ([`Job::number`]) → id.
 ///
 /// [`Job::number`]: crate::job::Job::number

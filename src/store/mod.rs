@@ -17,6 +17,7 @@
 //! | `k` key | id: idempotency keys |
 //! | `c` queue 0 state | count of jobs in that queue and state |
 //! | `q` queue | queue settings, JSON |
+//! | `S` name | a schedule, JSON (`schedules.rs`) |
 //! | `i` id | stdin bytes |
 //! | `u` upload id | uploaded stdin not yet claimed by a job |
 //! | `m` name | metadata (`format`) |
@@ -29,7 +30,8 @@
 //! This file holds the handles, opening and reopening, flushing and plain
 //! reads; the rest is by concern: `format.rs` (versions, migrations),
 //! `indexes.rs` (records with their index entries and counts),
-//! `listing.rs` (pages of jobs), `output.rs`, `uploads.rs` (stdin).
+//! `listing.rs` (pages of jobs), `output.rs`, `schedules.rs`, `uploads.rs`
+//! (stdin).
 
 mod commit;
 mod format;
@@ -41,6 +43,7 @@ mod invariants;
 pub mod keys;
 mod listing;
 mod output;
+mod schedules;
 mod uploads;
 
 use format::read_marker;
@@ -48,6 +51,7 @@ pub use format::FORMAT_VERSION;
 pub use indexes::Change;
 pub use listing::Scope;
 pub use output::{Stream, StreamFilter};
+pub use schedules::ScheduleWrite;
 pub use uploads::{StdinSource, UploadFile};
 
 use std::collections::{BTreeMap, HashMap};

@@ -5,10 +5,11 @@
 //! pipe and a log file. Everything here writes to a caller-supplied writer
 //! and returns its I/O error, so a closed stdout stops the command quietly
 //! (see [`super::CliError::Stdout`]). Jobs are drawn in `jobs.rs`, queues in
-//! `queues.rs`; this file holds what both use.
+//! `queues.rs`, schedules in `schedules.rs`; this file holds what they share.
 
 mod jobs;
 mod queues;
+mod schedules;
 
 use std::io::{self, Write};
 
@@ -19,6 +20,7 @@ use crate::api::JobEvent;
 
 pub use jobs::{job_details, job_table, TableView};
 pub use queues::{queue_line, queue_table};
+pub use schedules::{schedule_details, schedule_line, schedule_table};
 
 /// Writes `json` pretty-printed, then a newline.
 pub fn json(out: &mut dyn Write, json: &serde_json::Value) -> io::Result<()> {

@@ -19,7 +19,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 use super::routes::Access;
 use crate::api::{
     BatchRequest, BatchResponse, BulkRequest, BulkResponse, DurationArg, ErrorBody, ErrorCode,
-    ErrorDetail, Health, JobList, JobRequest, JobView, QueueList, QueuePatch, QueueView, Upload,
+    ErrorDetail, Health, JobList, JobRequest, JobView, QueueList, QueuePatch, QueueView,
+    ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView, Upload,
 };
 use crate::resources::{LimitsArg, SizeArg, Usage};
 
@@ -37,6 +38,12 @@ use crate::resources::{LimitsArg, SizeArg, Usage};
     QueueList,
     QueueView,
     QueuePatch,
+    ScheduleRequest,
+    ScheduleView,
+    ScheduleList,
+    SchedulePatch,
+    crate::schedule::Overlap,
+    crate::schedule::Missed,
     Upload,
     Health,
     ErrorBody,
@@ -198,6 +205,12 @@ pub const OPERATIONS: &[Operation] = &[
     Operation { method: "GET", path: "/v1/queues", id: "listQueues", summary: "every queue: limit, paused, counts by state", query: &[], body: Body::None, ok: &[(200, Answer::Json("QueueList"))], errors: &[] },
     Operation { method: "PATCH", path: "/v1/queues/:name", id: "patchQueue", summary: "set a queue's limit or pause it (admin)", query: &[], body: Body::Json("QueuePatch"), ok: &[(200, Answer::Json("QueueView"))], errors: &[404] },
     Operation { method: "DELETE", path: "/v1/queues/:name", id: "deleteQueue", summary: "forget a queue's stored settings (admin)", query: &[], body: Body::None, ok: &[(204, Answer::Empty)], errors: &[404, 409] },
+    Operation { method: "GET", path: "/v1/schedules", id: "listSchedules", summary: "every schedule, by name", query: &[], body: Body::None, ok: &[(200, Answer::Json("ScheduleList"))], errors: &[] },
+    Operation { method: "PUT", path: "/v1/schedules/:name", id: "putSchedule", summary: "create (201) or replace (200) a schedule", query: &[], body: Body::Json("ScheduleRequest"), ok: &[(201, Answer::Json("ScheduleView")), (200, Answer::Json("ScheduleView"))], errors: &[] },
+    Operation { method: "GET", path: "/v1/schedules/:name", id: "getSchedule", summary: "one schedule, with its next and last fire", query: &[], body: Body::None, ok: &[(200, Answer::Json("ScheduleView"))], errors: &[404] },
+    Operation { method: "PATCH", path: "/v1/schedules/:name", id: "patchSchedule", summary: "pause or resume a schedule", query: &[], body: Body::Json("SchedulePatch"), ok: &[(200, Answer::Json("ScheduleView"))], errors: &[404] },
+    Operation { method: "DELETE", path: "/v1/schedules/:name", id: "deleteSchedule", summary: "forget a schedule (its jobs stay)", query: &[], body: Body::None, ok: &[(204, Answer::Empty)], errors: &[404] },
+    Operation { method: "POST", path: "/v1/schedules/:name/run", id: "runSchedule", summary: "start one job of the schedule now, outside its timetable", query: &[], body: Body::None, ok: &[(201, Answer::Json("JobView"))], errors: &[404, 429] },
 ];
 
 /// `/v1/jobs/:id` as OpenAPI writes it: `/v1/jobs/{id}`.
@@ -271,7 +284,7 @@ fn error_response(status: u16) -> Value {
         400 => "a field, parameter or body is wrong (named in field)",
         401 => "no token or a wrong one, where one is needed",
         403 => "the token's role may not do this, or the job is another's",
-        404 => "no such job, queue or upload",
+        404 => "no such job, queue, schedule or upload",
         408 => "the request head or body came too slowly",
         409 => "the job's or queue's state forbids it",
         413 => "the body is over the limit",

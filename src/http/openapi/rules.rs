@@ -231,6 +231,8 @@ pub fn apply(doc: &mut Value) {
         schemas[name] = s;
     }
 
+    schedules(schemas);
+
     let patch = &mut schemas["QueuePatch"];
     patch["properties"]["concurrency"]["minimum"] = json!(1);
     patch["properties"]["concurrency"]["maximum"] = json!(MAX_CONCURRENCY);
@@ -239,4 +241,47 @@ pub fn apply(doc: &mut Value) {
         given("paused", json!({ "type": "boolean" })),
         given("create", json!({ "const": true })),
     ]);
+}
+
+/// A cron expression of the forms the daemon takes, narrowed to a subset
+/// whose every string fires (days 1 to 28 exist in every month); the
+/// daemon takes more (ranges, lists, names, `L`), as docs/api.md says.
+pub const CRON: &str = r"^(@(hourly|daily|weekly|monthly|yearly)|([1-5]?[0-9] )?(\*|[1-5]?[0-9]|\*/[1-9]) (\*|1?[0-9]|2[0-3]) (\*|[1-9]|1[0-9]|2[0-8]) (\*|[1-9]|1[0-2]) (\*|[0-6]))$";
+
+/// The schedule schemas: a schedule's job is a job spec without the
+/// fields a recurring job cannot have.
+fn schedules(schemas: &mut Value) {
+    let mut job = schemas["JobRequest"].clone();
+    if let Some(props) = job["properties"].as_object_mut() {
+        for gone in [
+            "run_at",
+            "delay",
+            "after",
+            "idempotency_key",
+            "stdin_upload",
+        ] {
+            props.remove(gone);
+        }
+    }
+    // Of the spec's rules, exactly one of command and shell remains.
+    let one_of = job["allOf"][0].clone();
+    job["allOf"] = json!([one_of]);
+    job["description"] = json!("a job spec as POST /v1/jobs takes it, without run_at, delay, after, idempotency_key or stdin_upload");
+    let mut shown_job = job.clone();
+    shown(&mut shown_job);
+    shown_job.as_object_mut().map(|o| o.remove("allOf"));
+    schemas["ScheduleJob"] = job;
+    schemas["ShownScheduleJob"] = shown_job;
+
+    let put = &mut schemas["ScheduleRequest"]["properties"];
+    put["job"] = json!({ "$ref": "#/components/schemas/ScheduleJob" });
+    put["cron"] = json!({ "type": "string", "pattern": CRON, "description": "5 fields (minute hour day-of-month month day-of-week), 6 with seconds first, or @hourly, @daily, @weekly, @monthly, @yearly" });
+    put["timezone"] = json!({ "type": ["string", "null"], "minLength": 1, "maxLength": 64, "pattern": "^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$", "description": "an IANA time zone name (default UTC)" });
+
+    let view = &mut schemas["ScheduleView"]["properties"];
+    view["job"] = json!({ "$ref": "#/components/schemas/ShownScheduleJob" });
+
+    let patch = &mut schemas["SchedulePatch"];
+    patch["properties"]["paused"] = json!({ "type": "boolean" });
+    patch["required"] = json!(["paused"]);
 }

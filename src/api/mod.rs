@@ -6,6 +6,12 @@
 //! needs the daemon's state to check (does a job in `after` exist?) is left
 //! to the engine.
 
+mod schedules;
+
+pub use schedules::{
+    in_job, CheckedSchedule, ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView,
+};
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
@@ -215,7 +221,7 @@ pub struct Upload {
 }
 
 /// The body of `POST /v1/jobs`, exactly as a user may send it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct JobRequest {
     /// argv, run without a shell.
@@ -555,6 +561,7 @@ impl JobRequest {
                 Some(limits) => limits.check("limits")?,
                 None => Limits::default(),
             },
+            schedule: None,
         };
         Ok((spec, stdin))
     }
@@ -619,6 +626,9 @@ pub struct JobView {
     pub idempotency_key: Option<String>,
     /// Free-form tags.
     pub labels: BTreeMap<String, String>,
+    /// The schedule whose fire made it, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Where the job is in its life cycle.
     pub state: StateName,
     /// 1 for the first run.
@@ -803,6 +813,7 @@ impl From<&Job> for JobView {
             after: spec.after.iter().map(JobId::to_string).collect(),
             idempotency_key: spec.idempotency_key.clone(),
             labels: spec.labels.clone(),
+            schedule: spec.schedule.clone(),
             state: job.state.name(),
             attempt: job.attempt,
             created_at: job.created_at,
