@@ -90,6 +90,8 @@ mod retention;
 mod retries;
 #[path = "cases/run_as.rs"]
 mod run_as;
+#[path = "cases/schedules.rs"]
+mod schedules;
 #[path = "cases/scheduling.rs"]
 mod scheduling;
 #[path = "cases/spawn.rs"]

@@ -223,6 +223,30 @@ mod tests {
     }
 
     #[test]
+    fn both_day_fields_match_either_and_names_and_seven_are_taken() {
+        // 2026-02-13 is a Friday; the 13th or any Friday fires.
+        let t = TimeTable::parse("0 0 13 * FRI", "UTC").unwrap();
+        assert_eq!(
+            fires(&t, "2026-02-01T00:00:00Z", 3),
+            [
+                "2026-02-06T00:00:00Z",
+                "2026-02-13T00:00:00Z",
+                "2026-02-20T00:00:00Z"
+            ]
+        );
+        let sunday = TimeTable::parse("0 0 * JAN 7", "UTC").unwrap();
+        assert_eq!(
+            fires(&sunday, "2026-01-01T00:00:00Z", 1),
+            ["2026-01-04T00:00:00Z"]
+        );
+        let last = TimeTable::parse("0 0 L * *", "UTC").unwrap();
+        assert_eq!(
+            fires(&last, "2026-02-01T00:00:00Z", 1),
+            ["2026-02-28T00:00:00Z"]
+        );
+    }
+
+    #[test]
     fn a_bad_field_is_named() {
         let e = TimeTable::parse("0 25 * * *", "UTC").unwrap_err();
         assert_eq!(e.field, "cron");

@@ -97,6 +97,7 @@ fn fixtures(dir: &Path) {
         ("monthly.sh", "#!/bin/sh\necho monthly\n"),
         ("flaky.sh", "#!/bin/sh\necho flaky\n"),
         ("nightly.sh", "#!/bin/sh\necho nightly\n"),
+        ("backup.sh", "#!/bin/sh\necho backed up\n"),
     ] {
         let path = dir.join(name);
         std::fs::write(&path, body).unwrap();
