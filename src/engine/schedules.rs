@@ -20,8 +20,9 @@ use crate::store::ScheduleWrite;
 /// schedule's `missed` rule decides, as after a downtime.
 const CATCH_UP: usize = 10;
 
-/// Most missed fires counted one by one (for `skipped`).
-const MAX_COUNTED: u64 = 100_000;
+/// Most missed fires counted one by one (for `skipped`): past this, the
+/// count stops (a per-second schedule down for a day has 86,400).
+const MAX_COUNTED: u64 = 10_000;
 
 /// What fires wrote, to announce once it is durable.
 #[derive(Default)]

@@ -122,6 +122,7 @@ fn every_route_refuses_a_missing_or_wrong_token_and_a_role_too_small() {
     assert_eq!(d.all_job_ids(), before);
     assert_eq!(d.state(&job.id), "succeeded");
     assert_eq!(d.queue("default")["paused"], false);
+    assert_eq!(d.get_json("/v1/schedules").1, json!({"schedules": []}));
 }
 
 #[test]

@@ -365,6 +365,35 @@ fn access_of(method: &str, path: &str) -> Access {
         .map_or(Access::Public, |r| r.access)
 }
 
+/// OpenAPI links from `PUT /v1/schedules/{name}` to the operations on the
+/// schedule it made: the name it was put under names it there. For readers,
+/// and for schemathesis's stateful phase, which then acts on schedules that
+/// exist rather than on random names.
+fn link_schedules(paths: &mut Map<String, Value>) {
+    let links: Map<String, Value> = [
+        "getSchedule",
+        "patchSchedule",
+        "runSchedule",
+        "deleteSchedule",
+    ]
+    .iter()
+    .map(|id| {
+        let link = json!({ "operationId": id, "parameters": { "name": "$request.path.name" } });
+        ((*id).to_owned(), link)
+    })
+    .collect();
+    if let Some(responses) = paths
+        .get_mut("/v1/schedules/{name}")
+        .and_then(|item| item["put"]["responses"].as_object_mut())
+    {
+        for status in ["200", "201"] {
+            if let Some(r) = responses.get_mut(status) {
+                r["links"] = Value::Object(links.clone());
+            }
+        }
+    }
+}
+
 /// The document, built once.
 pub static DOCUMENT: LazyLock<Value> = LazyLock::new(build);
 
@@ -384,6 +413,7 @@ fn build() -> Value {
             .or_insert_with(|| json!({}));
         item[op.method.to_lowercase()] = operation(op, access_of(op.method, op.path));
     }
+    link_schedules(&mut paths);
     doc["paths"] = Value::Object(paths);
     doc["components"]["securitySchemes"] = json!({
         "bearer": {

@@ -41,22 +41,58 @@ const UNITS: &str = "nanos|nsec|ns|usec|us|µs|millis|msec|ms|seconds|second|sec
 /// The units of [`UNITS`] from milliseconds up.
 const UNITS_FROM_MS: &str = "millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|hours|hour|hrs|hr|h|days|day|d|weeks|week|wks|wk|w|months|month|M|years|year|yrs|yr|y";
 
+/// The units humantime writes below a millisecond, and the millisecond's.
+const SUB_MS: &str = "nanos|nsec|ns|usec|us|µs";
+
+/// The millisecond units.
+const MS: &str = "millis|msec|ms";
+
+/// A duration as humantime writes it in answers (`"999years 11months 3days
+/// 4h 5m 6s 7ms 8us 9ns"`, each part present only when not zero, largest
+/// first), up to 999 years; `from_ms`: with at least one part of a
+/// millisecond or more. A duration within 999 years and 12 months is not
+/// always within the daemon's 1000 years: such strings (999 years and more
+/// than 11 months) match, and are refused.
+fn written(from_ms: bool) -> String {
+    let parts = [
+        r"([1-9][0-9]{0,2})(year|years)",
+        r"(1[01]|[1-9])(month|months)",
+        r"([12][0-9]|3[01]|[1-9])(day|days)",
+        r"(1[0-9]|2[0-3]|[1-9])h",
+        r"([1-5][0-9]|[1-9])m",
+        r"([1-5][0-9]|[1-9])s",
+        r"([1-9][0-9]{0,2})ms",
+        r"([1-9][0-9]{0,2})us",
+        r"([1-9][0-9]{0,2})ns",
+    ];
+    let optional: String = parts.iter().map(|p| format!("({p} ?)?")).collect();
+    let big = if from_ms {
+        r"(?=[0-9]+(years?|months?|days?|h|m|s|ms)( |$))"
+    } else {
+        r"(?=[0-9])"
+    };
+    format!("{big}{optional}")
+}
+
 /// A duration: seconds, or a humantime string. The number's bound is the
 /// daemon's ([`MAX_DURATION`]); the string's pattern allows a part of what
-/// the daemon reads (up to 4 parts of up to 2 digits, or up to 9 digits of
-/// seconds) that is sure to be within it.
+/// the daemon reads that is sure (or, for [`written`], all but sure) to be
+/// within it: up to 9 parts of up to 2 digits (3 for the units below a
+/// second), up to 9 digits of seconds, or humantime's own form, so that
+/// what an answer writes can be sent back. A positive duration (a timeout,
+/// at least 1 ms) starts with a part of at least a millisecond that is not
+/// zero.
 pub fn duration(positive: bool) -> Value {
-    // A timeout is at least 1 ms: no unit below it, no fraction of one.
-    let (seconds, units, nonzero) = if positive {
+    let part = format!(r"([0-9]{{1,2}}\s*({UNITS})|[0-9]{{1,3}}\s*({MS}|{SUB_MS}))\s*");
+    let (seconds, first) = if positive {
         (
-            r"[0-9]{1,9}(\.[0-9]{1,3})?",
-            UNITS_FROM_MS,
-            "(?=[^1-9]*[1-9])",
+            r"(?=[^1-9]*[1-9])[0-9]{1,9}(\.[0-9]{1,3})?",
+            format!(r"([1-9][0-9]?\s*({UNITS_FROM_MS})|[1-9][0-9]{{0,2}}\s*({MS}))\s*"),
         )
     } else {
-        (r"[0-9]{1,9}(\.[0-9]{1,6})?", UNITS, "")
+        (r"[0-9]{1,9}(\.[0-9]{1,6})?", part.clone())
     };
-    let parts = format!(r"([0-9]{{1,2}}\s*({units})\s*){{1,4}}");
+    let written = written(positive);
     let number = if positive {
         json!({ "type": "number", "description": "seconds", "minimum": 0.001, "maximum": MAX_DURATION.as_secs() })
     } else {
@@ -67,8 +103,8 @@ pub fn duration(positive: bool) -> Value {
             number,
             {
                 "type": "string",
-                "description": "a humantime duration: \"500ms\", \"10s\", \"1h30m\", or seconds",
-                "pattern": format!(r"^{nonzero}\s*({seconds}|{parts})$"),
+                "description": "a humantime duration: \"500ms\", \"10s\", \"1h30m\", \"1h 30m\", or seconds",
+                "pattern": format!(r"^(\s*({seconds}|{first}({part}){{0,8}})|{written}|1000years)$"),
             },
         ]
     })
@@ -99,14 +135,17 @@ pub fn size() -> Value {
 /// A duration in an answer, as humantime writes it (`"1h 30m"`).
 const SHOWN_DURATION: &str = "ShownDuration";
 
-/// Points every `Duration` reference in `schema` at [`SHOWN_DURATION`],
+/// Points every `Duration` (and `PositiveDuration`) reference in `schema`
+/// at [`SHOWN_DURATION`],
 /// and `LimitsArg` at `ShownLimits`: answers write durations their own
 /// way, which requests need not follow.
 fn shown(schema: &mut Value) {
     match schema {
         Value::Object(map) => {
             if let Some(Value::String(r)) = map.get_mut("$ref") {
-                if r == "#/components/schemas/Duration" {
+                if r == "#/components/schemas/Duration"
+                    || r == "#/components/schemas/PositiveDuration"
+                {
                     *r = format!("#/components/schemas/{SHOWN_DURATION}");
                 } else if r == "#/components/schemas/LimitsArg" {
                     *r = "#/components/schemas/ShownLimits".to_owned();
