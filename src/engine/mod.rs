@@ -111,12 +111,18 @@ pub enum EngineError {
 /// A queue name in a path must be one (the body's `queue` is checked with
 /// the rest of the spec).
 fn check_queue_name(name: &str) -> Result<(), FieldError> {
+    check_name("queue", name)
+}
+
+/// A name in a path (a queue's, a schedule's) must be `[a-z0-9_.-]{1,64}`;
+/// `kind` says whose, for the message.
+fn check_name(kind: &str, name: &str) -> Result<(), FieldError> {
     if crate::api::is_valid_queue_name(name) {
         Ok(())
     } else {
         Err(FieldError::new(
             "name",
-            format!("{name:?} is not a queue name: use 1 to 64 of a-z 0-9 _ . -"),
+            format!("{name:?} is not a {kind} name: use 1 to 64 of a-z 0-9 _ . -"),
         ))
     }
 }
@@ -1062,13 +1068,30 @@ fn record_transition(job: &Job) {
 /// Refuses `principal` an `action` on `job` unless it is an admin or the
 /// job's owner.
 fn may_act(principal: &Principal, job: &Job, action: &str) -> Result<(), EngineError> {
-    if principal.may_act_on(&job.owner) {
+    may_act_on(
+        principal,
+        &job.owner,
+        &format!("job {}", job.id),
+        "jobs",
+        action,
+    )
+}
+
+/// Refuses `principal` an `action` on `thing` (`job 0192…`, `schedule
+/// "nightly"`), owned by `owner`, unless it is an admin or the owner;
+/// `things` names the kind for the message.
+fn may_act_on(
+    principal: &Principal,
+    owner: &str,
+    thing: &str,
+    things: &str,
+    action: &str,
+) -> Result<(), EngineError> {
+    if principal.may_act_on(owner) {
         return Ok(());
     }
     Err(EngineError::Forbidden(format!(
-        "job {} is owned by {}; {} may {action} only its own jobs (the admin role may act on any)",
-        job.id,
-        job.owner,
+        "{thing} is owned by {owner}; {} may {action} only its own {things} (the admin role may act on any)",
         principal.owner()
     )))
 }

@@ -52,28 +52,14 @@ struct Writes {
 
 /// A schedule name in a path must be one.
 fn check_name(name: &str) -> Result<(), FieldError> {
-    if crate::schedule::is_valid_name(name) {
-        Ok(())
-    } else {
-        Err(FieldError::new(
-            "name",
-            format!("{name:?} is not a schedule name: use 1 to 64 of a-z 0-9 _ . -"),
-        ))
-    }
+    super::check_name("schedule", name)
 }
 
 /// Refuses `principal` an `action` on `schedule` unless it is an admin or
 /// the schedule's owner.
 fn may_manage(principal: &Principal, schedule: &Schedule, action: &str) -> Result<(), EngineError> {
-    if principal.may_act_on(&schedule.owner) {
-        return Ok(());
-    }
-    Err(EngineError::Forbidden(format!(
-        "schedule {:?} is owned by {}; {} may {action} only its own schedules (the admin role may act on any)",
-        schedule.name,
-        schedule.owner,
-        principal.owner()
-    )))
+    let thing = format!("schedule {:?}", schedule.name);
+    may_act_on(principal, &schedule.owner, &thing, "schedules", action)
 }
 
 /// The first fire after `now`, or a 400: an expression that matches no

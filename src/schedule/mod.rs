@@ -91,11 +91,6 @@ impl Schedule {
     }
 }
 
-/// True when `name` is a legal schedule name: the rule of queue names.
-pub fn is_valid_name(name: &str) -> bool {
-    crate::api::is_valid_queue_name(name)
-}
-
 /// The idempotency key of the job of `name`'s fire at `at`: the same fire
 /// can make one job only, whatever happens in between.
 pub fn fire_key(name: &str, at: Timestamp) -> String {
