@@ -588,7 +588,13 @@ impl Engine {
                     }
                 }
                 count_submitted(&new);
-                engine.announce(&new).await;
+                // As it is now: a later fire may have cancelled it while it
+                // waited (that change announced it).
+                if let Ok(job) = engine.current(&new.id) {
+                    if job.state == State::Queued {
+                        engine.announce(&job).await;
+                    }
+                }
             });
         }
     }
