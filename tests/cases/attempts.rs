@@ -163,8 +163,11 @@ fn a_cli_follower_across_a_crash_gets_both_attempts_whole_and_marked() {
     let gate = d.gate();
     // Each run has its own tag; ticks count from 1 in each. A run waits
     // for the gate after its third tick, so the crash comes mid-attempt.
+    // The tick counter is not `i`: the gate's loop counts in `i`, and a
+    // second run that reaches the gate (the crash came before the first
+    // marked it passed) would count its ticks from there.
     let job = d.submit_shell(&format!(
-        "tag=run$$; i=1; while [ $i -le 6 ]; do echo $tag tick $i; if [ $i -eq 3 ] && [ ! -e '{0}.passed' ]; then touch '{0}.passed'; {1}; fi; i=$((i+1)); sleep 0.05; done",
+        "tag=run$$; n=1; while [ $n -le 6 ]; do echo $tag tick $n; if [ $n -eq 3 ] && [ ! -e '{0}.passed' ]; then touch '{0}.passed'; {1}; fi; n=$((n+1)); sleep 0.05; done",
         gate.path().display(),
         gate.shell()
     ));

@@ -53,7 +53,7 @@ impl Gate {
     pub fn shell(&self) -> String {
         let polls = WAIT_TIMEOUT.as_millis() / 20;
         format!(
-            "i=0; while [ ! -e '{}' ]; do i=$((i+1)); if [ $i -gt {polls} ]; then exit 1; fi; sleep 0.02; done",
+            "gate_polls=0; while [ ! -e '{}' ]; do gate_polls=$((gate_polls+1)); if [ $gate_polls -gt {polls} ]; then exit 1; fi; sleep 0.02; done",
             self.path.display()
         )
     }
