@@ -308,6 +308,98 @@ fn submit_rate(threads: usize, clients: usize, seconds: f64) -> f64 {
     support::submissions_per_second(&d, clients, seconds)
 }
 
+/// The request of one single submission, as the load generator sends it.
+fn submit_request(addr: &str) -> Vec<u8> {
+    let body = br#"{"command":["true"]}"#;
+    let mut request = format!(
+        "POST /v1/jobs HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// Single submissions/s to jobq (paused queue, fsync) from `clients`
+/// connections of [`support::load`], the generator beanstalkd gets too.
+fn submit_rate_raw(threads: usize, clients: usize, seconds: f64) -> f64 {
+    let d = daemon(threads, 0);
+    set_paused(&d, true);
+    let addr = d.url.trim_start_matches("http://").to_owned();
+    let request = submit_request(&addr);
+    support::load::requests_per_second(
+        &addr,
+        clients,
+        seconds,
+        &request,
+        support::load::Answer::Http,
+    )
+}
+
+/// beanstalkd, found on PATH or installed from Debian (root with apt-get);
+/// `None` (said loudly) when neither works.
+fn beanstalkd() -> Option<std::path::PathBuf> {
+    let found = |name: &str| {
+        std::env::var_os("PATH").and_then(|paths| {
+            std::env::split_paths(&paths)
+                .map(|p| p.join(name))
+                .find(|p| p.is_file())
+        })
+    };
+    if let Some(path) = found("beanstalkd") {
+        return Some(path);
+    }
+    eprintln!("submit: beanstalkd is not installed; installing it (apt-get install beanstalkd)");
+    let installed = Command::new("apt-get")
+        .args([
+            "install",
+            "-y",
+            "-qq",
+            "--no-install-recommends",
+            "beanstalkd",
+        ])
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!("submit: SKIPPED the beanstalkd reference: cannot install beanstalkd (not root, or no apt-get)");
+        return None;
+    }
+    found("beanstalkd")
+}
+
+/// beanstalkd 1.x with `-f0` (an fsync per put) on a binlog in a temp dir:
+/// `put`s/s from `clients` connections of the same load generator.
+fn beanstalkd_rate(bin: &std::path::Path, clients: usize, seconds: f64) -> f64 {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let mut child = Command::new(bin)
+        .args(["-l", "127.0.0.1", "-p", &port.to_string(), "-f0", "-b"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start beanstalkd");
+    let addr = format!("127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        assert!(Instant::now() < deadline, "beanstalkd did not listen");
+        thread::sleep(Duration::from_millis(10));
+    }
+    let rate = support::load::requests_per_second(
+        &addr,
+        clients,
+        seconds,
+        b"put 0 0 60 4\r\ntrue\r\n",
+        support::load::Answer::Line("INSERTED"),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    rate
+}
+
 /// Jobs/s submitted in batches of 1,000 by one client, on a paused queue.
 fn batch_rate(threads: usize, n: usize) -> f64 {
     let d = daemon(threads, n);
@@ -702,6 +794,22 @@ fn main() {
         );
     }
     if has("submit") {
+        if let Some(bin) = beanstalkd() {
+            let clients = o.clients;
+            eprintln!(
+                "submit: beanstalkd -f0 and jobq, {clients} connections, {} s each",
+                o.seconds
+            );
+            let beanstalk = beanstalkd_rate(&bin, clients, o.seconds);
+            let jobq = submit_rate_raw(c, clients, o.seconds);
+            row(
+                "submit",
+                &format!("fsync'd single submissions/s, {clients} connections, one load generator (ref: beanstalkd -f0 puts/s, same generator; target ≥ 2.00)"),
+                jobq,
+                beanstalk,
+                0,
+            );
+        }
         for &clients in &o.submit_clients {
             eprintln!("submit: {clients} clients, {} s", o.seconds);
             let rate = submit_rate(c, clients, o.seconds);

@@ -1,6 +1,8 @@
 //! What the benchmarks share: a real `jobq serve` on a temp dir and a free
 //! port.
 
+pub mod load;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::thread;
