@@ -20,7 +20,7 @@ use async_channel::Sender;
 use event_listener::Event;
 
 use crate::job::JobId;
-use crate::store::{Store, StoreError, Stream, StreamFilter};
+use crate::store::{OutputFile, Store, StoreError, Stream, StreamFilter};
 
 /// Most bytes a follower reads from the store at a time: bounds its memory
 /// whatever the job writes.
@@ -139,6 +139,7 @@ async fn follow_inner(
         Some(a) => (a.clamp(1, job.attempt), true),
         None => (job.attempt, false),
     };
+    // Where the next read of the attempt's file starts.
     let mut next_chunk = 0u64;
     let mut skip = from.offset;
     let mut position = from.offset;
@@ -181,8 +182,8 @@ async fn follow_inner(
             }
             continue;
         }
-        for (n, stream, mut data) in chunks {
-            next_chunk = n + 1;
+        for (end, stream, mut data) in chunks {
+            next_chunk = end;
             if !filter.accepts(stream) {
                 continue;
             }
@@ -211,15 +212,11 @@ async fn follow_inner(
 /// Appends one attempt's output to the store. Shared by the stdout and
 /// stderr pumps of that attempt.
 pub struct OutputWriter {
-    /// Where chunks go.
-    store: Store,
     /// Whose output this is.
     id: JobId,
-    /// Which attempt's.
-    attempt: u32,
-    /// Number of the next chunk: one counter for both streams, so chunk order
-    /// is production order.
-    next_chunk: AtomicU64,
+    /// The attempt's file; one for both streams, so frame order is
+    /// production order.
+    file: Mutex<OutputFile>,
     /// Bytes written so far, kept or not.
     kept: AtomicU64,
     /// Bytes stored so far (the truncation line included).
@@ -242,12 +239,10 @@ impl OutputWriter {
         attempt: u32,
         cap: u64,
     ) -> Result<OutputWriter, StoreError> {
-        store.clear_attempt_output(&id, attempt)?;
+        let file = store.output_file(&id, attempt)?;
         Ok(OutputWriter {
-            store,
             id,
-            attempt,
-            next_chunk: AtomicU64::new(0),
+            file: Mutex::new(file),
             kept: AtomicU64::new(0),
             stored: AtomicU64::new(0),
             cap,
@@ -271,9 +266,10 @@ impl OutputWriter {
     }
 
     fn store_chunk(&self, stream: Stream, data: &[u8]) -> Result<(), StoreError> {
-        let chunk = self.next_chunk.fetch_add(1, Ordering::SeqCst);
-        self.store
-            .append_output(&self.id, self.attempt, chunk, stream, data)?;
+        self.file
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(stream, data)?;
         self.stored.fetch_add(data.len() as u64, Ordering::SeqCst);
         let stream_name = match stream {
             Stream::Stdout => "stdout",

@@ -289,7 +289,10 @@ async fn run(
                     engine.run_timers(),
                     future::zip(
                         engine.run_retention(),
-                        future::zip(engine.run_repair(), engine.run_stray_sweeper()),
+                        future::zip(
+                            engine.run_repair(),
+                            future::zip(engine.run_stray_sweeper(), engine.run_output_sync()),
+                        ),
                     ),
                 ),
             )

@@ -19,6 +19,7 @@
 
 mod bulk;
 mod dispatch;
+mod output_sync;
 mod queues;
 mod ready;
 mod recovery;
@@ -973,6 +974,7 @@ impl Engine {
             drop(sched);
             self.runs_ended().await;
         }
+        self.sync_output().await;
         if let Err(e) = self.inner.store.flush_now().await {
             tracing::error!(error = %e, "final flush failed");
         }

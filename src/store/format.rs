@@ -26,7 +26,9 @@ use super::*;
 ///   them. Nothing to rewrite; the version moves so that an older jobq,
 ///   which would neither fire the schedules nor keep a job's `schedule`
 ///   when it rewrites the record, refuses the store.
-pub const FORMAT_VERSION: u32 = 6;
+/// - 7: job output is in files, `output/<job id>/<attempt>`, instead of
+///   sled's `output` tree; the migration moves every chunk out.
+pub const FORMAT_VERSION: u32 = 7;
 
 /// The marker file beside sled's files: `jobq-store <version>`.
 const MARKER: &str = "JOBQ_FORMAT";
@@ -143,6 +145,12 @@ impl Store {
             0
         };
         // 5 → 6: nothing to rewrite (see FORMAT_VERSION).
+        // 6 → 7: output moves to files.
+        let output_files = if from < 7 {
+            self.move_output_to_files()?
+        } else {
+            0
+        };
         let h = self.h()?;
         h.main
             .insert(meta_key("format"), &FORMAT_VERSION.to_be_bytes())
@@ -156,6 +164,7 @@ impl Store {
             output_chunks_moved = moved,
             jobs_numbered = numbered,
             uploads_moved = uploads,
+            output_chunks_to_files = output_files,
             "store format upgraded"
         );
         Ok(())

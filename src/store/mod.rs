@@ -1,6 +1,7 @@
 //! The durable model: every job record, the indexes the scheduler and
 //! recovery need, each job's stdin and output. The only module that knows
-//! sled; another engine could stand in behind the same methods.
+//! sled; another engine could stand in behind the same methods. Output
+//! (`output/`) and uploaded stdin (`stdin/`) are files beside sled's.
 //!
 //! Layout (one sled tree `jobq` for records and indexes, so one atomic batch
 //! covers a job and its index entries; one tree `output` for output chunks,
@@ -21,7 +22,7 @@
 //! | `i` id | stdin bytes |
 //! | `u` upload id | uploaded stdin not yet claimed by a job |
 //! | `m` name | metadata (`format`) |
-//! | output: id attempt chunk# | stream byte + data (`output.rs`) |
+//! | output: id attempt chunk# | (format 6 and before: moved to `output/`) |
 //!
 //! Writes land in memory and reach disk at the next flush; callers that
 //! promise durability await [`Store::sync`], which shares one fsync among
@@ -50,7 +51,7 @@ use format::read_marker;
 pub use format::FORMAT_VERSION;
 pub use indexes::Change;
 pub use listing::Scope;
-pub use output::{Stream, StreamFilter};
+pub use output::{OutputFile, Stream, StreamFilter, OUTPUT_SYNC_INTERVAL};
 pub use schedules::ScheduleWrite;
 pub use uploads::{StdinSource, UploadFile};
 
@@ -204,6 +205,8 @@ pub struct Store {
     next_seq: Arc<AtomicU64>,
     /// Uploads being written now, whose part files a sweep leaves.
     uploads_in_progress: Arc<Mutex<std::collections::HashSet<JobId>>>,
+    /// Output files written since their last sync.
+    dirty_output: Arc<output::DirtyOutput>,
 }
 
 impl Store {
@@ -307,6 +310,7 @@ impl Store {
             unflushed: Arc::default(),
             next_seq: Arc::default(),
             uploads_in_progress: Arc::default(),
+            dirty_output: Arc::default(),
         };
         store.check_format(dir, fresh, marked)?;
         store.load_counts()?;

@@ -115,7 +115,7 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_the_current_f
     .token(token)
     .start();
     let marker = d.data_dir().join("store/JOBQ_FORMAT");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 6\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
     let done = d.job(FIXTURE_DONE);
     assert_eq!(done.owner, "anonymous", "{done:?}");
     assert_eq!(
@@ -127,7 +127,7 @@ fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_the_current_f
     crate::support::assert_error(status, &body, 403, "forbidden", None);
     // Still the current format, and the same, after a restart.
     d.restart();
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 6\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
     assert_eq!(d.job(FIXTURE_DONE).owner, "anonymous");
 }
 
@@ -218,13 +218,13 @@ const FIXTURE_V4_JOB: &str = "01a23808-e363-7271-bc59-f7cf66e8b2f5";
 fn a_format_4_claimed_upload_still_feeds_its_job() {
     let mut d = TestDaemon::builder().store_from(&fixture_v4()).start();
     let marker = d.data_dir().join("store/JOBQ_FORMAT");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 6\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
     let job = d.job(FIXTURE_V4_JOB);
     assert_eq!(job.state.as_str(), "queued", "{job:?}");
     assert_eq!(job.stdin_bytes, Some(29));
     // The same after a restart.
     d.restart();
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 6\n");
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
     d.patch_queue("held", serde_json::json!({ "paused": false }));
     let job = d.wait_terminal(FIXTURE_V4_JOB);
     assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
