@@ -257,6 +257,29 @@ impl Store {
             .collect())
     }
 
+    /// Calls `f` with each frame of attempt `attempt`, in order, until it
+    /// returns false or the file ends.
+    fn each_frame(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        mut f: impl FnMut(Stream, &[u8]) -> bool,
+    ) -> Result<()> {
+        let mut at = 0u64;
+        loop {
+            let chunks = self.read_chunks(id, attempt, at, 4 << 20)?;
+            if chunks.is_empty() {
+                return Ok(());
+            }
+            for (end, stream, data) in chunks {
+                at = end;
+                if !f(stream, &data) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
     /// Attempt `attempt`'s output from byte `offset` of the chosen
     /// stream(s), at most `max` bytes.
     pub fn read_output(
@@ -269,46 +292,30 @@ impl Store {
     ) -> Result<Vec<u8>> {
         let mut skip = offset;
         let mut out = Vec::new();
-        let mut at = 0u64;
-        loop {
-            let chunks = self.read_chunks(id, attempt, at, 4 << 20)?;
-            if chunks.is_empty() {
-                return Ok(out);
+        self.each_frame(id, attempt, |stream, mut data| {
+            if !filter.accepts(stream) {
+                return true;
             }
-            for (end, stream, data) in chunks {
-                at = end;
-                if !filter.accepts(stream) {
-                    continue;
-                }
-                let mut data = &data[..];
-                if skip > 0 {
-                    let n = skip.min(data.len() as u64);
-                    skip -= n;
-                    data = &data[n as usize..];
-                }
-                let room = max - out.len();
-                out.extend_from_slice(&data[..data.len().min(room)]);
-                if out.len() == max {
-                    return Ok(out);
-                }
+            if skip > 0 {
+                let n = skip.min(data.len() as u64);
+                skip -= n;
+                data = &data[n as usize..];
             }
-        }
+            let room = max - out.len();
+            out.extend_from_slice(&data[..data.len().min(room)]);
+            out.len() < max
+        })?;
+        Ok(out)
     }
 
     /// How many bytes of output attempt `attempt` kept, both streams.
     pub fn output_len(&self, id: &JobId, attempt: u32) -> Result<u64> {
         let mut total = 0;
-        let mut at = 0u64;
-        loop {
-            let chunks = self.read_chunks(id, attempt, at, 4 << 20)?;
-            if chunks.is_empty() {
-                return Ok(total);
-            }
-            for (end, _, data) in chunks {
-                at = end;
-                total += data.len() as u64;
-            }
-        }
+        self.each_frame(id, attempt, |_, data| {
+            total += data.len() as u64;
+            true
+        })?;
+        Ok(total)
     }
 
     /// Drops what an earlier run of the same attempt left.
