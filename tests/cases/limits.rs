@@ -174,7 +174,9 @@ fn bad_limits_are_refused_by_name_and_nothing_is_stored() {
 fn each_attempt_records_its_usage_and_show_prints_it() {
     let d = TestDaemon::start();
     let job = d.submit(json!({
-        "command": ["perl", "-e", "$x = 'a' x (32 * 1024 * 1024); $i = 0; $i++ while $i < 3_000_000; exit 1"],
+        // Holds the 32 MiB for half a second after its CPU work, so the
+        // usage watch (every 200 ms) sees them even on a loaded machine.
+        "command": ["perl", "-e", "$x = 'a' x (32 * 1024 * 1024); $i = 0; $i++ while $i < 3_000_000; select(undef, undef, undef, 0.5); exit 1"],
         "retries": 1,
         "backoff": "0s",
     }));
