@@ -45,6 +45,9 @@ pub struct CheckedSchedule {
     pub table: TimeTable,
     /// The job spec, as given.
     pub job: JobRequest,
+    /// The job spec as `POST /v1/jobs` reads it (what the daemon's limits
+    /// are checked against).
+    pub spec: crate::job::JobSpec,
     /// See [`Overlap`].
     pub overlap: Overlap,
     /// See [`Missed`].
@@ -95,7 +98,8 @@ impl ScheduleRequest {
                 "an upload feeds one job only; give a schedule's job its stdin inline with `stdin`",
             );
         }
-        self.job
+        let (spec, _) = self
+            .job
             .clone()
             .validate(now, default_backoff)
             .map_err(in_job)?;
@@ -104,6 +108,7 @@ impl ScheduleRequest {
             timezone,
             table,
             job: self.job,
+            spec,
             overlap: self.overlap.unwrap_or_default(),
             missed: self.missed.unwrap_or_default(),
             paused: self.paused.unwrap_or(false),

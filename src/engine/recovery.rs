@@ -34,13 +34,17 @@ impl Engine {
         kill_leftover_groups(store)?;
         // Part files of uploads cut off by the stop.
         super::retention::sweep(store).await;
-        // Output of jobs whose removal a crash cut short.
+        // Output of jobs whose removal a crash cut short: in the background,
+        // off the start (it reads one directory entry per job with output,
+        // and only jobs with no record lose theirs).
         let sweeper = store.clone();
-        match blocking::unblock(move || sweeper.sweep_output_dirs()).await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(removed = n, "removed the output of jobs no longer stored"),
-            Err(e) => tracing::warn!(error = %e, "cannot remove old output files"),
-        }
+        crate::rt::spawn(async move {
+            match blocking::unblock(move || sweeper.sweep_output_dirs()).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(removed = n, "removed the output of jobs no longer stored"),
+                Err(e) => tracing::warn!(error = %e, "cannot remove old output files"),
+            }
+        });
         let mut sched = self.inner.sched.lock().await;
         // Read under the lock, like every decision: what it reads is what
         // it changes.

@@ -86,11 +86,7 @@ impl Engine {
         let now = Timestamp::now();
         // Refused now what a fire's submit would refuse: limits above the
         // queue's.
-        let (mut spec, _) = checked
-            .job
-            .clone()
-            .validate(now, self.default_backoff())
-            .map_err(in_job)?;
+        let mut spec = checked.spec.clone();
         self.cap_limits(&mut spec).map_err(in_job)?;
         let next_run_at = if checked.paused {
             None
