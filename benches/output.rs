@@ -15,7 +15,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use support::Daemon;
+use support::{Build, Daemon};
 
 fn submit(d: &Daemon, spec: serde_json::Value) -> String {
     let job: serde_json::Value = ureq::post(&format!("{}/v1/jobs", d.url))
@@ -78,11 +78,11 @@ fn cat_rate(mib: u64, to: &std::path::Path, sync: bool) -> f64 {
 /// MiB/s captured by the daemon from a job writing `mib` MiB, timed by the
 /// job's own started_at/finished_at; and the rate of `cat` writing the
 /// same bytes to a file in that daemon's data dir, without and with a sync.
-fn capture_rate(mib: u64) -> (f64, f64, f64) {
-    let d = Daemon::start(&format!(
-        "max_output = \"{}MiB\"\nlog = \"warn\"\n",
-        mib + 1
-    ));
+fn capture_rate(build: &Build, mib: u64) -> (f64, f64, f64) {
+    let d = Daemon::start_with(
+        build,
+        &format!("max_output = \"{}MiB\"\nlog = \"warn\"\n", mib + 1),
+    );
     let reference = d.data_dir().join("cat-reference");
     let to_file = cat_rate(mib, &reference, false);
     let synced = cat_rate(mib, &reference, true);
@@ -101,8 +101,8 @@ fn capture_rate(mib: u64) -> (f64, f64, f64) {
 }
 
 /// Follow latencies in ms, sorted.
-fn follow_latencies(lines: usize) -> Vec<f64> {
-    let d = Daemon::start("log = \"warn\"\n");
+fn follow_latencies(build: &Build, lines: usize) -> Vec<f64> {
+    let d = Daemon::start_with(build, "log = \"warn\"\n");
     let script = format!(
         "import time,sys\nfor i in range({lines}):\n    sys.stdout.write('%d\\n' % time.time_ns()); sys.stdout.flush(); time.sleep(0.01)\n"
     );
@@ -144,26 +144,42 @@ fn main() {
             other => panic!("unknown argument {other:?}; use --mib N --lines N"),
         }
     }
-    let cat = cat_rate(mib, std::path::Path::new("/dev/null"), false);
-    let (captured, to_file, synced) = capture_rate(mib);
-    println!("| output throughput ({mib} MiB) | MiB/s | ratio to cat > file |");
-    println!("| --- | ---: | ---: |");
-    println!("| cat > a file in the data dir | {to_file:.0} | 1.00 |");
-    println!(
-        "| cat > a file in the data dir, then sync | {synced:.0} | {:.2} |",
-        synced / to_file
-    );
-    println!("| cat > /dev/null | {cat:.0} | {:.2} |", cat / to_file);
-    println!(
-        "| captured by jobq (target ≥ 0.50) | {captured:.0} | {:.2} |",
-        captured / to_file
-    );
-    let lat = follow_latencies(lines);
+    let builds = support::builds();
+    for b in &builds {
+        println!("{}: {}", b.label, b.bin.display());
+    }
     println!();
-    println!("| follow latency ({lines} lines, 10 ms apart) | ms |");
-    println!("| --- | ---: |");
-    println!("| p50 | {:.2} |", percentile(&lat, 0.50));
-    println!("| p99 | {:.2} |", percentile(&lat, 0.99));
-    println!("| max | {:.2} |", lat[lat.len() - 1]);
+    let cat = cat_rate(mib, std::path::Path::new("/dev/null"), false);
+    // Each build beside its own `cat` reference, measured just before it.
+    let captures: Vec<(f64, f64, f64)> = builds.iter().map(|b| capture_rate(b, mib)).collect();
+    let labels: String = builds
+        .iter()
+        .map(|b| format!(" {} | ratio |", b.label))
+        .collect();
+    println!("| output throughput ({mib} MiB), MiB/s |{labels}");
+    println!("| --- |{}", " ---: | ---: |".repeat(builds.len()));
+    let line = |name: &str, value: &dyn Fn(&(f64, f64, f64)) -> f64| {
+        let cells: String = captures
+            .iter()
+            .map(|c| format!(" {:.0} | {:.2} |", value(c), value(c) / c.1))
+            .collect();
+        println!("| {name} |{cells}");
+    };
+    line("cat > a file in the data dir (the reference)", &|c| c.1);
+    line("cat > a file in the data dir, then sync", &|c| c.2);
+    line("cat > /dev/null", &|_| cat);
+    line("captured by jobq (target ≥ 0.50)", &|c| c.0);
+    let lats: Vec<Vec<f64>> = builds.iter().map(|b| follow_latencies(b, lines)).collect();
+    println!();
+    let labels: String = builds.iter().map(|b| format!(" {} |", b.label)).collect();
+    println!("| follow latency ms ({lines} lines, 10 ms apart) |{labels}");
+    println!("| --- |{}", " ---: |".repeat(builds.len()));
+    for (name, q) in [("p50", 0.50), ("p99", 0.99), ("max", 1.0)] {
+        let cells: String = lats
+            .iter()
+            .map(|l| format!(" {:.2} |", percentile(l, q)))
+            .collect();
+        println!("| {name} |{cells}");
+    }
     std::thread::sleep(Duration::from_millis(10));
 }

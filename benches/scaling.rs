@@ -18,7 +18,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::Daemon;
+use support::{Build, Daemon};
 
 fn agent() -> ureq::Agent {
     support::agent(Duration::from_secs(600))
@@ -36,8 +36,8 @@ fn post(agent: &ureq::Agent, url: &str, body: &Value) -> Value {
         .expect("JSON answer")
 }
 
-fn paused_daemon() -> Daemon {
-    let d = Daemon::start("log = \"warn\"\nworkers = 2\nmax_body = \"64MiB\"\n");
+fn paused_daemon(build: &Build) -> Daemon {
+    let d = Daemon::start_with(build, "log = \"warn\"\nworkers = 2\nmax_body = \"64MiB\"\n");
     ureq::patch(&format!("{}/v1/queues/default", d.url))
         .send_json(json!({"paused": true}))
         .expect("pause the queue");
@@ -45,8 +45,8 @@ fn paused_daemon() -> Daemon {
 }
 
 /// Seconds for one batch of `n` jobs, each with a key of its own.
-fn batch_with_keys(n: usize) -> f64 {
-    let d = paused_daemon();
+fn batch_with_keys(build: &Build, n: usize) -> f64 {
+    let d = paused_daemon(build);
     let jobs: Vec<Value> = (0..n)
         .map(|i| json!({"command": ["true"], "idempotency_key": format!("k{i}")}))
         .collect();
@@ -79,8 +79,8 @@ fn jobs(d: &Daemon, n: usize) -> Vec<String> {
 
 /// Seconds for one submission whose `after` has `n` entries: `n / 2` jobs,
 /// each twice (at most 10,000 entries are allowed).
-fn after_deduplicated(n: usize) -> f64 {
-    let d = paused_daemon();
+fn after_deduplicated(build: &Build, n: usize) -> f64 {
+    let d = paused_daemon(build);
     let ids = jobs(&d, n / 2);
     let after: Vec<&String> = ids.iter().chain(ids.iter()).collect();
     let start = Instant::now();
@@ -94,8 +94,8 @@ fn after_deduplicated(n: usize) -> f64 {
 
 /// Seconds from the success of a job with `n` dependents until all of them
 /// are released.
-fn fan_out(n: usize) -> f64 {
-    let d = paused_daemon();
+fn fan_out(build: &Build, n: usize) -> f64 {
+    let d = paused_daemon(build);
     let agent = agent();
     let parent = post(
         &agent,
@@ -152,22 +152,26 @@ fn main() {
         }
     }
     let big = 10 * n;
-    println!("| operation | n = {n} | n = {big} | ratio (linear ≈ 10) |");
-    println!("| --- | ---: | ---: | ---: |");
-    type Part = fn(usize) -> f64;
+    println!("| operation | build | n = {n} | n = {big} | ratio (linear ≈ 10) |");
+    println!("| --- | --- | ---: | ---: | ---: |");
+    type Part = fn(&Build, usize) -> f64;
+    let builds = support::builds();
     let parts: [(&str, Part); 3] = [
         ("batch with keys", batch_with_keys),
         ("after, deduplicated", after_deduplicated),
         ("fan-out release", fan_out),
     ];
     for (name, part) in parts {
-        let small = part(n);
-        let large = part(big);
-        println!(
-            "| {name} | {:.1} ms | {:.1} ms | {:.1} |",
-            small * 1e3,
-            large * 1e3,
-            large / small
-        );
+        for b in &builds {
+            let small = part(b, n);
+            let large = part(b, big);
+            println!(
+                "| {name} | {} | {:.1} ms | {:.1} ms | {:.1} |",
+                b.label,
+                small * 1e3,
+                large * 1e3,
+                large / small
+            );
+        }
     }
 }

@@ -9,13 +9,13 @@ mod support;
 
 use std::time::Duration;
 
-use support::Daemon;
+use support::{Build, Daemon};
 
 /// The median of `rounds` SIGTERM-to-exit times of daemons `prepare`d first.
-fn median_exit(rounds: usize, prepare: impl Fn(&Daemon)) -> Duration {
+fn median_exit(build: &Build, rounds: usize, prepare: impl Fn(&Daemon)) -> Duration {
     let mut times: Vec<Duration> = (0..rounds)
         .map(|_| {
-            let mut d = Daemon::start("log = \"warn\"\n");
+            let mut d = Daemon::start_with(build, "log = \"warn\"\n");
             prepare(&d);
             d.terminate()
         })
@@ -71,19 +71,22 @@ fn main() {
                 .expect("--rounds N");
         }
     }
-    let idle = median_exit(rounds, |_| {});
-    let after_jobs = median_exit(rounds, |d| ran(d, 20));
-    let stored = median_exit(rounds.min(3), |d| scheduled(d, 50_000));
+    let builds = support::builds();
+    let ms = |d: Duration| format!(" {:.1} |", d.as_secs_f64() * 1e3);
+    let (mut idle, mut after_jobs, mut stored) = (String::new(), String::new(), String::new());
+    for b in &builds {
+        idle.push_str(&ms(median_exit(b, rounds, |_| {})));
+        after_jobs.push_str(&ms(median_exit(b, rounds, |d| ran(d, 20))));
+        stored.push_str(&ms(median_exit(b, rounds.min(3), |d| scheduled(d, 50_000))));
+    }
+    let labels: String = builds
+        .iter()
+        .map(|b| format!(" {} ms |", b.label))
+        .collect();
     println!("SIGTERM to exit, median of {rounds} daemons (target < 200 ms):");
-    println!("| daemon | ms |");
-    println!("| --- | --- |");
-    println!("| idle, fresh | {:.1} |", idle.as_secs_f64() * 1e3);
-    println!(
-        "| after 20 jobs ran | {:.1} |",
-        after_jobs.as_secs_f64() * 1e3
-    );
-    println!(
-        "| 50,000 scheduled jobs stored | {:.1} |",
-        stored.as_secs_f64() * 1e3
-    );
+    println!("| daemon |{labels}");
+    println!("| --- |{}", " ---: |".repeat(builds.len()));
+    println!("| idle, fresh |{idle}");
+    println!("| after 20 jobs ran |{after_jobs}");
+    println!("| 50,000 scheduled jobs stored |{stored}");
 }

@@ -10,11 +10,14 @@ mod support;
 
 use std::io::Write;
 
-use support::{submissions_per_second, Daemon};
+use support::{submissions_per_second, Build, Daemon};
 
 /// Submissions per second by `clients` threads over `seconds`.
-fn submit_rate(durability: &str, clients: usize, seconds: f64) -> f64 {
-    let d = Daemon::start(&format!("durability = \"{durability}\"\nlog = \"warn\"\n"));
+fn submit_rate(build: &Build, durability: &str, clients: usize, seconds: f64) -> f64 {
+    let d = Daemon::start_with(
+        build,
+        &format!("durability = \"{durability}\"\nlog = \"warn\"\n"),
+    );
     ureq::patch(&format!("{}/v1/queues/default", d.url))
         .send_json(serde_json::json!({"paused": true}))
         .expect("pause the queue");
@@ -45,15 +48,19 @@ fn main() {
             other => panic!("unknown argument {other:?}; use --seconds S --clients 1,16,256"),
         }
     }
-    println!("| clients | fsync submissions/s | relaxed submissions/s | fsync / relaxed |");
-    println!("| ---: | ---: | ---: | ---: |");
+    println!("| build | clients | fsync submissions/s | relaxed submissions/s | fsync / relaxed |");
+    println!("| --- | ---: | ---: | ---: | ---: |");
+    let builds = support::builds();
     for c in clients {
-        let fsync = submit_rate("fsync", c, seconds);
-        let relaxed = submit_rate("relaxed", c, seconds);
-        println!(
-            "| {c} | {fsync:.0} | {relaxed:.0} | {:.2} |",
-            fsync / relaxed
-        );
-        let _ = std::io::stdout().flush();
+        for b in &builds {
+            let fsync = submit_rate(b, "fsync", c, seconds);
+            let relaxed = submit_rate(b, "relaxed", c, seconds);
+            println!(
+                "| {} | {c} | {fsync:.0} | {relaxed:.0} | {:.2} |",
+                b.label,
+                fsync / relaxed
+            );
+            let _ = std::io::stdout().flush();
+        }
     }
 }

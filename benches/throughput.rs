@@ -38,7 +38,10 @@
 //!   alone).
 //!
 //! Every daemon runs with `workers` = C and `durability = "fsync"` (the
-//! default). Run:
+//! default). With `JOBQ_BENCH_BIN=/path/to/jobq` (the previous commit's
+//! build, say), every part is measured with this build and then with that
+//! one, and the table prints both beside each other with `value /
+//! previous`. Run:
 //! `cargo bench --bench throughput [-- --parts spawn,drain,e2e,submit,latency,scale,cli
 //!  --n 2000 --threads C --clients 16 --seconds 3 --submit-clients 16,256
 //!  --batch-jobs 100000 --latency-jobs 1000 --scale-jobs 1000000
@@ -55,7 +58,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::Daemon;
+use support::{Build, Daemon};
 
 const TERMINAL: [&str; 3] = ["succeeded", "failed", "cancelled"];
 const BATCH: usize = 1000;
@@ -136,15 +139,84 @@ fn parse_args(cpus: usize) -> Opts {
     o
 }
 
-/// One row of the table; prints it at once.
-fn row(part: &str, figure: &str, value: f64, reference: f64, decimals: usize) {
-    let ratio = if reference > 0.0 {
+/// One figure as one build measured it, beside its reference from the
+/// same run.
+struct Row {
+    figure: String,
+    value: f64,
+    reference: f64,
+    decimals: usize,
+}
+
+impl Row {
+    fn new(figure: impl Into<String>, value: f64, reference: f64, decimals: usize) -> Row {
+        Row {
+            figure: figure.into(),
+            value,
+            reference,
+            decimals,
+        }
+    }
+}
+
+fn ratio(value: f64, reference: f64) -> String {
+    if reference > 0.0 {
         format!("{:.2}", value / reference)
     } else {
         "—".to_owned()
-    };
-    println!("| {part} | {figure} | {value:.decimals$} | {reference:.decimals$} | {ratio} |");
+    }
+}
+
+/// The table's header: value, reference and ratio for this build, and the
+/// same for the previous one when `JOBQ_BENCH_BIN` names it.
+fn header(builds: usize) {
+    if builds > 1 {
+        println!("| part | figure | value | reference | ratio | previous | previous's reference | previous's ratio | value / previous |");
+        println!("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+    } else {
+        println!("| part | figure | value | reference | ratio |");
+        println!("| --- | --- | ---: | ---: | ---: |");
+    }
     let _ = std::io::stdout().flush();
+}
+
+/// Prints one part's rows: `measured[b]` holds build `b`'s rows, in the
+/// same order for every build; the first build names the figures.
+fn print_rows(part: &str, measured: &[Vec<Row>]) {
+    for (i, row) in measured[0].iter().enumerate() {
+        let d = row.decimals;
+        let mut line = format!(
+            "| {part} | {} | {:.d$} | {:.d$} | {} |",
+            row.figure,
+            row.value,
+            row.reference,
+            ratio(row.value, row.reference)
+        );
+        for other in &measured[1..] {
+            let o = &other[i];
+            line.push_str(&format!(
+                " {:.d$} | {:.d$} | {} | {} |",
+                o.value,
+                o.reference,
+                ratio(o.value, o.reference),
+                ratio(row.value, o.value)
+            ));
+        }
+        println!("{line}");
+    }
+    let _ = std::io::stdout().flush();
+}
+
+/// Measures one part with every build in turn (this build first), so the
+/// two sets of figures come from one sitting.
+fn each_build(builds: &[Build], mut part: impl FnMut(&Build) -> Vec<Row>) -> Vec<Vec<Row>> {
+    builds
+        .iter()
+        .map(|b| {
+            eprintln!("  with {} ({})", b.label, b.bin.display());
+            part(b)
+        })
+        .collect()
 }
 
 fn agent() -> ureq::Agent {
@@ -153,11 +225,14 @@ fn agent() -> ureq::Agent {
 
 /// A daemon with `workers` = `threads`, fsync durability and room for
 /// `max_queued` waiting jobs.
-fn daemon(threads: usize, max_queued: usize) -> Daemon {
-    Daemon::start(&format!(
-        "log = \"warn\"\nworkers = {threads}\ndurability = \"fsync\"\nmax_queued = {}\n",
-        max_queued.max(1_000_000)
-    ))
+fn daemon(build: &Build, threads: usize, max_queued: usize) -> Daemon {
+    Daemon::start_with(
+        build,
+        &format!(
+            "log = \"warn\"\nworkers = {threads}\ndurability = \"fsync\"\nmax_queued = {}\n",
+            max_queued.max(1_000_000)
+        ),
+    )
 }
 
 fn set_paused(d: &Daemon, paused: bool) {
@@ -260,8 +335,8 @@ fn spawn_rate(n: usize, threads: usize) -> f64 {
 
 /// Jobs/s from resuming a paused queue holding `n` jobs until all are
 /// terminal.
-fn drain_rate(n: usize, threads: usize) -> f64 {
-    let d = daemon(threads, n);
+fn drain_rate(build: &Build, n: usize, threads: usize) -> f64 {
+    let d = daemon(build, threads, n);
     set_paused(&d, true);
     submit_batches(&d, n);
     let start = Instant::now();
@@ -271,8 +346,8 @@ fn drain_rate(n: usize, threads: usize) -> f64 {
 }
 
 /// Jobs/s with `clients` submitting `n` jobs one by one while they run.
-fn e2e_rate(n: usize, threads: usize, clients: usize) -> f64 {
-    let d = daemon(threads, n);
+fn e2e_rate(build: &Build, n: usize, threads: usize, clients: usize) -> f64 {
+    let d = daemon(build, threads, n);
     let next = Arc::new(AtomicUsize::new(0));
     let start = Instant::now();
     let handles: Vec<_> = (0..clients)
@@ -302,8 +377,8 @@ fn e2e_rate(n: usize, threads: usize, clients: usize) -> f64 {
 
 /// Single submissions/s by `clients` keep-alive clients over `seconds`,
 /// on a paused queue.
-fn submit_rate(threads: usize, clients: usize, seconds: f64) -> f64 {
-    let d = daemon(threads, 0);
+fn submit_rate(build: &Build, threads: usize, clients: usize, seconds: f64) -> f64 {
+    let d = daemon(build, threads, 0);
     set_paused(&d, true);
     support::submissions_per_second(&d, clients, seconds)
 }
@@ -322,8 +397,8 @@ fn submit_request(addr: &str) -> Vec<u8> {
 
 /// Single submissions/s to jobq (paused queue, fsync) from `clients`
 /// connections of [`support::load`], the generator beanstalkd gets too.
-fn submit_rate_raw(threads: usize, clients: usize, seconds: f64) -> f64 {
-    let d = daemon(threads, 0);
+fn submit_rate_raw(build: &Build, threads: usize, clients: usize, seconds: f64) -> f64 {
+    let d = daemon(build, threads, 0);
     set_paused(&d, true);
     let addr = d.url.trim_start_matches("http://").to_owned();
     let request = submit_request(&addr);
@@ -401,8 +476,8 @@ fn beanstalkd_rate(bin: &std::path::Path, clients: usize, seconds: f64) -> f64 {
 }
 
 /// Jobs/s submitted in batches of 1,000 by one client, on a paused queue.
-fn batch_rate(threads: usize, n: usize) -> f64 {
-    let d = daemon(threads, n);
+fn batch_rate(build: &Build, threads: usize, n: usize) -> f64 {
+    let d = daemon(build, threads, n);
     set_paused(&d, true);
     let times = submit_batches(&d, n);
     n as f64 / times.iter().map(|t| t.1).sum::<f64>()
@@ -429,7 +504,7 @@ struct Latencies {
     spawn: Vec<f64>,
 }
 
-fn latencies(threads: usize, jobs: usize) -> Latencies {
+fn latencies(build: &Build, threads: usize, jobs: usize) -> Latencies {
     let mut spawn: Vec<f64> = (0..jobs)
         .map(|_| {
             let start = Instant::now();
@@ -445,7 +520,7 @@ fn latencies(threads: usize, jobs: usize) -> Latencies {
         })
         .collect();
 
-    let d = daemon(threads, 0);
+    let d = daemon(build, threads, 0);
     // One event stream for the whole run, opened before the first job:
     // (job id, state, arrival time) for every state change.
     let (tx, rx) = mpsc::channel::<(String, String, Instant)>();
@@ -571,9 +646,9 @@ fn list_page_ms(d: &Daemon, query: &str) -> f64 {
     })
 }
 
-fn cli_list_ms(d: &Daemon) -> f64 {
+fn cli_list_ms(build: &Build, d: &Daemon) -> f64 {
     median_ms(3, || {
-        let status = Command::new(support::jobq_bin())
+        let status = Command::new(&build.bin)
             .args(["--server", &d.url, "list"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -583,15 +658,15 @@ fn cli_list_ms(d: &Daemon) -> f64 {
     })
 }
 
-fn scale(threads: usize, jobs: usize) {
-    let mut d = daemon(threads, jobs + BATCH);
+fn scale(build: &Build, threads: usize, jobs: usize) -> Vec<Row> {
+    let mut d = daemon(build, threads, jobs + BATCH);
     set_paused(&d, true);
     // References: the same daemon, empty.
     let restart_empty = d.restart().as_secs_f64() * 1e3;
     let rss_empty = rss_kib(d.pid()) / 1024.0;
     let page_empty = list_page_ms(&d, "");
     let failed_empty = list_page_ms(&d, "?state=failed");
-    let cli_empty = cli_list_ms(&d);
+    let cli_empty = cli_list_ms(build, &d);
 
     eprintln!("scale: submitting {jobs} jobs");
     let times = submit_batches(&d, jobs);
@@ -614,7 +689,7 @@ fn scale(threads: usize, jobs: usize) {
     let json_mib = (jobs * job_bytes) as f64 / (1 << 20) as f64;
     let page = list_page_ms(&d, "");
     let failed = list_page_ms(&d, "?state=failed");
-    let cli = cli_list_ms(&d);
+    let cli = cli_list_ms(build, &d);
     let restart = d.restart().as_secs_f64() * 1e3;
     let queued = count(&default_counts(&agent(), &d), &["queued"]);
     if queued != jobs as u64 {
@@ -622,62 +697,57 @@ fn scale(threads: usize, jobs: usize) {
     }
 
     let k = format!("{jobs} jobs");
-    row(
-        "scale",
-        &format!("batch submit jobs/s, last 10% (ref: first 10%), {k}"),
-        last,
-        first,
-        0,
-    );
-    row(
-        "scale",
-        &format!("daemon RSS MiB at {k} (ref: empty)"),
-        rss,
-        rss_empty,
-        1,
-    );
-    row(
-        "scale",
-        &format!("data dir MiB at {k} (ref: jobs × {job_bytes} B job JSON)"),
-        data,
-        json_mib,
-        1,
-    );
-    row(
-        "scale",
-        &format!("restart (SIGKILL, spawn → /readyz 200) ms at {k} (ref: empty)"),
-        restart,
-        restart_empty,
-        0,
-    );
-    row(
-        "scale",
-        &format!("GET /v1/jobs first page ms at {k} (ref: empty)"),
-        page,
-        page_empty,
-        1,
-    );
-    row(
-        "scale",
-        &format!("GET /v1/jobs?state=failed (none) ms at {k} (ref: empty)"),
-        failed,
-        failed_empty,
-        2,
-    );
-    row(
-        "scale",
-        &format!("`jobq list` ms at {k} (ref: empty)"),
-        cli,
-        cli_empty,
-        1,
-    );
+    vec![
+        Row::new(
+            format!("batch submit jobs/s, last 10% (ref: first 10%), {k}"),
+            last,
+            first,
+            0,
+        ),
+        Row::new(
+            format!("daemon RSS MiB at {k} (ref: empty)"),
+            rss,
+            rss_empty,
+            1,
+        ),
+        Row::new(
+            format!("data dir MiB at {k} (ref: jobs × {job_bytes} B job JSON)"),
+            data,
+            json_mib,
+            1,
+        ),
+        Row::new(
+            format!("restart (SIGKILL, spawn → /readyz 200) ms at {k} (ref: empty)"),
+            restart,
+            restart_empty,
+            0,
+        ),
+        Row::new(
+            format!("GET /v1/jobs first page ms at {k} (ref: empty)"),
+            page,
+            page_empty,
+            1,
+        ),
+        Row::new(
+            format!("GET /v1/jobs?state=failed (none) ms at {k} (ref: empty)"),
+            failed,
+            failed_empty,
+            2,
+        ),
+        Row::new(
+            format!("`jobq list` ms at {k} (ref: empty)"),
+            cli,
+            cli_empty,
+            1,
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------- cli
 
 /// `jobq <args>` run `runs` times by a shell loop, as a user's script
 /// would; invocations per second, process start included.
-fn process_rate(runs: usize, args: &[&str]) -> f64 {
+fn process_rate(build: &Build, runs: usize, args: &[&str]) -> f64 {
     let script = format!(
         "i=0; while [ $i -lt {runs} ]; do \"$0\" \"$@\" >/dev/null || exit 1; i=$((i+1)); done"
     );
@@ -685,7 +755,7 @@ fn process_rate(runs: usize, args: &[&str]) -> f64 {
     let status = Command::new("sh")
         .arg("-c")
         .arg(&script)
-        .arg(support::jobq_bin())
+        .arg(&build.bin)
         .args(args)
         .stdin(Stdio::null())
         .status()
@@ -694,28 +764,30 @@ fn process_rate(runs: usize, args: &[&str]) -> f64 {
     runs as f64 / start.elapsed().as_secs_f64()
 }
 
-fn cli(threads: usize, runs: usize, queued: usize) {
-    let d = daemon(threads, queued + runs * 2);
+fn cli(build: &Build, threads: usize, runs: usize, queued: usize) -> Vec<Row> {
+    let d = daemon(build, threads, queued + runs * 2);
     set_paused(&d, true);
-    let version = process_rate(runs, &["--version"]);
+    let version = process_rate(build, runs, &["--version"]);
     let submit = ["--server", &d.url, "submit", "--", "true"];
-    let at_zero = process_rate(runs, &submit);
+    let at_zero = process_rate(build, runs, &submit);
     submit_batches(&d, queued);
-    let at_queued = process_rate(runs, &submit);
-    row(
-        "cli",
-        "`jobq submit -- true` runs/s from a shell loop, 0 queued (ref: `jobq --version`)",
-        at_zero,
-        version,
-        0,
-    );
-    row(
-        "cli",
-        &format!("`jobq submit -- true` runs/s from a shell loop, {queued} queued (ref: 0 queued)"),
-        at_queued,
-        at_zero,
-        0,
-    );
+    let at_queued = process_rate(build, runs, &submit);
+    vec![
+        Row::new(
+            "`jobq submit -- true` runs/s from a shell loop, 0 queued (ref: `jobq --version`)",
+            at_zero,
+            version,
+            0,
+        ),
+        Row::new(
+            format!(
+                "`jobq submit -- true` runs/s from a shell loop, {queued} queued (ref: 0 queued)"
+            ),
+            at_queued,
+            at_zero,
+            0,
+        ),
+    ]
 }
 
 // ---------------------------------------------------------------- main
@@ -724,6 +796,7 @@ fn main() {
     let cpus = thread::available_parallelism().map_or(1, |n| n.get());
     let o = parse_args(cpus);
     let has = |p: &str| o.parts.iter().any(|q| q == p);
+    let builds = support::builds();
     let args: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| a != "--bench")
@@ -743,14 +816,16 @@ fn main() {
         "CPUs: {cpus}, threads/workers C = {}, kernel: {kernel}",
         o.threads
     );
+    for b in &builds {
+        println!("{}: {}", b.label, b.bin.display());
+    }
     println!();
-    println!("| part | figure | value | reference | ratio |");
-    println!("| --- | --- | ---: | ---: | ---: |");
-    let _ = std::io::stdout().flush();
+    header(builds.len());
 
     let n = o.n;
     let c = o.threads;
-    // The reference for every jobs/s figure; measured once, first.
+    // The reference for every jobs/s figure; measured once, first, and
+    // shared by every build.
     let needs_spawn = ["spawn", "drain", "e2e", "submit"].iter().any(|p| has(p));
     let spawn = if needs_spawn {
         eprintln!("spawn: {n} /bin/true, {c} threads");
@@ -760,38 +835,35 @@ fn main() {
     };
     let ref_name = format!("ref: spawn {n} /bin/true, {c} threads");
     if needs_spawn {
-        row(
-            "spawn",
-            &format!("/bin/true spawned+reaped/s, {n}, {c} threads (piped out/err)"),
-            spawn,
-            spawn,
-            0,
-        );
+        let figure = format!("/bin/true spawned+reaped/s, {n}, {c} threads (piped out/err)");
+        let same = || vec![Row::new(figure.clone(), spawn, spawn, 0)];
+        print_rows("spawn", &builds.iter().map(|_| same()).collect::<Vec<_>>());
     }
     if has("drain") {
         eprintln!("drain: {n} jobs");
-        let rate = drain_rate(n, c);
-        row(
-            "drain",
-            &format!("jobs/s, {n} `true` queued then resumed, workers={c} ({ref_name})"),
-            rate,
-            spawn,
-            0,
+        let figure = format!(
+            "jobs/s, {n} `true` queued then resumed, workers={c} ({ref_name}; target ≥ 0.75)"
         );
+        let rows = each_build(&builds, |b| {
+            vec![Row::new(figure.clone(), drain_rate(b, n, c), spawn, 0)]
+        });
+        print_rows("drain", &rows);
     }
     if has("e2e") {
         eprintln!("e2e: {n} jobs, {} clients", o.clients);
-        let rate = e2e_rate(n, c, o.clients);
-        row(
-            "e2e",
-            &format!(
-                "jobs/s, {n} `true` submitted by {} clients while running ({ref_name})",
-                o.clients
-            ),
-            rate,
-            spawn,
-            0,
+        let figure = format!(
+            "jobs/s, {n} `true` submitted by {} clients while running ({ref_name}; target ≥ 0.65)",
+            o.clients
         );
+        let rows = each_build(&builds, |b| {
+            vec![Row::new(
+                figure.clone(),
+                e2e_rate(b, n, c, o.clients),
+                spawn,
+                0,
+            )]
+        });
+        print_rows("e2e", &rows);
     }
     if has("submit") {
         if let Some(bin) = beanstalkd() {
@@ -800,67 +872,77 @@ fn main() {
                 "submit: beanstalkd -f0 and jobq, {clients} connections, {} s each",
                 o.seconds
             );
-            let beanstalk = beanstalkd_rate(&bin, clients, o.seconds);
-            let jobq = submit_rate_raw(c, clients, o.seconds);
-            row(
-                "submit",
-                &format!("fsync'd single submissions/s, {clients} connections, one load generator (ref: beanstalkd -f0 puts/s, same generator; target ≥ 2.00)"),
-                jobq,
-                beanstalk,
-                0,
-            );
+            let figure = format!("fsync'd single submissions/s, {clients} connections, one load generator (ref: beanstalkd -f0 puts/s, same generator, measured before each build; target ≥ 2.00)");
+            let rows = each_build(&builds, |b| {
+                let beanstalk = beanstalkd_rate(&bin, clients, o.seconds);
+                let jobq = submit_rate_raw(b, c, clients, o.seconds);
+                vec![Row::new(figure.clone(), jobq, beanstalk, 0)]
+            });
+            print_rows("submit", &rows);
         }
-        for &clients in &o.submit_clients {
-            eprintln!("submit: {clients} clients, {} s", o.seconds);
-            let rate = submit_rate(c, clients, o.seconds);
-            row(
-                "submit",
-                &format!("fsync'd single submissions/s, {clients} clients, paused ({ref_name})"),
-                rate,
+        let rows = each_build(&builds, |b| {
+            let mut rows: Vec<Row> = o
+                .submit_clients
+                .iter()
+                .map(|&clients| {
+                    eprintln!("submit: {clients} clients, {} s", o.seconds);
+                    Row::new(
+                        format!(
+                            "fsync'd single submissions/s, {clients} clients, paused ({ref_name})"
+                        ),
+                        submit_rate(b, c, clients, o.seconds),
+                        spawn,
+                        0,
+                    )
+                })
+                .collect();
+            eprintln!("submit: {} jobs in batches of {BATCH}", o.batch_jobs);
+            rows.push(Row::new(
+                format!(
+                    "batch-submitted jobs/s, {} in batches of {BATCH}, 1 client, paused ({ref_name})",
+                    o.batch_jobs
+                ),
+                batch_rate(b, c, o.batch_jobs),
                 spawn,
                 0,
-            );
-        }
-        eprintln!("submit: {} jobs in batches of {BATCH}", o.batch_jobs);
-        let rate = batch_rate(c, o.batch_jobs);
-        row(
-            "submit",
-            &format!(
-                "batch-submitted jobs/s, {} in batches of {BATCH}, 1 client, paused ({ref_name})",
-                o.batch_jobs
-            ),
-            rate,
-            spawn,
-            0,
-        );
+            ));
+            rows
+        });
+        print_rows("submit", &rows);
     }
     if has("latency") {
         eprintln!("latency: {} jobs", o.latency_jobs);
-        let l = latencies(c, o.latency_jobs);
         let j = o.latency_jobs;
-        for (p, q) in [("p50", 0.50), ("p99", 0.99)] {
-            let reference = percentile(&l.spawn, q);
-            row(
-                "latency",
-                &format!("submit→running ms {p}, created_at→started_at, {j} jobs (ref: spawn() of /bin/true)"),
-                percentile(&l.api, q),
-                reference,
-                2,
-            );
-            row(
-                "latency",
-                &format!("submit→running ms {p}, POST start→`running` event, {j} jobs (ref: spawn() of /bin/true)"),
-                percentile(&l.client, q),
-                reference,
-                2,
-            );
-        }
+        let rows = each_build(&builds, |b| {
+            let l = latencies(b, c, j);
+            let mut rows = Vec::new();
+            for (p, q) in [("p50", 0.50), ("p99", 0.99)] {
+                let reference = percentile(&l.spawn, q);
+                rows.push(Row::new(
+                    format!("submit→running ms {p}, created_at→started_at, {j} jobs (ref: spawn() of /bin/true)"),
+                    percentile(&l.api, q),
+                    reference,
+                    2,
+                ));
+                rows.push(Row::new(
+                    format!("submit→running ms {p}, POST start→`running` event, {j} jobs (ref: spawn() of /bin/true)"),
+                    percentile(&l.client, q),
+                    reference,
+                    2,
+                ));
+            }
+            rows
+        });
+        print_rows("latency", &rows);
     }
     if has("scale") {
-        scale(c, o.scale_jobs);
+        eprintln!("scale: {} jobs", o.scale_jobs);
+        let rows = each_build(&builds, |b| scale(b, c, o.scale_jobs));
+        print_rows("scale", &rows);
     }
     if has("cli") {
         eprintln!("cli: {} runs, 0 and {} queued", o.cli_runs, o.cli_queued);
-        cli(c, o.cli_runs, o.cli_queued);
+        let rows = each_build(&builds, |b| cli(b, c, o.cli_runs, o.cli_queued));
+        print_rows("cli", &rows);
     }
 }

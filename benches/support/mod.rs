@@ -8,9 +8,48 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// A jobq build the benches run. The one cargo built with the bench is
+/// always measured; `$JOBQ_BENCH_BIN` may name a second (the previous
+/// commit's, say), which the benches measure in the same run and print
+/// beside it, so that a change is judged against figures from one sitting.
+#[derive(Clone, Debug)]
+pub struct Build {
+    /// How tables name it: `this build` or `previous`.
+    pub label: &'static str,
+    /// Its `jobq` binary (daemon and CLI).
+    pub bin: PathBuf,
+}
+
+/// The builds to measure: this one first, then `$JOBQ_BENCH_BIN` if set.
+pub fn builds() -> Vec<Build> {
+    let mut builds = vec![current()];
+    if let Some(bin) = std::env::var_os("JOBQ_BENCH_BIN") {
+        let bin = PathBuf::from(bin);
+        assert!(
+            bin.is_file(),
+            "JOBQ_BENCH_BIN={} is not a file",
+            bin.display()
+        );
+        builds.push(Build {
+            label: "previous",
+            bin,
+        });
+    }
+    builds
+}
+
+/// The `jobq` cargo built with the bench.
+pub fn current() -> Build {
+    Build {
+        label: "this build",
+        bin: env!("CARGO_BIN_EXE_jobq").into(),
+    }
+}
+
 /// A daemon on a temp dir; killed on drop.
 pub struct Daemon {
     child: Child,
+    bin: PathBuf,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
     config_path: PathBuf,
@@ -19,15 +58,24 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts a daemon with this config file text; waits until it is ready.
+    /// Starts this build's daemon with this config file text; waits until
+    /// it is ready.
+    #[allow(dead_code)] // not every bench uses every helper
     pub fn start(config: &str) -> Daemon {
+        Daemon::start_with(&current(), config)
+    }
+
+    /// Starts `build`'s daemon with this config file text; waits until it
+    /// is ready.
+    pub fn start_with(build: &Build, config: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("temp dir");
         let config_path = dir.path().join("jobq.toml");
         std::fs::write(&config_path, config).expect("write config");
         let data = dir.path().join("data");
-        let (child, url, _) = spawn_ready(&config_path, &data);
+        let (child, url, _) = spawn_ready(&build.bin, &config_path, &data);
         Daemon {
             child,
+            bin: build.bin.clone(),
             url,
             config_path,
             data,
@@ -55,7 +103,7 @@ impl Daemon {
     pub fn restart(&mut self) -> Duration {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let (child, url, took) = spawn_ready(&self.config_path, &self.data);
+        let (child, url, took) = spawn_ready(&self.bin, &self.config_path, &self.data);
         self.child = child;
         self.url = url;
         took
@@ -83,23 +131,16 @@ impl Drop for Daemon {
     }
 }
 
-/// The jobq under test (daemon and CLI): `$JOBQ_BENCH_BIN` if set (to compare two builds
-/// in one sitting, e.g. before and after a change), else the `jobq` cargo
-/// built with the bench.
-pub fn jobq_bin() -> std::ffi::OsString {
-    std::env::var_os("JOBQ_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_jobq").into())
-}
-
-/// Spawns `jobq serve` on `data` and waits until `/readyz` answers 200;
+/// Spawns `bin serve` on `data` and waits until `/readyz` answers 200;
 /// returns the child, its URL and the time from spawn to ready.
-fn spawn_ready(config_path: &Path, data: &Path) -> (Child, String, Duration) {
+fn spawn_ready(bin: &Path, config_path: &Path, data: &Path) -> (Child, String, Duration) {
     // A stale address from an earlier run on this data dir must not be
     // taken for the new daemon's (the daemon removes it only after opening
     // its store).
     let addr_file = data.join("jobq.addr");
     let _ = std::fs::remove_file(&addr_file);
     let start = Instant::now();
-    let mut child = Command::new(jobq_bin())
+    let mut child = Command::new(bin)
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(config_path)
         .arg("--data-dir")
