@@ -77,14 +77,15 @@ fn cat_rate(mib: u64, to: &std::path::Path, sync: bool) -> f64 {
 
 /// MiB/s captured by the daemon from a job writing `mib` MiB, timed by the
 /// job's own started_at/finished_at; and the rate of `cat` writing the
-/// same bytes to a file in that daemon's data dir, without and with a sync.
+/// same bytes to a file in that daemon's data dir (the better of one run
+/// before the capture and one after), and with a sync.
 fn capture_rate(build: &Build, mib: u64) -> (f64, f64, f64) {
     let d = Daemon::start_with(
         build,
         &format!("max_output = \"{}MiB\"\nlog = \"warn\"\n", mib + 1),
     );
     let reference = d.data_dir().join("cat-reference");
-    let to_file = cat_rate(mib, &reference, false);
+    let before = cat_rate(mib, &reference, false);
     let synced = cat_rate(mib, &reference, true);
     let id = submit(
         &d,
@@ -93,6 +94,9 @@ fn capture_rate(build: &Build, mib: u64) -> (f64, f64, f64) {
     let job = wait_done(&d, &id);
     assert_eq!(job["state"], "succeeded", "{job}");
     assert_eq!(job["output_truncated"], false, "{job}");
+    // The disk's speed dips now and then on this VM: the reference is the
+    // better of two `cat`s, one before the capture and one after.
+    let to_file = before.max(cat_rate(mib, &reference, false));
     let secs = seconds_between(
         job["started_at"].as_str().unwrap(),
         job["finished_at"].as_str().unwrap(),
