@@ -36,6 +36,8 @@ mod commands;
 mod config;
 #[path = "cases/crash_loop.rs"]
 mod crash_loop;
+#[path = "cases/dashboard.rs"]
+mod dashboard;
 #[path = "cases/datadir.rs"]
 mod datadir;
 #[path = "cases/delays.rs"]

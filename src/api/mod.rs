@@ -915,6 +915,18 @@ pub struct Health {
     pub status: String,
 }
 
+/// The body of `GET /v1/whoami`: who the daemon takes the caller for, so
+/// that a client (the dashboard) can offer only what its token may do.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Whoami {
+    /// The owner its jobs get: `token:NAME`, `unix:USER` or `anonymous`.
+    pub principal: String,
+    /// `read`, `submit` or `admin`.
+    pub role: String,
+    /// The user its jobs run as.
+    pub user: String,
+}
+
 /// The body of `POST /v1/jobs/batch`.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

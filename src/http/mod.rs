@@ -9,6 +9,7 @@ mod body;
 mod bulk;
 pub mod capacity;
 pub mod conn;
+mod dashboard;
 mod error;
 #[cfg(test)]
 mod fuzz;

@@ -8,8 +8,10 @@ use std::sync::LazyLock;
 use tide::http::Method;
 use tide::{Endpoint, Request, Response, StatusCode};
 
-use super::{access, bulk, jobs, queues, read_body, schedules, ApiError, AppState, Reply};
-use crate::api::Health;
+use super::{
+    access, bulk, dashboard, jobs, queues, read_body, schedules, ApiError, AppState, Reply,
+};
+use crate::api::{Health, Whoami};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,6 +79,9 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
         entry("GET", "/readyz", Public, Body, readyz),
         entry("GET", "/metrics", Read, Body, metrics),
         entry("GET", "/v1/openapi.json", Public, Body, openapi),
+        entry("GET", "/", Public, Body, dashboard::index),
+        entry("GET", "/ui/:file", Public, Body, dashboard::asset),
+        entry("GET", "/v1/whoami", Read, Body, whoami),
         entry("POST", "/v1/jobs", Submit, Body, jobs::submit),
         entry("GET", "/v1/jobs", Read, Body, jobs::list),
         entry("POST", "/v1/jobs/batch", Submit, Body, jobs::submit_batch),
@@ -272,6 +277,21 @@ where
 /// `GET /v1/openapi.json`: the OpenAPI document of every route.
 async fn openapi(_req: Request<AppState>) -> Reply {
     Ok(super::json(StatusCode::Ok, &*super::openapi::DOCUMENT))
+}
+
+/// `GET /v1/whoami`: the caller's principal, role and the user its jobs
+/// run as.
+async fn whoami(req: Request<AppState>) -> Reply {
+    jobs::query(&req, &[])?;
+    let p = principal(&req);
+    Ok(super::json(
+        StatusCode::Ok,
+        &Whoami {
+            principal: p.owner(),
+            role: p.role.as_str().to_owned(),
+            user: p.runs_as.user.clone(),
+        },
+    ))
 }
 
 async fn healthz(_req: Request<AppState>) -> Reply {

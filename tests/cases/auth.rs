@@ -78,7 +78,8 @@ fn every_route_refuses_a_missing_or_wrong_token_and_a_role_too_small() {
         let path = route
             .path
             .replace(":id", &job.id)
-            .replace(":name", "default");
+            .replace(":name", "default")
+            .replace(":file", "main.js");
         let what = format!("{} {path}", route.method);
         let (status, body) = call(&d, None, route.method, &path);
         if route.access == jobq::http::Access::Public {

@@ -13,11 +13,22 @@ pub struct Reply {
     pub location: Option<String>,
     /// The `Content-Type` header, if any.
     pub content_type: Option<String>,
+    /// Every header, names lowercase, in the order they came.
+    pub headers: Vec<(String, String)>,
     /// The body bytes.
     pub body: Vec<u8>,
 }
 
 impl Reply {
+    /// The first value of header `name` (any case), if it came.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
     /// The body as text (lossy), for messages.
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
@@ -106,6 +117,16 @@ fn reply_of(
     let status = resp.status().as_u16();
     let location = header(&resp, "Location");
     let content_type = header(&resp, "Content-Type");
+    let headers = resp
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
     let mut body = Vec::new();
     resp.into_body()
         .into_reader()
@@ -115,6 +136,7 @@ fn reply_of(
         status,
         location,
         content_type,
+        headers,
         body,
     })
 }
@@ -182,6 +204,7 @@ impl Streamed {
             status: self.status,
             location: None,
             content_type: self.content_type,
+            headers: Vec::new(),
             body,
         }
         .json()

@@ -20,7 +20,7 @@ use super::routes::Access;
 use crate::api::{
     BatchRequest, BatchResponse, BulkRequest, BulkResponse, DurationArg, ErrorBody, ErrorCode,
     ErrorDetail, Health, JobList, JobRequest, JobView, QueueList, QueuePatch, QueueView,
-    ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView, Upload,
+    ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView, Upload, Whoami,
 };
 use crate::resources::{LimitsArg, SizeArg, Usage};
 
@@ -46,6 +46,7 @@ use crate::resources::{LimitsArg, SizeArg, Usage};
     crate::schedule::Missed,
     Upload,
     Health,
+    Whoami,
     ErrorBody,
     ErrorDetail,
     ErrorCode,
@@ -107,6 +108,8 @@ pub enum Answer {
     Events,
     /// The Prometheus text exposition.
     Metrics,
+    /// A file of the web dashboard (HTML, CSS or JavaScript).
+    Page,
 }
 
 /// The schema of a parameter.
@@ -170,6 +173,9 @@ pub const OPERATIONS: &[Operation] = &[
     Operation { method: "GET", path: "/healthz", id: "healthz", summary: "200 while the process serves", query: &[], body: Body::None, ok: &[(200, Answer::Json("Health"))], errors: &[] },
     Operation { method: "GET", path: "/readyz", id: "readyz", summary: "200 once the store is open and recovery done; 503 before and while draining", query: &[], body: Body::None, ok: &[(200, Answer::Json("Health"))], errors: &[] },
     Operation { method: "GET", path: "/metrics", id: "metrics", summary: "Prometheus metrics (OpenMetrics text)", query: &[], body: Body::None, ok: &[(200, Answer::Metrics)], errors: &[] },
+    Operation { method: "GET", path: "/", id: "dashboard", summary: "the web dashboard's page", query: &[], body: Body::None, ok: &[(200, Answer::Page)], errors: &[] },
+    Operation { method: "GET", path: "/ui/:file", id: "dashboardFile", summary: "a script or the style sheet of the web dashboard", query: &[], body: Body::None, ok: &[(200, Answer::Page)], errors: &[404] },
+    Operation { method: "GET", path: "/v1/whoami", id: "whoami", summary: "who the daemon takes the caller for: principal, role, and the user its jobs run as", query: &[], body: Body::None, ok: &[(200, Answer::Json("Whoami"))], errors: &[] },
     Operation { method: "GET", path: "/v1/openapi.json", id: "openapi", summary: "this document", query: &[], body: Body::None, ok: &[(200, Answer::Json("OpenApi"))], errors: &[] },
     Operation { method: "POST", path: "/v1/jobs", id: "submitJob", summary: "submit a job; 201 once durable, 200 with the existing job when its idempotency key matched", query: &[], body: Body::Json("JobRequest"), ok: &[(201, Answer::Json("JobView")), (200, Answer::Json("JobView"))], errors: &[404, 429] },
     Operation { method: "GET", path: "/v1/jobs", id: "listJobs", summary: "list jobs, newest first, a page at a time", query: &[
@@ -276,6 +282,11 @@ fn content(answer: Answer) -> Option<Value> {
         Answer::Metrics => json!({
             "application/openmetrics-text": { "schema": { "type": "string" } },
         }),
+        Answer::Page => json!({
+            "text/html": { "schema": { "type": "string" } },
+            "text/css": { "schema": { "type": "string" } },
+            "text/javascript": { "schema": { "type": "string" } },
+        }),
     })
 }
 
@@ -307,7 +318,11 @@ fn operation(op: &Operation, access: Access) -> Value {
         .map(|name| {
             json!({
                 "name": name, "in": "path", "required": true,
-                "schema": param_schema(if name == "id" { Param::JobRef } else { Param::Queue }),
+                "schema": param_schema(match name {
+                    "id" => Param::JobRef,
+                    "file" => NONEMPTY,
+                    _ => Param::Queue,
+                }),
             })
         })
         .collect();
