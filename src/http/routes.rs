@@ -111,7 +111,7 @@ impl Route {
     /// True when a request's `path` has this route's shape (a `:name`
     /// segment matches any one segment).
     fn fits(&self, path: &str) -> bool {
-        let mut want = self.path.split('/');
+        let mut want = self.path.trim_end_matches('/').split('/');
         let mut have = path.trim_end_matches('/').split('/');
         loop {
             match (want.next(), have.next()) {
@@ -332,5 +332,7 @@ mod tests {
         assert_eq!(allowed_methods("/v1/jobs/12"), ["DELETE", "GET"]);
         assert_eq!(allowed_methods("/v1/jobs"), ["GET", "POST"]);
         assert!(allowed_methods("/v2/nothing").is_empty());
+        assert_eq!(allowed_methods("/"), ["GET"]);
+        assert_eq!(allowed_methods("/ui/main.js"), ["GET"]);
     }
 }
