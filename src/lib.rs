@@ -22,3 +22,7 @@ pub(crate) mod rt;
 pub(crate) mod runner;
 pub mod schedule;
 pub(crate) mod store;
+
+/// The PostgreSQL store (docs/cluster.md), public so that the cluster
+/// tests and benchmarks can drive its statements on a real server.
+pub use store::postgres;

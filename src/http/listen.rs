@@ -241,7 +241,7 @@ where
     for<'a> &'a T: std::io::Read + std::io::Write,
 {
     static REFUSED: AtomicU64 = AtomicU64::new(0);
-    if REFUSED.fetch_add(1, Ordering::Relaxed) % 1000 == 0 {
+    if REFUSED.fetch_add(1, Ordering::Relaxed).is_multiple_of(1000) {
         tracing::warn!(limit = %connections.refusal(), "refusing connections");
     }
     let answer = raw_answer(

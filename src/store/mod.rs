@@ -44,6 +44,7 @@ mod invariants;
 pub mod keys;
 mod listing;
 mod output;
+pub mod postgres;
 mod schedules;
 mod uploads;
 

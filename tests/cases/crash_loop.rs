@@ -29,7 +29,7 @@ fn submitter(url: String, stop: Arc<AtomicBool>, n: usize) -> Vec<String> {
     while !stop.load(Ordering::SeqCst) {
         i += 1;
         // Mostly instant jobs, some that are likely running at the kill.
-        let spec = if i % 8 == 0 {
+        let spec = if i.is_multiple_of(8) {
             serde_json::json!({"shell": "sleep 0.2", "name": format!("c{n}-{i}")})
         } else {
             serde_json::json!({"command": ["true"], "name": format!("c{n}-{i}")})

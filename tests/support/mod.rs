@@ -10,11 +10,13 @@
 
 mod daemon;
 mod http;
+mod postgres;
 mod process;
 mod sse;
 
 pub use daemon::*;
 pub use http::*;
+pub use postgres::*;
 pub use process::*;
 pub use sse::*;
 

@@ -1,0 +1,205 @@
+//! Job records: numbering, insert, read, and the two conditional writes
+//! every change goes through — [`PgStore::replace`] for a job no node
+//! holds, [`PgStore::settle`] for the attempt a node claimed.
+
+use sqlx::Row;
+
+use super::{decode, encode, query, uuid_of, PgStore, Result, Session};
+use crate::job::{Job, JobId, State};
+
+/// What a conditional write found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[must_use = "a refused write changed nothing; the caller must act on it"]
+pub enum Fenced {
+    /// The stored job was as expected and now is the new record.
+    Done,
+    /// The stored job had moved on (another node changed it, or the
+    /// claim was taken from this node): nothing was written.
+    Refused,
+}
+
+impl Fenced {
+    fn of(rows: i64) -> Fenced {
+        if rows > 0 {
+            Fenced::Done
+        } else {
+            Fenced::Refused
+        }
+    }
+}
+
+/// The columns a record is selected by, taken from the record itself so
+/// that the two never disagree.
+struct Columns {
+    state: &'static str,
+    attempt: i32,
+    run_at: Option<f64>,
+    finished_at: Option<f64>,
+}
+
+impl Columns {
+    fn of(job: &Job) -> Columns {
+        Columns {
+            state: job.state.name().as_str(),
+            attempt: i32::try_from(job.attempt).unwrap_or(i32::MAX),
+            run_at: match job.state {
+                State::Scheduled { at } => Some(epoch_secs(at)),
+                _ => None,
+            },
+            finished_at: job.state.finished_at().map(epoch_secs),
+        }
+    }
+}
+
+/// A time as the seconds `to_timestamp` takes.
+pub(super) fn epoch_secs(at: jiff::Timestamp) -> f64 {
+    at.as_microsecond() as f64 / 1e6
+}
+
+impl PgStore {
+    /// The next submission number, unique across the cluster.
+    pub async fn next_seq(&self) -> Result<u64> {
+        let seq: i64 = sqlx::query_scalar("SELECT nextval('jobq_job_seq')")
+            .fetch_one(self.pool())
+            .await
+            .map_err(query("number a job"))?;
+        Ok(u64::try_from(seq).unwrap_or_default())
+    }
+
+    /// Stores a new job; its queue gets a row if it had none.
+    pub async fn insert(&self, job: &Job) -> Result<()> {
+        let cols = Columns::of(job);
+        sqlx::query(
+            "WITH q AS (INSERT INTO jobq_queues (name) VALUES ($2) ON CONFLICT DO NOTHING)
+             INSERT INTO jobq_jobs (id, seq, queue, state, priority, attempt, run_at, doc)
+             VALUES ($1, $3, $2, $4, $5, $6, to_timestamp($7), $8)",
+        )
+        .bind(uuid_of(&job.id))
+        .bind(&job.spec.queue)
+        .bind(i64::try_from(job.seq).unwrap_or(i64::MAX))
+        .bind(cols.state)
+        .bind(job.spec.priority)
+        .bind(cols.attempt)
+        .bind(cols.run_at)
+        .bind(encode(job)?)
+        .execute(self.pool())
+        .await
+        .map_err(query("insert a job"))?;
+        Ok(())
+    }
+
+    /// The job with this id, if there is one.
+    pub async fn get(&self, id: &JobId) -> Result<Option<Job>> {
+        let row = sqlx::query("SELECT doc FROM jobq_jobs WHERE id = $1")
+            .bind(uuid_of(id))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("read a job"))?;
+        row.map(|r| decode(r.get("doc"))).transpose()
+    }
+
+    /// Replaces `old` by `new` if the stored job is still in `old`'s state
+    /// and attempt and no node holds it: for changes no claim is behind
+    /// (cancelling a job that does not run, a retry, a dependency's
+    /// release). Refused when someone changed it first: read it again and
+    /// decide again.
+    pub async fn replace(&self, old: &Job, new: &Job) -> Result<Fenced> {
+        let was = Columns::of(old);
+        let cols = Columns::of(new);
+        let rows = sqlx::query(
+            "UPDATE jobq_jobs SET state = $4, attempt = $5, run_at = to_timestamp($6),
+                 finished_at = to_timestamp($7), doc = $8, cancel_requested = false
+             WHERE id = $1 AND state = $2 AND attempt = $3 AND state <> 'running'",
+        )
+        .bind(uuid_of(&old.id))
+        .bind(was.state)
+        .bind(was.attempt)
+        .bind(cols.state)
+        .bind(cols.attempt)
+        .bind(cols.run_at)
+        .bind(cols.finished_at)
+        .bind(encode(new)?)
+        .execute(self.pool())
+        .await
+        .map_err(query("change a job"))?
+        .rows_affected();
+        Ok(Fenced::of(i64::try_from(rows).unwrap_or(i64::MAX)))
+    }
+
+    /// Records what became of an attempt `session` claimed: its process
+    /// started (still `running`, now with a pid) or it ended in any way.
+    /// Refused unless the job is still running that attempt under this
+    /// node and epoch — a node that lost its claim must not record an end
+    /// over the attempt another node now runs. Leaving `running` frees the
+    /// queue's slot in the same statement.
+    pub async fn settle(&self, session: &Session, old: &Job, new: &Job) -> Result<Fenced> {
+        let was = Columns::of(old);
+        let cols = Columns::of(new);
+        let rows: i64 = sqlx::query_scalar(
+            "WITH done AS (
+                 UPDATE jobq_jobs SET state = $5, attempt = $6, run_at = to_timestamp($7),
+                     finished_at = to_timestamp($8), doc = $9,
+                     lease_until = CASE WHEN $5 = 'running' THEN lease_until END
+                 WHERE id = $1 AND state = 'running' AND attempt = $2
+                     AND node = $3 AND node_epoch = $4
+                 RETURNING queue
+             ), freed AS (
+                 UPDATE jobq_queues q SET running = q.running - 1
+                 FROM done WHERE q.name = done.queue AND $5 <> 'running'
+             )
+             SELECT count(*) FROM done",
+        )
+        .bind(uuid_of(&old.id))
+        .bind(was.attempt)
+        .bind(&session.node)
+        .bind(session.epoch)
+        .bind(cols.state)
+        .bind(cols.attempt)
+        .bind(cols.run_at)
+        .bind(cols.finished_at)
+        .bind(encode(new)?)
+        .fetch_one(self.pool())
+        .await
+        .map_err(query("record a claimed attempt"))?;
+        Ok(Fenced::of(rows))
+    }
+
+    /// Asks the node running `id` to stop it (cancel from any node): sets
+    /// the job's flag, which that node's renewals report, and tells it at
+    /// once on `jobq_cancel`. False when the job is not running.
+    pub async fn request_cancel(&self, id: &JobId) -> Result<bool> {
+        let rows: i64 = sqlx::query_scalar(
+            "WITH c AS (
+                 UPDATE jobq_jobs SET cancel_requested = true
+                 WHERE id = $1 AND state = 'running' RETURNING id
+             ), told AS (
+                 SELECT pg_notify('jobq_cancel', id::text) FROM c
+             )
+             SELECT count(*) FROM told",
+        )
+        .bind(uuid_of(id))
+        .fetch_one(self.pool())
+        .await
+        .map_err(query("request a cancel"))?;
+        Ok(rows > 0)
+    }
+
+    /// Counts of jobs by queue and state, as the trigger keeps them.
+    pub async fn counts(&self) -> Result<Vec<(String, String, u64)>> {
+        let rows = sqlx::query("SELECT queue, state, n FROM jobq_job_counts WHERE n > 0")
+            .fetch_all(self.pool())
+            .await
+            .map_err(query("read counts"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| {
+                let n: i64 = r.get("n");
+                (
+                    r.get("queue"),
+                    r.get("state"),
+                    u64::try_from(n).unwrap_or(0),
+                )
+            })
+            .collect())
+    }
+}
