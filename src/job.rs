@@ -438,6 +438,11 @@ pub struct Job {
     /// Every ended attempt, oldest first: what each one did.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<AttemptRecord>,
+    /// The node (`[store] node`) that claimed the current or last attempt,
+    /// when several daemons share a PostgreSQL database; `None` on a
+    /// daemon of its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
     /// Where it is in its life cycle.
     pub state: State,
 }
@@ -511,6 +516,7 @@ impl Job {
             created_at: now,
             output_truncated: false,
             attempts: Vec::new(),
+            node: None,
             state: State::Queued,
         };
         job.state = if pending.is_empty() {

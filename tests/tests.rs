@@ -30,6 +30,8 @@ mod cli;
 mod cli_follow;
 #[path = "cases/cli_list.rs"]
 mod cli_list;
+#[path = "cases/cluster.rs"]
+mod cluster;
 #[path = "cases/cluster_store.rs"]
 mod cluster_store;
 #[path = "cases/commands.rs"]

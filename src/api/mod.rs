@@ -664,6 +664,10 @@ pub struct JobView {
     /// Every ended attempt, oldest first.
     #[serde(default)]
     pub attempts: Vec<AttemptView>,
+    /// The node that runs or ran the current attempt, when several daemons
+    /// share a PostgreSQL database (docs/cluster.md); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// One ended attempt in a job's `attempts` history.
@@ -825,6 +829,7 @@ impl From<&Job> for JobView {
             error,
             pid,
             output_truncated: job.output_truncated,
+            node: job.node.clone(),
             limits: (!spec.limits.is_empty()).then(|| spec.limits.view()),
             usage: job
                 .attempts
@@ -885,6 +890,9 @@ pub enum ErrorCode {
     QueueFull,
     /// The daemon cannot take this now (shutting down, disk trouble).
     Unavailable,
+    /// This daemon's store does not do this yet (a feature not yet built
+    /// on the PostgreSQL store; docs/cluster.md lists them).
+    NotImplemented,
     /// A bug or an unexpected failure.
     Internal,
 }
@@ -925,6 +933,31 @@ pub struct Whoami {
     pub role: String,
     /// The user its jobs run as.
     pub user: String,
+}
+
+/// One daemon of a cluster in `GET /v1/nodes` (on a daemon of its own,
+/// just itself).
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NodeView {
+    /// Its `[store] node` name.
+    pub name: String,
+    /// `up`, `draining` (shutting down: claims no more) or `dead` (left,
+    /// or silent past its lease).
+    pub state: String,
+    /// Its last heartbeat.
+    #[schema(value_type = String, format = DateTime)]
+    pub last_seen: Timestamp,
+    /// Jobs it ran at its last heartbeat.
+    pub running: u32,
+    /// Its `workers`.
+    pub workers: u32,
+}
+
+/// The body of `GET /v1/nodes`.
+#[derive(Clone, Debug, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct NodeList {
+    /// Every node that joined, by name.
+    pub nodes: Vec<NodeView>,
 }
 
 /// The body of `POST /v1/jobs/batch`.

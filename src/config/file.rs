@@ -58,6 +58,8 @@ pub(super) struct FileConfig {
     pub server: ServerTable,
     #[serde(default)]
     pub jobs: JobsTable,
+    #[serde(default)]
+    pub store: super::store::StoreTable,
 }
 
 /// `[auth]`.
@@ -105,7 +107,7 @@ pub(super) struct JobsTable {
     pub limits: Option<crate::resources::LimitsArg>,
 }
 
-fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+pub(super) fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let arg = crate::api::DurationArg::deserialize(d)?;
     Ok(Some(arg.0))
 }

@@ -12,6 +12,7 @@ pub mod access;
 mod file;
 pub mod listen;
 mod show;
+pub mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,7 @@ use serde::Deserialize;
 pub use access::{AuthSettings, JobSettings, NamedGroup, ServerSettings, TokenSettings};
 use file::FileConfig;
 pub use listen::ListenAddr;
+pub use store::{PostgresSettings, StoreSettings};
 
 use crate::api::MAX_CONCURRENCY;
 use crate::auth::Account;
@@ -91,6 +93,8 @@ pub struct Config {
     pub server: ServerSettings,
     /// The user jobs run as by default, and their environment.
     pub jobs: JobSettings,
+    /// Which engine keeps the jobs (`[store]`).
+    pub store: StoreSettings,
     /// The store, the `work/` directory and `jobq.addr` live here.
     pub data_dir: PathBuf,
     /// Most jobs running at once, over all queues.
@@ -164,6 +168,7 @@ impl Default for Config {
             socket_group: None,
             auth: AuthSettings::default(),
             server: ServerSettings::default(),
+            store: StoreSettings::default(),
             jobs: JobSettings::default(),
             data_dir: default_data_dir(),
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -292,6 +297,7 @@ impl Config {
             config.auth = access::auth_from(f.auth)?;
             config.server = access::server_from(f.server)?;
             config.jobs = access::jobs_from(f.jobs)?;
+            config.store = store::store_from(f.store)?;
             if let Some(v) = f.data_dir {
                 config.data_dir = v;
             }

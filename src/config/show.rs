@@ -106,6 +106,21 @@ impl Config {
         }
         top.insert("jobs".into(), Value::Table(jobs));
 
+        let mut store = Table::new();
+        match &self.store {
+            super::StoreSettings::Sled => {
+                store.insert("backend".into(), text("sled"));
+            }
+            super::StoreSettings::Postgres(pg) => {
+                store.insert("backend".into(), text("postgres"));
+                // The URL may hold a password.
+                store.insert("url".into(), text(HIDDEN));
+                store.insert("node".into(), text(&pg.node));
+                store.insert("lease".into(), duration(pg.lease));
+            }
+        }
+        top.insert("store".into(), Value::Table(store));
+
         let mut queues = Table::new();
         for (name, queue) in &self.queues {
             let mut q = Table::new();

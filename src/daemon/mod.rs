@@ -47,6 +47,9 @@ pub enum DaemonError {
     /// The store cannot be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The PostgreSQL store cannot be opened or joined.
+    #[error(transparent)]
+    Cluster(#[from] crate::store::postgres::PgError),
     /// Recovery failed.
     #[error("recovery failed: {0}")]
     Recover(#[from] EngineError),
@@ -69,6 +72,10 @@ impl DaemonError {
             | DaemonError::Activation(_)
             | DaemonError::Store(
                 StoreError::Foreign { .. } | StoreError::Locked { .. } | StoreError::Open { .. },
+            )
+            | DaemonError::Cluster(
+                crate::store::postgres::PgError::Schema(_)
+                | crate::store::postgres::PgError::Url(_),
             )
             | DaemonError::Bind(_) => 2,
             _ => 1,
@@ -248,7 +255,14 @@ async fn run(
     };
     let connections = config.connection_limit(crate::runner::limits::open_files_now());
     let connections_held = Capacity::new("connections", "max_connections", connections);
-    let engine = Engine::new(store, config.clone(), daemon, inherited);
+    let cluster = match &config.store {
+        crate::config::StoreSettings::Sled => None,
+        crate::config::StoreSettings::Postgres(pg) => {
+            Some(crate::engine::Cluster::open(pg, config.workers, &config.queues).await?)
+        }
+    };
+    let clustered = cluster.is_some();
+    let engine = Engine::new(store, config.clone(), daemon, inherited, cluster);
     let ready = Arc::new(AtomicBool::new(false));
     let state = AppState {
         engine: engine.clone(),
@@ -283,6 +297,14 @@ async fn run(
 
     future::or(
         async {
+            if clustered {
+                future::zip(
+                    engine.run_cluster(),
+                    future::zip(engine.run_stray_sweeper(), engine.run_output_sync()),
+                )
+                .await;
+                return;
+            }
             future::zip(
                 engine.run_dispatcher(),
                 future::zip(

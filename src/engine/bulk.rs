@@ -60,6 +60,7 @@ impl Engine {
     /// Forgets every terminal job of `selection` and its output; returns
     /// how many.
     pub async fn clean(&self, selection: &Selection) -> Result<u64, EngineError> {
+        self.local_only("cleaning jobs")?;
         self.recovered()?;
         let store = &self.inner.store;
         let mut removed = 0;
@@ -98,6 +99,7 @@ impl Engine {
     /// SIGKILL after the grace period). Returns how many, once every one
     /// is terminal.
     pub async fn cancel_all(&self, selection: &Selection) -> Result<u64, EngineError> {
+        self.local_only("cancelling a selection of jobs")?;
         self.recovered()?;
         let mut cancelled = 0;
         let mut stopping = Vec::new();
@@ -155,6 +157,7 @@ impl Engine {
     /// Runs every terminal job of `selection` again (attempt + 1); returns
     /// how many.
     pub async fn retry_all(&self, selection: &Selection) -> Result<u64, EngineError> {
+        self.local_only("retrying a selection of jobs")?;
         self.taking_changes()?;
         let store = &self.inner.store;
         let mut retried = 0;

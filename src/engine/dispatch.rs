@@ -13,7 +13,7 @@ use crate::job::{Exit, FailReason};
 /// The delay before the retry of a job whose attempt `job.attempt` just
 /// failed: `backoff × 2^(attempt−1)`, ±25% jitter (so jobs failing together
 /// do not retry together), capped by `max_backoff`.
-fn retry_delay(job: &Job, max_backoff: Duration) -> jiff::SignedDuration {
+pub(super) fn retry_delay(job: &Job, max_backoff: Duration) -> jiff::SignedDuration {
     let doublings = job.attempt.saturating_sub(1).min(62);
     let base = job.spec.backoff.as_secs_f64() * (1u64 << doublings) as f64;
     let jittered = base * (0.75 + fastrand::f64() * 0.5);

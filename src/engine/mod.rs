@@ -18,6 +18,7 @@
 //!   (global `workers`); wake-ups are events; nothing polls.
 
 mod bulk;
+mod cluster;
 mod dispatch;
 mod output_sync;
 mod queues;
@@ -52,6 +53,7 @@ use crate::store::{Change, Scope, Store, StoreError, UploadFile};
 
 use crate::api::{QueuePatch, QueueView};
 pub use bulk::Selection;
+pub(crate) use cluster::Cluster;
 use queues::QueueLimits;
 use ready::ReadyQueues;
 
@@ -107,6 +109,16 @@ pub enum EngineError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The PostgreSQL store failed.
+    #[error(transparent)]
+    Cluster(#[from] crate::store::postgres::PgError),
+    /// A cancel reached the node that runs the job, which has not recorded
+    /// the job's end in time.
+    #[error("job {0} was asked to stop on the node that runs it, which has not recorded its end yet; ask again, or read the job")]
+    CancelPending(JobId),
+    /// The PostgreSQL store does not do this yet (docs/cluster.md).
+    #[error("{0} is not built on the PostgreSQL store yet (docs/cluster.md lists what is); use a daemon on its own sled store for it")]
+    NotInCluster(&'static str),
 }
 
 /// A queue name in a path must be one (the body's `queue` is checked with
@@ -252,6 +264,9 @@ struct Inner {
     recovered: AtomicBool,
     /// Runs in progress; the drain waits for it to reach zero.
     in_flight: AtomicUsize,
+    /// The cluster this daemon is a node of, when its store is PostgreSQL
+    /// (then the sled store keeps only this node's output and uploads).
+    cluster: Option<Cluster>,
     /// Notified when `in_flight` drops.
     idle: Event,
 }
@@ -265,6 +280,7 @@ impl Engine {
         config: Arc<Config>,
         mut daemon: Account,
         inherited: runner::limits::Inherited,
+        cluster: Option<Cluster>,
     ) -> Engine {
         // The daemon's own jobs get the HOME it was given, when it was
         // given one: a systemd DynamicUser's home is `/` (read-only there),
@@ -307,6 +323,7 @@ impl Engine {
                 ended_wake: Event::new(),
                 recovered: AtomicBool::new(false),
                 in_flight: AtomicUsize::new(0),
+                cluster,
                 idle: Event::new(),
             }),
         }
@@ -338,6 +355,7 @@ impl Engine {
     /// Starts an upload (`POST /v1/uploads`): a part file the caller
     /// writes, then hands to [`Engine::finish_upload`].
     pub fn begin_upload(&self) -> Result<UploadFile, EngineError> {
+        self.local_only("uploaded stdin")?;
         self.taking_changes()?;
         Ok(self.inner.store.begin_upload()?)
     }
@@ -382,6 +400,9 @@ impl Engine {
             run_as: principal.runs_as.clone(),
         };
         self.taking_changes()?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_submit(cluster, specs, ownership).await;
+        }
         let store = &self.inner.store;
         let now = Timestamp::now();
         let many = specs.len() > 1;
@@ -532,9 +553,13 @@ impl Engine {
 
     /// The id of the job `r` names (a number is looked up; an id is taken
     /// as it is, and found or not by what the caller does with it).
-    pub fn resolve(&self, r: &JobRef) -> Result<JobId, EngineError> {
+    pub async fn resolve(&self, r: &JobRef) -> Result<JobId, EngineError> {
         match *r {
             JobRef::Id(id) => Ok(id),
+            JobRef::Number(n) if self.cluster().is_some() => {
+                let cluster = self.cluster().expect("checked");
+                self.cluster_resolve(cluster, n).await
+            }
             JobRef::Number(n) => self
                 .inner
                 .store
@@ -553,6 +578,9 @@ impl Engine {
     /// yet, this waits for the flush that puts it there: nobody is shown a
     /// state a crash could still undo.
     pub async fn get(&self, id: &JobId) -> Result<Job, EngineError> {
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_get(cluster, id).await;
+        }
         let job = self.current(id)?;
         self.flushed([id]).await?;
         Ok(job)
@@ -581,6 +609,9 @@ impl Engine {
     /// Waits until the job is terminal or `limit` has passed, then returns it
     /// as it is (on disk, as [`Engine::get`]).
     pub async fn wait(&self, id: &JobId, limit: Duration) -> Result<Job, EngineError> {
+        if self.cluster().is_some() {
+            return self.cluster_wait(id, limit).await;
+        }
         let wait = async {
             loop {
                 let listener = self.inner.changed.listen();
@@ -601,6 +632,7 @@ impl Engine {
 
     /// A page of jobs, newest first, each as on disk (see [`Engine::get`]).
     pub async fn list(&self, q: &ListQuery) -> Result<Page, EngineError> {
+        self.local_only("listing jobs")?;
         let scope = Scope {
             states: &q.states,
             queue: q.queue.as_deref(),
@@ -629,6 +661,9 @@ impl Engine {
     /// a running one is stopped (SIGTERM to its group, SIGKILL after the
     /// grace period). Returns the job once it is terminal.
     pub async fn cancel(&self, id: &JobId, principal: &Principal) -> Result<Job, EngineError> {
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_cancel(cluster, id, principal).await;
+        }
         self.recovered()?;
         let job = self.current(id)?;
         may_act(principal, &job, "cancel")?;
@@ -732,6 +767,7 @@ impl Engine {
 
     /// Runs a terminal job again, attempt + 1.
     pub async fn retry(&self, id: &JobId, principal: &Principal) -> Result<Job, EngineError> {
+        self.local_only("retrying a job by hand")?;
         self.taking_changes()?;
         let sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
@@ -748,6 +784,7 @@ impl Engine {
     /// Forgets a terminal job and its output; its idempotency key is free
     /// again.
     pub async fn remove(&self, id: &JobId, principal: &Principal) -> Result<(), EngineError> {
+        self.local_only("removing a job")?;
         self.recovered()?;
         let sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
@@ -792,6 +829,9 @@ impl Engine {
     /// Every known queue: its limit, pause flag and counts by state (as on
     /// disk, like [`Engine::get`]).
     pub async fn queues(&self) -> Result<Vec<QueueView>, EngineError> {
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_queues(cluster).await;
+        }
         let views = {
             let sched = self.inner.sched.lock().await;
             sched.queues.views(&self.inner.store.counts())
@@ -807,6 +847,9 @@ impl Engine {
         patch: QueuePatch,
     ) -> Result<QueueView, EngineError> {
         check_queue_name(name)?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_patch_queue(cluster, name, patch).await;
+        }
         self.recovered()?;
         let mut sched = self.inner.sched.lock().await;
         if !patch.create && !sched.queues.knows(name, &self.inner.store.counts()) {
@@ -831,6 +874,7 @@ impl Engine {
     /// declare, so nothing is listed under it afterwards.
     pub async fn remove_queue(&self, name: &str) -> Result<(), EngineError> {
         check_queue_name(name)?;
+        self.local_only("removing a queue")?;
         self.recovered()?;
         let mut sched = self.inner.sched.lock().await;
         let counts = self.inner.store.counts();
@@ -947,6 +991,12 @@ impl Engine {
     /// flushed.
     pub async fn shutdown(&self) {
         self.inner.stopping.store(true, Ordering::SeqCst);
+        if let Some(cluster) = self.cluster() {
+            self.cluster_shutdown(cluster).await;
+            self.sync_output().await;
+            self.inner.events.close();
+            return;
+        }
         self.inner.wake.notify(usize::MAX);
         self.inner.timer_wake.notify(usize::MAX);
         self.inner.prune_wake.notify(usize::MAX);

@@ -82,6 +82,7 @@ impl Engine {
         principal: &Principal,
     ) -> Result<(Schedule, bool), EngineError> {
         check_name(name)?;
+        self.local_only("schedules")?;
         self.taking_changes()?;
         let now = Timestamp::now();
         // Refused now what a fire's submit would refuse: limits above the
@@ -134,6 +135,7 @@ impl Engine {
     /// One schedule, as on disk.
     pub async fn schedule(&self, name: &str) -> Result<Schedule, EngineError> {
         check_name(name)?;
+        self.local_only("schedules")?;
         let schedule = self
             .inner
             .store
@@ -145,6 +147,7 @@ impl Engine {
 
     /// Every schedule, by name, as on disk.
     pub async fn schedules(&self) -> Result<Vec<Schedule>, EngineError> {
+        self.local_only("schedules")?;
         let all = self.inner.store.schedules()?;
         self.counts_flushed().await?;
         Ok(all)
@@ -166,6 +169,7 @@ impl Engine {
         principal: &Principal,
     ) -> Result<Schedule, EngineError> {
         check_name(name)?;
+        self.local_only("schedules")?;
         self.recovered()?;
         let now = Timestamp::now();
         let store = &self.inner.store;
@@ -208,6 +212,7 @@ impl Engine {
         principal: &Principal,
     ) -> Result<(), EngineError> {
         check_name(name)?;
+        self.local_only("schedules")?;
         self.recovered()?;
         let store = &self.inner.store;
         let mut sched = self.inner.sched.lock().await;
@@ -233,6 +238,7 @@ impl Engine {
         principal: &Principal,
     ) -> Result<Job, EngineError> {
         check_name(name)?;
+        self.local_only("schedules")?;
         self.taking_changes()?;
         let now = Timestamp::now();
         let store = &self.inner.store;

@@ -113,12 +113,24 @@ impl From<EngineError> for ApiError {
                 ErrorCode::QueueFull,
                 e.to_string(),
             ),
-            EngineError::ShuttingDown | EngineError::Recovering => ApiError::new(
+            EngineError::ShuttingDown | EngineError::Recovering | EngineError::CancelPending(_) => {
+                ApiError::new(
+                    StatusCode::ServiceUnavailable,
+                    ErrorCode::Unavailable,
+                    e.to_string(),
+                )
+            }
+            EngineError::Store(s) => s.into(),
+            EngineError::Cluster(e) => ApiError::new(
                 StatusCode::ServiceUnavailable,
                 ErrorCode::Unavailable,
+                format!("{e}; the request may not have been saved, retry later"),
+            ),
+            EngineError::NotInCluster(_) => ApiError::new(
+                StatusCode::NotImplemented,
+                ErrorCode::NotImplemented,
                 e.to_string(),
             ),
-            EngineError::Store(s) => s.into(),
         }
     }
 }

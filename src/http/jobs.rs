@@ -34,21 +34,25 @@ const MAX_WAIT: Duration = Duration::from_secs(300);
 const MAX_OUTPUT_READ: usize = 256 * 1024 * 1024;
 
 /// The job the path names, by id or number.
-fn job_id(req: &Request<AppState>) -> Result<JobId, ApiError> {
+async fn job_id(req: &Request<AppState>) -> Result<JobId, ApiError> {
     let raw = path_param(req, "id")?;
     let r: JobRef = raw
         .parse()
         .map_err(|e| ApiError::not_found(format!("no job {raw:?}: {e}")))?;
-    Ok(req.state().engine.resolve(&r)?)
+    Ok(req.state().engine.resolve(&r).await?)
 }
 
 /// `request` with each job number in `after` replaced by that job's id.
-fn resolve_after(engine: &crate::engine::Engine, request: &mut JobRequest) -> Result<(), ApiError> {
+async fn resolve_after(
+    engine: &crate::engine::Engine,
+    request: &mut JobRequest,
+) -> Result<(), ApiError> {
     for entry in &mut request.after {
         match entry.parse::<JobRef>() {
             Ok(r @ JobRef::Number(_)) => {
                 let id = engine
                     .resolve(&r)
+                    .await
                     .map_err(|e| ApiError::field("after", e.to_string()))?;
                 *entry = id.to_string();
             }
@@ -104,7 +108,7 @@ pub async fn submit(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
     let mut request: JobRequest = parse_json(body(&req))?;
     let engine = &req.state().engine;
-    resolve_after(engine, &mut request)?;
+    resolve_after(engine, &mut request).await?;
     let (spec, stdin) = request.validate(Timestamp::now(), engine.default_backoff())?;
     let principal = principal(&req);
     let submitted = engine.submit(spec, stdin, principal).await?;
@@ -142,22 +146,18 @@ pub async fn submit_batch(req: Request<AppState>) -> Reply {
     }
     let engine = &req.state().engine;
     let now = Timestamp::now();
-    let specs = batch
-        .jobs
-        .into_iter()
-        .enumerate()
-        .map(|(i, mut r)| {
-            resolve_after(engine, &mut r).map_err(|e| {
-                ApiError::field(
-                    format!("jobs[{i}].after"),
-                    format!("jobs[{i}].after: {}", e.message),
-                )
-            })?;
-            r.validate(now, engine.default_backoff()).map_err(|e| {
-                ApiError::field(format!("jobs[{i}].{}", e.field), format!("jobs[{i}].{}", e))
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut specs = Vec::with_capacity(batch.jobs.len());
+    for (i, mut r) in batch.jobs.into_iter().enumerate() {
+        resolve_after(engine, &mut r).await.map_err(|e| {
+            ApiError::field(
+                format!("jobs[{i}].after"),
+                format!("jobs[{i}].after: {}", e.message),
+            )
+        })?;
+        specs.push(r.validate(now, engine.default_backoff()).map_err(|e| {
+            ApiError::field(format!("jobs[{i}].{}", e.field), format!("jobs[{i}].{}", e))
+        })?);
+    }
     let principal = principal(&req);
     let submitted = engine.submit_all(specs, principal).await?;
     Ok(json(
@@ -256,7 +256,7 @@ pub async fn list(req: Request<AppState>) -> Reply {
 /// `GET /v1/jobs/{id}`; with `?wait=D`, answers once the job is terminal or
 /// after D, whichever comes first (a long poll for `jobq wait`).
 pub async fn get(req: Request<AppState>) -> Reply {
-    let id = job_id(&req)?;
+    let id = job_id(&req).await?;
     let mut wait = None;
     for (k, v) in query(&req, &["wait"])? {
         if k == "wait" {
@@ -281,7 +281,7 @@ pub async fn get(req: Request<AppState>) -> Reply {
 /// `POST /v1/jobs/{id}/cancel`.
 pub async fn cancel(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
-    let id = job_id(&req)?;
+    let id = job_id(&req).await?;
     let principal = principal(&req);
     let job = req.state().engine.cancel(&id, principal).await?;
     Ok(job_json(StatusCode::Ok, &job, principal))
@@ -290,7 +290,7 @@ pub async fn cancel(req: Request<AppState>) -> Reply {
 /// `POST /v1/jobs/{id}/retry`.
 pub async fn retry(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
-    let id = job_id(&req)?;
+    let id = job_id(&req).await?;
     let principal = principal(&req);
     let job = req.state().engine.retry(&id, principal).await?;
     Ok(job_json(StatusCode::Ok, &job, principal))
@@ -299,7 +299,7 @@ pub async fn retry(req: Request<AppState>) -> Reply {
 /// `DELETE /v1/jobs/{id}`.
 pub async fn remove(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
-    let id = job_id(&req)?;
+    let id = job_id(&req).await?;
     req.state().engine.remove(&id, principal(&req)).await?;
     Ok(Response::new(StatusCode::NoContent))
 }
@@ -308,7 +308,7 @@ pub async fn remove(req: Request<AppState>) -> Reply {
 /// open until the job is terminal; with `Accept: text/event-stream`, SSE
 /// (resumable with `Last-Event-ID`).
 pub async fn output(req: Request<AppState>) -> Reply {
-    let id = job_id(&req)?;
+    let id = job_id(&req).await?;
     let mut filter = StreamFilter::All;
     let mut offset = 0u64;
     let mut attempt = None;
@@ -414,7 +414,7 @@ pub async fn events(req: Request<AppState>) -> Reply {
         match k.as_str() {
             "job" => {
                 let r: JobRef = v.parse().map_err(|e| ApiError::field("job", e))?;
-                let id = req.state().engine.resolve(&r)?;
+                let id = req.state().engine.resolve(&r).await?;
                 req.state().engine.get(&id).await?;
                 filter.job = Some(id);
             }

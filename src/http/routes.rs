@@ -82,6 +82,7 @@ fn table() -> Vec<(Route, Box<dyn Endpoint<AppState>>)> {
         entry("GET", "/", Public, Body, dashboard::index),
         entry("GET", "/ui/:file", Public, Body, dashboard::asset),
         entry("GET", "/v1/whoami", Read, Body, whoami),
+        entry("GET", "/v1/nodes", Read, Body, nodes),
         entry("POST", "/v1/jobs", Submit, Body, jobs::submit),
         entry("GET", "/v1/jobs", Read, Body, jobs::list),
         entry("POST", "/v1/jobs/batch", Submit, Body, jobs::submit_batch),
@@ -290,6 +291,27 @@ async fn whoami(req: Request<AppState>) -> Reply {
             principal: p.owner(),
             role: p.role.as_str().to_owned(),
             user: p.runs_as.user.clone(),
+        },
+    ))
+}
+
+/// `GET /v1/nodes`: the daemons sharing the store.
+async fn nodes(req: Request<AppState>) -> Reply {
+    jobs::query(&req, &[])?;
+    let nodes = req.state().engine.nodes().await?;
+    Ok(super::json(
+        StatusCode::Ok,
+        &crate::api::NodeList {
+            nodes: nodes
+                .into_iter()
+                .map(|n| crate::api::NodeView {
+                    name: n.name,
+                    state: n.state.as_str().to_owned(),
+                    last_seen: n.last_seen,
+                    running: n.running,
+                    workers: n.workers,
+                })
+                .collect(),
         },
     ))
 }

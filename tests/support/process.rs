@@ -389,6 +389,12 @@ impl TestDaemon {
     /// SIGKILLs every process still carrying this daemon's tag: jobs a
     /// killed daemon left behind.
     pub(super) fn kill_tagged_processes(&self) {
+        self.kill_jobs();
+    }
+
+    /// SIGKILLs the jobs this daemon started that still run: with
+    /// [`TestDaemon::kill9`], the death of a whole machine.
+    pub fn kill_jobs(&self) {
         let needle = format!("{TAG_VAR}={}", self.tag);
         for pid in live_pids() {
             let mut environ = Vec::new();

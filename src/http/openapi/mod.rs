@@ -19,8 +19,8 @@ use utoipa::{OpenApi, PartialSchema, ToSchema};
 use super::routes::Access;
 use crate::api::{
     BatchRequest, BatchResponse, BulkRequest, BulkResponse, DurationArg, ErrorBody, ErrorCode,
-    ErrorDetail, Health, JobList, JobRequest, JobView, QueueList, QueuePatch, QueueView,
-    ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView, Upload, Whoami,
+    ErrorDetail, Health, JobList, JobRequest, JobView, NodeList, NodeView, QueueList, QueuePatch,
+    QueueView, ScheduleList, SchedulePatch, ScheduleRequest, ScheduleView, Upload, Whoami,
 };
 use crate::resources::{LimitsArg, SizeArg, Usage};
 
@@ -47,6 +47,8 @@ use crate::resources::{LimitsArg, SizeArg, Usage};
     Upload,
     Health,
     Whoami,
+    NodeList,
+    NodeView,
     ErrorBody,
     ErrorDetail,
     ErrorCode,
@@ -164,8 +166,9 @@ const BOOL: Param = Param::Json(r#"{"type": "boolean"}"#);
 
 /// Errors any operation may answer: a bad request, a head or body too
 /// large or slow, a missing or wrong token, a refused role, past a limit
-/// of the daemon, a bug.
-pub const COMMON_ERRORS: [u16; 8] = [400, 401, 403, 408, 413, 431, 500, 503];
+/// of the daemon, a bug, a feature the daemon's store does not do yet (501,
+/// on the PostgreSQL store only).
+pub const COMMON_ERRORS: [u16; 9] = [400, 401, 403, 408, 413, 431, 500, 501, 503];
 
 /// Every operation of the API.
 #[rustfmt::skip]
@@ -176,6 +179,7 @@ pub const OPERATIONS: &[Operation] = &[
     Operation { method: "GET", path: "/", id: "dashboard", summary: "the web dashboard's page", query: &[], body: Body::None, ok: &[(200, Answer::Page)], errors: &[] },
     Operation { method: "GET", path: "/ui/:file", id: "dashboardFile", summary: "a script or the style sheet of the web dashboard", query: &[], body: Body::None, ok: &[(200, Answer::Page)], errors: &[404] },
     Operation { method: "GET", path: "/v1/whoami", id: "whoami", summary: "who the daemon takes the caller for: principal, role, and the user its jobs run as", query: &[], body: Body::None, ok: &[(200, Answer::Json("Whoami"))], errors: &[] },
+    Operation { method: "GET", path: "/v1/nodes", id: "listNodes", summary: "the daemons sharing this store: name, state, last heartbeat, running jobs, workers", query: &[], body: Body::None, ok: &[(200, Answer::Json("NodeList"))], errors: &[] },
     Operation { method: "GET", path: "/v1/openapi.json", id: "openapi", summary: "this document", query: &[], body: Body::None, ok: &[(200, Answer::Json("OpenApi"))], errors: &[] },
     Operation { method: "POST", path: "/v1/jobs", id: "submitJob", summary: "submit a job; 201 once durable, 200 with the existing job when its idempotency key matched", query: &[], body: Body::Json("JobRequest"), ok: &[(201, Answer::Json("JobView")), (200, Answer::Json("JobView"))], errors: &[404, 429] },
     Operation { method: "GET", path: "/v1/jobs", id: "listJobs", summary: "list jobs, newest first, a page at a time", query: &[
@@ -482,6 +486,7 @@ mod tests {
             ErrorCode::PayloadTooLarge => &[413],
             ErrorCode::QueueFull => &[429],
             ErrorCode::Unavailable => &[503],
+            ErrorCode::NotImplemented => &[501],
             ErrorCode::Internal => &[500],
         }
     }
@@ -499,6 +504,7 @@ mod tests {
             ErrorCode::PayloadTooLarge,
             ErrorCode::QueueFull,
             ErrorCode::Unavailable,
+            ErrorCode::NotImplemented,
             ErrorCode::Internal,
         ];
         let codes = DOCUMENT["components"]["schemas"]["ErrorCode"]["enum"]

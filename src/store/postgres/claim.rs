@@ -61,8 +61,9 @@ claimed AS (
     UPDATE jobq_jobs j
     SET state = 'running', node = $1, node_epoch = $2, cancel_requested = false,
         lease_until = now() + make_interval(secs => $4),
-        doc = jsonb_set(j.doc, '{state}',
-                        jsonb_build_object('state', 'running', 'pid', 0, 'started_at', now()))
+        doc = jsonb_set(jsonb_set(j.doc, '{state}',
+                                  jsonb_build_object('state', 'running', 'pid', 0, 'started_at', now())),
+                        '{node}', to_jsonb($1::text))
     FROM picked
     WHERE j.id = picked.id AND j.state = 'queued'
     RETURNING j.queue, j.priority, j.seq, j.doc

@@ -98,6 +98,53 @@ impl PgStore {
         row.map(|r| decode(r.get("doc"))).transpose()
     }
 
+    /// The job with this submission number (`seq`), if there is one.
+    pub async fn job_with_seq(&self, seq: u64) -> Result<Option<JobId>> {
+        let id: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM jobq_jobs WHERE seq = $1")
+            .bind(i64::try_from(seq).unwrap_or(i64::MAX))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("find a job by number"))?;
+        Ok(id.map(|u| JobId::from_bytes(*u.as_bytes())))
+    }
+
+    /// Makes scheduled jobs whose time came `queued` (delays, retries'
+    /// backoff). Any node may run it at any time: a job moves once.
+    pub async fn promote_due(&self) -> Result<u64> {
+        let rows = sqlx::query(
+            "UPDATE jobq_jobs SET state = 'queued', run_at = NULL,
+                 doc = jsonb_set(doc, '{state}', '{\"state\": \"queued\"}')
+             WHERE state = 'scheduled' AND run_at <= now()",
+        )
+        .execute(self.pool())
+        .await
+        .map_err(query("make due jobs queued"))?
+        .rows_affected();
+        Ok(rows)
+    }
+
+    /// Folds the appended count deltas into the totals (see the schema).
+    pub async fn fold_counts(&self) -> Result<()> {
+        sqlx::query("SELECT jobq_fold_counts()")
+            .execute(self.pool())
+            .await
+            .map_err(query("fold counts"))?;
+        Ok(())
+    }
+
+    /// A connection that listens on `channels` (LISTEN), for the node's
+    /// wake-ups, cancels and events.
+    pub async fn listen(&self, channels: &[&str]) -> Result<sqlx::postgres::PgListener> {
+        let mut listener = sqlx::postgres::PgListener::connect_with(self.pool())
+            .await
+            .map_err(query("open a listening connection"))?;
+        listener
+            .listen_all(channels.iter().copied())
+            .await
+            .map_err(query("listen"))?;
+        Ok(listener)
+    }
+
     /// Replaces `old` by `new` if the stored job is still in `old`'s state
     /// and attempt and no node holds it: for changes no claim is behind
     /// (cancelling a job that does not run, a retry, a dependency's

@@ -33,6 +33,7 @@ pub use claim::Claimed;
 pub use jobs::Fenced;
 pub use lease::{NodeRow, NodeState, Renewal, Rescued};
 pub use migrate::SCHEMA_VERSION;
+pub use queues::QueueRow;
 
 use crate::job::{Job, JobId};
 

@@ -2,7 +2,22 @@
 //! its row, beside the `running` count the claim keeps, so that a change
 //! from any node applies to every node's next claim.
 
+use sqlx::Row;
+
 use super::{query, PgStore, Result};
+
+/// A queue's row.
+#[derive(Clone, Debug)]
+pub struct QueueRow {
+    /// Its name.
+    pub name: String,
+    /// Its limit across the cluster, if any.
+    pub concurrency: Option<u32>,
+    /// True while no node starts its jobs.
+    pub paused: bool,
+    /// Its jobs running now, on all nodes.
+    pub running: u32,
+}
 
 impl PgStore {
     /// Sets a queue's concurrency limit (`None`: only each node's
@@ -27,5 +42,42 @@ impl PgStore {
         .await
         .map_err(query("change a queue"))?;
         Ok(())
+    }
+
+    /// Sets the limit a node's config declares for a queue (`[queues.NAME]
+    /// concurrency`), keeping its paused flag: every node applies its
+    /// config at start, so nodes should agree on it.
+    pub async fn declare_queue(&self, name: &str, concurrency: Option<u32>) -> Result<()> {
+        let concurrency = concurrency.map(|c| i32::try_from(c).unwrap_or(i32::MAX));
+        sqlx::query(
+            "INSERT INTO jobq_queues AS q (name, concurrency) VALUES ($1, $2)
+             ON CONFLICT (name) DO UPDATE SET concurrency = EXCLUDED.concurrency",
+        )
+        .bind(name)
+        .bind(concurrency)
+        .execute(self.pool())
+        .await
+        .map_err(query("declare a queue"))?;
+        Ok(())
+    }
+
+    /// Every queue's row, by name.
+    pub async fn queue_rows(&self) -> Result<Vec<QueueRow>> {
+        let rows =
+            sqlx::query("SELECT name, concurrency, paused, running FROM jobq_queues ORDER BY name")
+                .fetch_all(self.pool())
+                .await
+                .map_err(query("read queues"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| QueueRow {
+                name: r.get("name"),
+                concurrency: r
+                    .get::<Option<i32>, _>("concurrency")
+                    .map(|c| u32::try_from(c).unwrap_or(0)),
+                paused: r.get("paused"),
+                running: u32::try_from(r.get::<i32, _>("running")).unwrap_or(0),
+            })
+            .collect())
     }
 }

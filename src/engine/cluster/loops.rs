@@ -1,0 +1,307 @@
+//! A node's loops: the claimer (as many jobs as free workers, woken by the
+//! database's `jobq_wake` and by local ends, with a slow poll behind
+//! both), the heartbeat (lease renewal, lost claims, cancels), the
+//! housekeeper (rescue of lapsed claims, due jobs, count folding), the
+//! listener (notifications into wake-ups, cancels and events), and the
+//! drain at shutdown.
+
+use super::*;
+use crate::store::postgres::{NodeState, Renewal};
+
+/// Most jobs one claim takes: a batch is one statement, and a node
+/// should not hoard work another node's free workers could start.
+const CLAIM_BATCH: usize = 32;
+
+/// How often the claimer looks without being woken: the fallback when a
+/// notification is lost (a dropped listener, a pooler without LISTEN).
+const POLL: Duration = Duration::from_secs(1);
+
+/// How often due jobs are made queued, lapsed claims rescued and counts
+/// folded.
+const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// The channels a node listens on (see the schema).
+const CHANNELS: [&str; 3] = ["jobq_wake", "jobq_cancel", "jobq_events"];
+
+impl Engine {
+    /// Runs the node until shutdown: claims, heartbeats, housekeeping and
+    /// notifications, side by side.
+    pub async fn run_cluster(&self) {
+        let Some(cluster) = self.cluster() else {
+            return;
+        };
+        future::zip(
+            self.cluster_claimer(cluster),
+            future::zip(
+                self.cluster_heartbeat(cluster),
+                future::zip(
+                    self.cluster_housekeeper(cluster),
+                    self.cluster_listener(cluster),
+                ),
+            ),
+        )
+        .await;
+    }
+
+    async fn cluster_claimer(&self, cluster: &Cluster) {
+        let inner = &self.inner;
+        loop {
+            let first = inner.workers.acquire_arc().await;
+            let mut permits = vec![first];
+            while permits.len() < CLAIM_BATCH {
+                match inner.workers.try_acquire_arc() {
+                    Some(p) => permits.push(p),
+                    None => break,
+                }
+            }
+            let listener = cluster.wake.listen();
+            if self.is_stopping() {
+                return;
+            }
+            let session = cluster.session();
+            let free = u32::try_from(permits.len()).unwrap_or(u32::MAX);
+            let claimed = match cluster
+                .pg
+                .claim(&session, free, cluster.settings.lease)
+                .await
+            {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot claim jobs; trying again");
+                    Vec::new()
+                }
+            };
+            if claimed.is_empty() {
+                drop(permits);
+                future::or(
+                    async {
+                        listener.await;
+                    },
+                    async {
+                        Timer::after(POLL).await;
+                    },
+                )
+                .await;
+                continue;
+            }
+            for c in claimed {
+                let Some(permit) = permits.pop() else { break };
+                inner.in_flight.fetch_add(1, Ordering::SeqCst);
+                let engine = self.clone();
+                let session = session.clone();
+                crate::rt::spawn(async move {
+                    let cluster = engine.cluster().expect("a cluster engine");
+                    engine.cluster_run(cluster, session, c.job, permit).await;
+                    engine.inner.in_flight.fetch_sub(1, Ordering::SeqCst);
+                    engine.inner.idle.notify(usize::MAX);
+                });
+            }
+        }
+    }
+
+    async fn cluster_heartbeat(&self, cluster: &Cluster) {
+        let lease = cluster.settings.lease;
+        let every = lease / 3;
+        loop {
+            Timer::after(every).await;
+            if self.is_stopping() && self.inner.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            let session = cluster.session();
+            let ids = cluster.running_ids();
+            match cluster.pg.renew(&session, &ids, lease).await {
+                Ok(Renewal::Alive { lost, cancel }) => {
+                    *cluster.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                    cluster.drop_claims(&lost);
+                    for id in cancel {
+                        cluster.stop(&id, StopReason::Cancel);
+                    }
+                }
+                Ok(Renewal::LeaseLost) => {
+                    tracing::error!(node = %session.node, epoch = session.epoch, "this node's lease lapsed or another daemon joined under its name: stopping its jobs");
+                    cluster.drop_claims(&ids);
+                    self.rejoin(cluster, &session).await;
+                }
+                Err(e) => {
+                    let silent = cluster
+                        .renewed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .elapsed();
+                    tracing::warn!(error = %e, silent = ?silent, "cannot renew the lease");
+                    if silent >= lease {
+                        // Others may be rescuing these jobs by now.
+                        cluster.drop_claims(&ids);
+                    }
+                }
+            }
+        }
+    }
+
+    /// After a lost lease: a node that was declared dead joins again with
+    /// a new epoch; one whose name another daemon took stops claiming.
+    async fn rejoin(&self, cluster: &Cluster, old: &Session) {
+        let taken = match cluster.pg.nodes().await {
+            Ok(nodes) => nodes
+                .iter()
+                .any(|n| n.name == old.node && n.epoch > old.epoch && n.state != NodeState::Dead),
+            Err(_) => false,
+        };
+        if taken {
+            tracing::error!(node = %old.node, "another daemon joined under this node's name; this one takes no more jobs (give each daemon its own [store] node)");
+            self.inner.stopping.store(true, Ordering::SeqCst);
+            cluster.wake.notify(usize::MAX);
+            return;
+        }
+        let workers = u32::try_from(self.inner.config.workers).unwrap_or(u32::MAX);
+        match cluster
+            .pg
+            .join(&old.node, workers, cluster.settings.lease)
+            .await
+        {
+            Ok(session) => {
+                tracing::info!(node = %session.node, epoch = session.epoch, "joined the cluster again");
+                *cluster.session.lock().unwrap_or_else(|e| e.into_inner()) = session;
+                *cluster.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                cluster.wake.notify(1);
+            }
+            Err(e) => tracing::error!(error = %e, "cannot join the cluster again"),
+        }
+    }
+
+    async fn cluster_housekeeper(&self, cluster: &Cluster) {
+        let mut rounds: u64 = 0;
+        while !self.is_stopping() {
+            Timer::after(HOUSEKEEPING).await;
+            rounds += 1;
+            if let Err(e) = cluster.pg.promote_due().await {
+                tracing::warn!(error = %e, "cannot make due jobs queued");
+            }
+            match cluster
+                .pg
+                .rescue(self.inner.config.on_interrupted, 100, Timestamp::now())
+                .await
+            {
+                Ok(rescued) => {
+                    for r in &rescued {
+                        tracing::warn!(job = %r.job.id, node = %r.node, state = %r.job.state.name().as_str(), "rescued a job whose node stopped renewing its lease");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot rescue lapsed claims"),
+            }
+            if rounds.is_multiple_of(5) {
+                if let Err(e) = cluster.pg.fold_counts().await {
+                    tracing::warn!(error = %e, "cannot fold counts");
+                }
+            }
+        }
+    }
+
+    async fn cluster_listener(&self, cluster: &Cluster) {
+        while !self.is_stopping() {
+            let mut listener = match cluster.pg.listen(&CHANNELS).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for the cluster's notifications; polling until it can");
+                    Timer::after(POLL).await;
+                    continue;
+                }
+            };
+            // Whatever was sent while nobody listened.
+            cluster.wake.notify(1);
+            loop {
+                let next = future::or(async { Some(listener.recv().await) }, async {
+                    Timer::after(POLL).await;
+                    None
+                })
+                .await;
+                if self.is_stopping() {
+                    return;
+                }
+                let Some(next) = next else { continue };
+                let note = match next {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the listening connection failed; reconnecting");
+                        break;
+                    }
+                };
+                match note.channel() {
+                    "jobq_wake" => {
+                        cluster.wake.notify(1);
+                    }
+                    "jobq_cancel" => {
+                        if let Ok(id) = note.payload().parse::<JobId>() {
+                            cluster.stop(&id, StopReason::Cancel);
+                        }
+                    }
+                    _ => self.cluster_event(cluster, note.payload()).await,
+                }
+            }
+        }
+    }
+
+    /// A job changed somewhere in the cluster (`"<id> <state>"`): tell
+    /// this node's subscribers and waiters.
+    async fn cluster_event(&self, cluster: &Cluster, payload: &str) {
+        let Some(id) = payload
+            .split(' ')
+            .next()
+            .and_then(|s| s.parse::<JobId>().ok())
+        else {
+            return;
+        };
+        match cluster.pg.get(&id).await {
+            Ok(Some(job)) => {
+                self.inner.events.publish(&job);
+                self.inner.output_hub.notify(&job.id);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(job = %id, error = %e, "cannot read a changed job"),
+        }
+        self.inner.changed.notify(usize::MAX);
+    }
+
+    /// The drain on the cluster: no more claims, running jobs go on for up
+    /// to `shutdown_grace`, then are stopped and recorded as interrupted;
+    /// the node leaves (its row `dead`, its lease ended) so that nobody
+    /// waits for it to lapse.
+    pub(in crate::engine) async fn cluster_shutdown(&self, cluster: &Cluster) {
+        let session = cluster.session();
+        if let Err(e) = cluster
+            .pg
+            .set_node_state(&session, NodeState::Draining)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot mark this node draining");
+        }
+        cluster.wake.notify(usize::MAX);
+        let grace = self.inner.config.shutdown_grace;
+        let finished = future::or(
+            async {
+                self.runs_ended().await;
+                true
+            },
+            async {
+                Timer::after(grace).await;
+                false
+            },
+        )
+        .await;
+        if !finished {
+            let ids = cluster.running_ids();
+            tracing::info!(
+                running = ids.len(),
+                "shutdown grace over: stopping running jobs"
+            );
+            for id in ids {
+                cluster.stop(&id, StopReason::Shutdown);
+            }
+            self.runs_ended().await;
+        }
+        if let Err(e) = cluster.pg.set_node_state(&session, NodeState::Dead).await {
+            tracing::warn!(error = %e, "cannot mark this node as gone");
+        }
+        cluster.pg.close().await;
+    }
+}

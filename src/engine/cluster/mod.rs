@@ -1,0 +1,380 @@
+//! The engine as a node of a cluster on PostgreSQL (docs/cluster.md):
+//! the database holds the jobs and decides who runs what; this node claims
+//! what its free workers can take, runs it with the same runner as a
+//! daemon on its own, renews its leases, rescues the jobs of nodes that
+//! fell silent, and turns the database's notifications into its wake-ups,
+//! cancels and events.
+//!
+//! By concern: this file (the node's state, requests: submit, read,
+//! cancel, queues, nodes), `run.rs` (one claimed job, spawn to fenced
+//! end), `loops.rs` (claiming, heartbeats, rescue, notifications, drain).
+//!
+//! What the PostgreSQL store does not do yet answers 501
+//! ([`EngineError::NotInCluster`]); docs/cluster.md lists it.
+
+mod loops;
+mod run;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex as SyncMutex;
+use std::time::Instant;
+
+use super::*;
+use crate::api::QueueView;
+use crate::config::PostgresSettings;
+use crate::store::postgres::{Fenced, NodeRow, PgError, PgStore, Session};
+
+/// A node's hold on the cluster.
+pub struct Cluster {
+    /// The shared database.
+    pg: PgStore,
+    /// `[store]`.
+    settings: PostgresSettings,
+    /// This node's current session; replaced when it rejoins after being
+    /// declared dead.
+    session: SyncMutex<Session>,
+    /// The jobs this node runs, and how to stop each.
+    running: SyncMutex<HashMap<JobId, Sender<StopReason>>>,
+    /// Runs whose claim was taken from this node: their end is not
+    /// recorded (the database would refuse it anyway).
+    lost: SyncMutex<HashSet<JobId>>,
+    /// Wakes the claimer: a job became runnable somewhere, or a run here
+    /// ended.
+    wake: Event,
+    /// When a renewal last succeeded, by this node's monotonic clock.
+    renewed: SyncMutex<Instant>,
+}
+
+impl Cluster {
+    /// Connects, migrates, and joins as `settings.node` with `workers`.
+    pub(crate) async fn open(
+        settings: &PostgresSettings,
+        workers: usize,
+        queues: &BTreeMap<String, crate::config::QueueConfig>,
+    ) -> Result<Cluster, PgError> {
+        // A connection per concurrent kind of statement: claims, renewals,
+        // ends of runs, requests, and the listener's own.
+        let pool = u32::try_from(workers.clamp(4, 16)).unwrap_or(16);
+        let pg = PgStore::open(settings.url.expose(), pool).await?;
+        for (name, queue) in queues {
+            pg.declare_queue(name, queue.concurrency.map(|c| c as u32))
+                .await?;
+        }
+        let session = pg
+            .join(
+                &settings.node,
+                u32::try_from(workers).unwrap_or(u32::MAX),
+                settings.lease,
+            )
+            .await?;
+        tracing::info!(node = %session.node, epoch = session.epoch, lease = ?settings.lease, "joined the cluster");
+        Ok(Cluster {
+            pg,
+            settings: settings.clone(),
+            session: SyncMutex::new(session),
+            running: SyncMutex::default(),
+            lost: SyncMutex::default(),
+            wake: Event::new(),
+            renewed: SyncMutex::new(Instant::now()),
+        })
+    }
+
+    fn session(&self) -> Session {
+        self.session
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn running_ids(&self) -> Vec<JobId> {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
+    }
+
+    /// Asks the run of `id` on this node, if there is one, to stop.
+    fn stop(&self, id: &JobId, why: StopReason) -> bool {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        match running.get(id) {
+            Some(tx) => {
+                let _ = tx.try_send(why);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stops runs whose claim this node no longer holds, recording nothing.
+    fn drop_claims(&self, ids: &[JobId]) {
+        if ids.is_empty() {
+            return;
+        }
+        tracing::warn!(jobs = ids.len(), "this node lost its claim on running jobs (its lease lapsed); stopping them without recording an end");
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(ids.iter().copied());
+        for id in ids {
+            self.stop(id, StopReason::Shutdown);
+        }
+    }
+}
+
+impl Engine {
+    /// The cluster this engine is a node of, if its store is PostgreSQL.
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.inner.cluster.as_ref()
+    }
+
+    /// Refuses `what` on the PostgreSQL store, which does not do it yet.
+    pub(crate) fn local_only(&self, what: &'static str) -> Result<(), EngineError> {
+        match self.cluster() {
+            Some(_) => Err(EngineError::NotInCluster(what)),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Engine::submit_all`] on the cluster: each job is one insert; the
+    /// database's trigger wakes the nodes and tells every node's
+    /// subscribers.
+    pub(in crate::engine) async fn cluster_submit(
+        &self,
+        cluster: &Cluster,
+        specs: Vec<(JobSpec, Stdin)>,
+        ownership: Ownership,
+    ) -> Result<Vec<Submitted>, EngineError> {
+        for (spec, stdin) in &specs {
+            if !matches!(stdin, Stdin::None) {
+                return Err(EngineError::NotInCluster("stdin"));
+            }
+            if !spec.after.is_empty() {
+                return Err(EngineError::NotInCluster("`after` (dependencies)"));
+            }
+            if spec.idempotency_key.is_some() {
+                return Err(EngineError::NotInCluster("`idempotency_key`"));
+            }
+        }
+        let limit = self.inner.config.max_queued;
+        let waiting: u64 = cluster
+            .pg
+            .counts()
+            .await?
+            .iter()
+            .filter(|(_, s, _)| matches!(s.as_str(), "waiting" | "scheduled" | "queued"))
+            .map(|(_, _, n)| n)
+            .sum();
+        if waiting + specs.len() as u64 > limit {
+            return Err(EngineError::QueueFull {
+                queued: waiting,
+                limit,
+            });
+        }
+        let now = Timestamp::now();
+        let mut out = Vec::with_capacity(specs.len());
+        for (spec, _) in specs {
+            let seq = cluster.pg.next_seq().await?;
+            let job = Job::new(JobId::new(), seq, spec, ownership.clone(), Vec::new(), now);
+            cluster.pg.insert(&job).await?;
+            record_transition(&job);
+            out.push(Submitted { job, created: true });
+        }
+        Ok(out)
+    }
+
+    /// A job as the database holds it.
+    pub(in crate::engine) async fn cluster_get(
+        &self,
+        cluster: &Cluster,
+        id: &JobId,
+    ) -> Result<Job, EngineError> {
+        cluster.pg.get(id).await?.ok_or(EngineError::NotFound(*id))
+    }
+
+    /// A job's id from its number, in the database.
+    pub(in crate::engine) async fn cluster_resolve(
+        &self,
+        cluster: &Cluster,
+        number: u64,
+    ) -> Result<JobId, EngineError> {
+        let seq = number.checked_sub(1).ok_or(EngineError::NoNumber(number))?;
+        cluster
+            .pg
+            .job_with_seq(seq)
+            .await?
+            .ok_or(EngineError::NoNumber(number))
+    }
+
+    /// Cancels a job wherever it runs: a job no node runs is cancelled in
+    /// the database; a running one is asked to stop (here, or on its node
+    /// through the database), and the answer waits for its recorded end.
+    pub(in crate::engine) async fn cluster_cancel(
+        &self,
+        cluster: &Cluster,
+        id: &JobId,
+        principal: &Principal,
+    ) -> Result<Job, EngineError> {
+        let job = self.cluster_get(cluster, id).await?;
+        may_act(principal, &job, "cancel")?;
+        let deadline = Instant::now() + self.inner.config.kill_grace + WAIT_FOR_CANCEL;
+        let mut asked = false;
+        loop {
+            let listener = self.inner.changed.listen();
+            let job = self.cluster_get(cluster, id).await?;
+            match job.state {
+                // The run this cancel stopped has ended (cancelled, or it
+                // ended by itself meanwhile).
+                _ if asked && job.state.is_terminal() => return Ok(job),
+                State::Running { .. } => {
+                    asked = true;
+                    if !cluster.stop(id, StopReason::Cancel) {
+                        cluster.pg.request_cancel(id).await?;
+                    }
+                    if Instant::now() > deadline {
+                        return Err(EngineError::CancelPending(*id));
+                    }
+                    // Woken by the job's next event, or polled.
+                    future::or(
+                        async {
+                            listener.await;
+                        },
+                        async {
+                            Timer::after(Duration::from_millis(200)).await;
+                        },
+                    )
+                    .await;
+                }
+                _ => {
+                    let mut cancelled = job.clone();
+                    cancelled.cancel(None, Timestamp::now())?;
+                    match cluster.pg.replace(&job, &cancelled).await? {
+                        Fenced::Done => return Ok(cancelled),
+                        // Changed meanwhile (claimed, say): decide again.
+                        Fenced::Refused => continue,
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues with their limits, flags and counts, cluster-wide.
+    pub(in crate::engine) async fn cluster_queues(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<Vec<QueueView>, EngineError> {
+        let rows = cluster.pg.queue_rows().await?;
+        let counts = cluster.pg.counts().await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let counts = counts
+                    .iter()
+                    .filter(|(q, _, _)| *q == row.name)
+                    .filter_map(|(_, s, n)| Some((state_name(s)?, *n)))
+                    .collect();
+                QueueView {
+                    name: row.name,
+                    concurrency: row.concurrency.map(|c| c as usize),
+                    paused: row.paused,
+                    running: row.running as usize,
+                    counts,
+                }
+            })
+            .collect())
+    }
+
+    /// Changes a queue's limit or paused flag for every node.
+    pub(in crate::engine) async fn cluster_patch_queue(
+        &self,
+        cluster: &Cluster,
+        name: &str,
+        patch: QueuePatch,
+    ) -> Result<QueueView, EngineError> {
+        let rows = cluster.pg.queue_rows().await?;
+        let current = rows.iter().find(|r| r.name == name);
+        if current.is_none() && !patch.create {
+            return Err(EngineError::NoQueue(name.to_owned()));
+        }
+        let concurrency = match patch.concurrency {
+            Some(c) => c.map(|c| c as u32),
+            None => current.and_then(|r| r.concurrency),
+        };
+        let paused = patch
+            .paused
+            .unwrap_or_else(|| current.is_some_and(|r| r.paused));
+        cluster.pg.put_queue(name, concurrency, paused).await?;
+        cluster.wake.notify(1);
+        self.cluster_queues(cluster)
+            .await?
+            .into_iter()
+            .find(|q| q.name == name)
+            .ok_or_else(|| EngineError::NoQueue(name.to_owned()))
+    }
+
+    /// Every node of the cluster; on a daemon of its own, just itself.
+    pub async fn nodes(&self) -> Result<Vec<NodeRow>, EngineError> {
+        match self.cluster() {
+            Some(cluster) => Ok(cluster.pg.nodes().await?),
+            None => {
+                let running = self.inner.sched.lock().await.running.len();
+                Ok(vec![NodeRow {
+                    name: rustix::system::uname()
+                        .nodename()
+                        .to_string_lossy()
+                        .into_owned(),
+                    state: if self.is_stopping() {
+                        crate::store::postgres::NodeState::Draining
+                    } else {
+                        crate::store::postgres::NodeState::Up
+                    },
+                    last_seen: Timestamp::now(),
+                    running: running as u32,
+                    workers: self.inner.config.workers as u32,
+                    epoch: 1,
+                }])
+            }
+        }
+    }
+}
+
+/// How long a cancel waits for a running job's end beyond `kill_grace`:
+/// its node must see the request (at once by NOTIFY, at worst at its next
+/// heartbeat) and record the end.
+const WAIT_FOR_CANCEL: Duration = Duration::from_secs(30);
+
+impl Engine {
+    /// [`Engine::wait`] on the cluster: woken by every job event the
+    /// listener passes on, and polled behind it.
+    pub(in crate::engine) async fn cluster_wait(
+        &self,
+        id: &JobId,
+        limit: Duration,
+    ) -> Result<Job, EngineError> {
+        let cluster = self.cluster().expect("a cluster engine");
+        let deadline = Instant::now() + limit;
+        loop {
+            let listener = self.inner.changed.listen();
+            let job = self.cluster_get(cluster, id).await?;
+            if job.state.is_terminal() || Instant::now() >= deadline {
+                return Ok(job);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            future::or(
+                async {
+                    listener.await;
+                },
+                async {
+                    Timer::after(left.min(Duration::from_secs(1))).await;
+                },
+            )
+            .await;
+        }
+    }
+}
+
+/// A state's name as the database writes it.
+fn state_name(s: &str) -> Option<StateName> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned())).ok()
+}

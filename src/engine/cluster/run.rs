@@ -1,0 +1,201 @@
+//! One claimed job on this node: spawn, record the start, supervise, and
+//! record the end — each write fenced by the session that claimed it, so
+//! a node that lost its claim records nothing over another node's run.
+
+use super::*;
+use crate::job::FailReason;
+
+impl Engine {
+    /// Runs `claimed` (as the claim stored it: `running`, pid 0) under
+    /// `session`, holding a worker `permit` until its end is recorded.
+    pub(super) async fn cluster_run(
+        &self,
+        cluster: &Cluster,
+        session: Session,
+        claimed: Job,
+        permit: SemaphoreGuardArc,
+    ) {
+        let id = claimed.id;
+        let (tx, rx) = async_channel::bounded(1);
+        cluster
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, tx);
+        if let Err(e) = self.cluster_try_run(cluster, &session, claimed, rx).await {
+            tracing::error!(job = %id, error = %e, "job run failed in the daemon");
+        }
+        cluster
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        cluster
+            .lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+        drop(permit);
+        cluster.wake.notify(1);
+    }
+
+    async fn cluster_try_run(
+        &self,
+        cluster: &Cluster,
+        session: &Session,
+        claimed: Job,
+        stop: Receiver<StopReason>,
+    ) -> Result<(), EngineError> {
+        let id = claimed.id;
+        // The record as it was before the claim: the transitions below
+        // start from `queued`, as a run on a daemon of its own does.
+        let mut queued = claimed.clone();
+        queued.state = State::Queued;
+        let out = OutputWriter::new(
+            self.inner.store.clone(),
+            self.inner.output_hub.clone(),
+            id,
+            claimed.attempt,
+            self.inner.config.max_output,
+        )?;
+        let launch = &self.inner.launch;
+        let spawned = match self.account_of(&claimed) {
+            Ok(account) => runner::spawn(&claimed.spec, launch, &id.to_string(), false, &account)
+                .await
+                .map(|child| (child, account)),
+            Err(e) => Err(runner::SpawnError::of_job(format!(
+                "cannot start the job as {}: {e}",
+                claimed
+                    .run_as
+                    .as_ref()
+                    .map_or("its user", |r| r.user.as_str())
+            ))),
+        };
+        let (child, account) = match spawned {
+            Ok(spawned) => spawned,
+            Err(e) if e.transient => {
+                // Not the job's fault: give it back for any node to take.
+                tracing::warn!(job = %id, error = %e, "cannot start the job now; it goes back to the queue");
+                Timer::after(Duration::from_secs(1)).await;
+                return self
+                    .cluster_settle(cluster, session, &claimed, &queued)
+                    .await;
+            }
+            Err(e) => {
+                let mut failed = queued.clone();
+                failed.fail_to_spawn(e.message, Timestamp::now())?;
+                return self
+                    .cluster_settle(cluster, session, &claimed, &failed)
+                    .await;
+            }
+        };
+        let mut running = queued.clone();
+        running
+            .run_as
+            .get_or_insert_with(|| crate::auth::RunAs::from(&account));
+        running.start(child.pid(), Timestamp::now())?;
+        // The pid and start time, fenced like every write of the run. A
+        // refusal means the claim is gone already: the process is stopped.
+        let recorded = match cluster.pg.settle(session, &claimed, &running).await {
+            Ok(Fenced::Done) => true,
+            Ok(Fenced::Refused) => {
+                cluster.drop_claims(&[id]);
+                false
+            }
+            Err(e) => {
+                tracing::error!(job = %id, error = %e, "cannot record the job's start; it runs on");
+                false
+            }
+        };
+        let base = if recorded { &running } else { &claimed };
+        let timeout = claimed.spec.timeout;
+        let ended = child
+            .supervise(
+                None,
+                &out,
+                stop,
+                timeout,
+                claimed.spec.limits,
+                launch.kill_grace,
+            )
+            .await;
+        if let Err(e) = out.mark_truncation() {
+            tracing::warn!(job = %id, error = %e, "cannot mark the job's output as truncated");
+        }
+        let stopped = ended.stopped;
+        match stopped {
+            Some(StopReason::Cancel | StopReason::Timeout | StopReason::Limit(_)) => {
+                self.kill_strays_of(id).await
+            }
+            _ => self.attempt_ended(),
+        }
+        let lost = cluster
+            .lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&id);
+        if lost {
+            tracing::warn!(job = %id, "the job's claim was taken from this node; its end is not recorded");
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let mut done = running.clone();
+        done.output_truncated = out.truncated();
+        match stopped {
+            None => done.finish(ended.exit, now)?,
+            Some(StopReason::Cancel) => done.cancel(Some(ended.exit), now)?,
+            Some(StopReason::Timeout) => {
+                let limit = humantime::format_duration(timeout.unwrap_or_default());
+                done.time_out(
+                    ended.exit,
+                    format!("the job ran longer than its timeout of {limit}"),
+                    now,
+                )?
+            }
+            Some(StopReason::Limit(kind)) => done.fail_stopped(
+                FailReason::Limit,
+                ended.exit,
+                claimed.spec.limits.passed(kind),
+                now,
+            )?,
+            Some(StopReason::Shutdown) => match self.inner.config.on_interrupted {
+                OnInterrupted::Requeue => done.requeue_interrupted(now)?,
+                OnInterrupted::Fail => done.fail_interrupted(now)?,
+            },
+        }
+        done.note_output(running.attempt, out.stored());
+        done.note_usage(running.attempt, ended.usage);
+        if done.may_retry() {
+            let at = now
+                .checked_add(super::super::dispatch::retry_delay(
+                    &done,
+                    self.inner.config.max_backoff,
+                ))
+                .unwrap_or(Timestamp::MAX);
+            done.retry_at(at)?;
+        }
+        self.cluster_settle(cluster, session, base, &done).await
+    }
+
+    /// Records `new` over the claimed attempt `old`; a refusal is logged:
+    /// the claim was taken from this node, and the run's end is not its to
+    /// record.
+    async fn cluster_settle(
+        &self,
+        cluster: &Cluster,
+        session: &Session,
+        old: &Job,
+        new: &Job,
+    ) -> Result<(), EngineError> {
+        match cluster.pg.settle(session, old, new).await? {
+            Fenced::Done => {
+                record_transition(new);
+                Ok(())
+            }
+            Fenced::Refused => {
+                tracing::warn!(job = %new.id, "the database refused the end of a run this node no longer holds; not recorded");
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,484 @@
+//! Several real daemons on one real PostgreSQL database (docs/cluster.md):
+//! every job runs once across them, a queue's limit holds across them, a
+//! killed node's jobs run again elsewhere within the lease, a stopped node
+//! that comes back does not finish its old jobs, a cancel on one node stops
+//! a job on another, and an event stream on one node sees jobs end on
+//! another. Plus `[store]`'s bad forms and what the PostgreSQL store does
+//! not do yet (501).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// A node's config: `[store]` on `pg` as `node`, with `lease` and `extra`
+/// TOML on top.
+fn node_config(pg: &TestPostgres, node: &str, lease: &str, extra: &str) -> String {
+    format!(
+        "{extra}\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\nnode = \"{node}\"\nlease = \"{lease}\"\n",
+        pg.url("postgres")
+    )
+}
+
+fn start_node(
+    pg: &TestPostgres,
+    node: &str,
+    workers: usize,
+    lease: &str,
+    extra: &str,
+) -> TestDaemon {
+    TestDaemon::builder()
+        .workers(workers)
+        .config_toml(&node_config(pg, node, lease, extra))
+        .start()
+}
+
+/// Lines of a file jobs append to (missing: none yet).
+fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How many times each line occurs.
+fn tally(lines: &[String]) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for l in lines {
+        *out.entry(l.clone()).or_insert(0) += 1;
+    }
+    out
+}
+
+/// The count of `state` jobs in `queue`, cluster-wide, as node `d` reports.
+fn count(d: &TestDaemon, queue: &str, state: &str) -> u64 {
+    d.find_queue(queue)
+        .and_then(|q| q["counts"][state].as_u64())
+        .unwrap_or(0)
+}
+
+#[test]
+fn three_daemons_run_3000_jobs_and_each_runs_exactly_once() {
+    let pg = TestPostgres::start();
+    let nodes: Vec<TestDaemon> = ["a", "b", "c"]
+        .iter()
+        .map(|n| start_node(&pg, n, 8, "30s", ""))
+        .collect();
+    let runs = nodes[0].path("runs");
+    // Each job appends its id: one short write with O_APPEND (`>>`) is
+    // atomic, so a job that ran twice shows twice.
+    let spec = json!({ "shell": format!("echo $JOBQ_JOB_ID >> {}", runs.display()) });
+    let mut ids = Vec::new();
+    for batch in 0..30 {
+        let node = &nodes[batch % 3];
+        let jobs: Vec<Value> = (0..100).map(|_| spec.clone()).collect();
+        let (status, body) = node.post_json("/v1/jobs/batch", &json!({ "jobs": jobs }));
+        assert_eq!(status, 201, "{body}");
+        ids.extend(
+            body["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_owned()),
+        );
+    }
+    assert_eq!(ids.len(), 3000);
+    let deadline = Instant::now() + WAIT_TIMEOUT * 4;
+    while count(&nodes[1], "default", "succeeded") < 3000 {
+        assert!(
+            Instant::now() < deadline,
+            "3000 jobs did not all succeed: {:?}",
+            nodes[1].find_queue("default")
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seen = tally(&lines(&runs));
+    assert_eq!(seen.len(), 3000, "every job ran");
+    let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "jobs that ran more than once: {twice:?}");
+    let mut by_node: BTreeMap<String, usize> = BTreeMap::new();
+    for id in ids.iter().step_by(50) {
+        let job = nodes[2].job(id);
+        assert_eq!(job.state.as_str(), "succeeded");
+        *by_node
+            .entry(job.node.clone().expect("a cluster job names its node"))
+            .or_default() += 1;
+    }
+    assert!(
+        by_node
+            .keys()
+            .all(|n| ["a", "b", "c"].contains(&n.as_str())),
+        "{by_node:?}"
+    );
+    let (status, body) = nodes[0].get_json("/v1/nodes");
+    assert_eq!(status, 200, "{body}");
+    let names: Vec<&str> = body["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    assert!(
+        body["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|n| n["state"] == "up"),
+        "{body}"
+    );
+}
+
+#[test]
+fn a_queue_limit_of_2_holds_across_three_daemons() {
+    let pg = TestPostgres::start();
+    let extra = "[queues.two]\nconcurrency = 2\n";
+    let nodes: Vec<TestDaemon> = ["a", "b", "c"]
+        .iter()
+        .map(|n| start_node(&pg, n, 4, "30s", extra))
+        .collect();
+    let log = nodes[0].path("log");
+    let line = format!(
+        "echo + >> {log}; sleep 0.2; echo - >> {log}",
+        log = log.display()
+    );
+    let jobs: Vec<Value> = (0..24)
+        .map(|_| json!({ "shell": line, "queue": "two" }))
+        .collect();
+    let (status, body) = nodes[1].post_json("/v1/jobs/batch", &json!({ "jobs": jobs }));
+    assert_eq!(status, 201, "{body}");
+    let mut most_in_db = 0;
+    let deadline = Instant::now() + WAIT_TIMEOUT * 2;
+    while count(&nodes[2], "two", "succeeded") < 24 {
+        assert!(Instant::now() < deadline, "the jobs did not all end");
+        let running: u64 = pg
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM jobq_jobs WHERE queue = 'two' AND state = 'running'",
+            )
+            .parse()
+            .unwrap();
+        most_in_db = most_in_db.max(running);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (mut now, mut most) = (0i32, 0i32);
+    for l in lines(&log) {
+        now += if l == "+" { 1 } else { -1 };
+        most = most.max(now);
+    }
+    assert!(most <= 2, "{most} jobs of a queue limited to 2 ran at once");
+    assert!(
+        most_in_db <= 2,
+        "the database had {most_in_db} running at once"
+    );
+    assert_eq!(most, 2, "both slots were used (else this proves nothing)");
+}
+
+#[test]
+fn a_killed_nodes_jobs_run_again_on_another_within_the_lease_and_nothing_else_twice() {
+    let pg = TestPostgres::start();
+    let mut b = start_node(&pg, "b", 2, "3s", "on_interrupted = \"requeue\"");
+    let runs = b.path("runs");
+    let gate = b.gate();
+    let blocked = format!("echo $JOBQ_JOB_ID >> {}; {}", runs.display(), gate.shell());
+    let on_b: Vec<String> = (0..2)
+        .map(|_| b.submit(json!({ "shell": blocked })).id)
+        .collect();
+    for id in &on_b {
+        b.wait_running(id);
+    }
+    let a = start_node(&pg, "a", 2, "3s", "on_interrupted = \"requeue\"");
+    let c = start_node(&pg, "c", 2, "3s", "on_interrupted = \"requeue\"");
+    // Some work of a's and c's own, which must not run twice either.
+    let quick = json!({ "shell": format!("echo $JOBQ_JOB_ID >> {}", runs.display()) });
+    let others: Vec<String> = (0..6).map(|_| a.submit(quick.clone()).id).collect();
+    for id in &others {
+        assert_eq!(a.wait_terminal(id).state.as_str(), "succeeded");
+    }
+    // The machine of node b dies: the daemon and its jobs.
+    b.kill9();
+    b.kill_jobs();
+    let killed = Instant::now();
+    for id in &on_b {
+        let job = a.wait_job(id, "running again as attempt 2", |j| {
+            j.state.as_str() == "running" && j.attempt == 2
+        });
+        assert!(
+            ["a", "c"].contains(&job.node.as_deref().unwrap_or("")),
+            "{job:?}"
+        );
+        assert_eq!(
+            job.attempts[0].reason,
+            Some(jobq::job::FailReason::Interrupted),
+            "{job:?}"
+        );
+        assert!(
+            job.attempts[0]
+                .error
+                .as_deref()
+                .unwrap_or("")
+                .contains("node b"),
+            "{job:?}"
+        );
+    }
+    let took = killed.elapsed();
+    assert!(
+        took < Duration::from_secs(3 + 10),
+        "re-run {took:?} after the kill; lease 3s"
+    );
+    let (_, nodes) = c.get_json("/v1/nodes");
+    let b_state = nodes["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["name"] == "b")
+        .map(|n| n["state"].clone());
+    assert_eq!(b_state, Some(json!("dead")), "{nodes}");
+    gate.open();
+    for id in &on_b {
+        assert_eq!(c.wait_terminal(id).state.as_str(), "succeeded");
+    }
+    let seen = tally(&lines(&runs));
+    for id in &on_b {
+        assert_eq!(
+            seen.get(id),
+            Some(&2),
+            "b's job ran on b, then once more: {seen:?}"
+        );
+    }
+    for id in &others {
+        assert_eq!(seen.get(id), Some(&1), "other jobs ran once: {seen:?}");
+    }
+}
+
+#[test]
+fn a_stopped_node_that_comes_back_after_its_lease_does_not_finish_its_old_job() {
+    let pg = TestPostgres::start();
+    let b = start_node(&pg, "b", 1, "2s", "on_interrupted = \"requeue\"");
+    let ends = b.path("ends");
+    let gate = b.gate();
+    let line = format!("{}; echo $JOBQ_JOB_ID >> {}", gate.shell(), ends.display());
+    let job = b.submit(json!({ "shell": line }));
+    b.wait_running(&job.id);
+    let a = start_node(&pg, "a", 1, "2s", "on_interrupted = \"requeue\"");
+    signal(b.pid(), rustix::process::Signal::STOP);
+    let moved = a.wait_job(&job.id, "running on a as attempt 2", |j| {
+        j.state.as_str() == "running" && j.attempt == 2
+    });
+    assert_eq!(moved.node.as_deref(), Some("a"));
+    signal(b.pid(), rustix::process::Signal::CONT);
+    // Back, b learns at its next heartbeat that its claim is gone, and
+    // stops its copy of the job without recording anything.
+    wait_for("b to drop its lost claim", || {
+        b.stderr_all().contains("lost its claim")
+    });
+    wait_for("b's copy of the job to be gone, a's to run", || {
+        TestDaemon::carrying(&job.id).len() == 1
+    });
+    gate.open();
+    let done = a.wait_terminal(&job.id);
+    assert_eq!(done.state.as_str(), "succeeded", "{done:?}");
+    assert_eq!(done.node.as_deref(), Some("a"));
+    assert_eq!(done.attempt, 2);
+    assert_eq!(
+        lines(&ends).join(","),
+        job.id,
+        "only a's run got to its end"
+    );
+}
+
+#[test]
+fn a_cancel_on_one_node_stops_a_job_running_on_another() {
+    let pg = TestPostgres::start();
+    let b = start_node(&pg, "b", 1, "30s", "");
+    let gate = b.gate();
+    let job = b.submit_shell(&gate.shell());
+    b.wait_running(&job.id);
+    let a = start_node(&pg, "a", 1, "30s", "");
+    let (status, body) = a.post_empty(&format!("/v1/jobs/{}/cancel", job.id));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "cancelled", "{body}");
+    assert_eq!(body["node"], "b", "{body}");
+    assert_eq!(
+        body["signal"], "SIGTERM",
+        "the process on b was stopped: {body}"
+    );
+    assert!(
+        TestDaemon::carrying(&job.id).is_empty(),
+        "no process of the job is left"
+    );
+}
+
+#[test]
+fn an_event_stream_on_one_node_sees_jobs_end_on_another() {
+    let pg = TestPostgres::start();
+    let a = start_node(&pg, "a", 1, "30s", "");
+    // a's one worker is busy, so b runs what comes next.
+    let gate = a.gate();
+    let blocker = a.submit_shell(&gate.shell());
+    a.wait_running(&blocker.id);
+    let b = start_node(&pg, "b", 2, "30s", "");
+    let mut events = a.events("queue=elsewhere");
+    let job = a.submit(json!({ "shell": "exit 0", "queue": "elsewhere" }));
+    let mut states = Vec::new();
+    while let Some(e) = events.next_event() {
+        let e = e.json();
+        if e["id"] == job.id.as_str() {
+            states.push(e["state"].as_str().unwrap_or_default().to_owned());
+            if states.last().is_some_and(|s| s == "succeeded") {
+                break;
+            }
+        }
+    }
+    assert!(states.iter().any(|s| s == "running"), "{states:?}");
+    assert_eq!(
+        states.last().map(String::as_str),
+        Some("succeeded"),
+        "{states:?}"
+    );
+    assert_eq!(b.job(&job.id).node.as_deref(), Some("b"));
+    gate.open();
+}
+
+#[test]
+fn what_the_postgres_store_does_not_do_yet_is_a_501_and_changes_nothing() {
+    let pg = TestPostgres::start();
+    let a = start_node(&pg, "a", 1, "30s", "");
+    let (status, body) = a.get_json("/v1/jobs");
+    assert_error(status, &body, 501, "not_implemented", None);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("listing jobs"),
+        "{body}"
+    );
+    let (status, body) = a.post_json(
+        "/v1/jobs",
+        &json!({ "shell": "true", "idempotency_key": "k" }),
+    );
+    assert_error(status, &body, 501, "not_implemented", None);
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM jobq_jobs"),
+        "0",
+        "nothing was stored"
+    );
+}
+
+#[test]
+fn store_settings_in_bad_forms_are_refused_by_name() {
+    let pg = TestPostgres::start();
+    let url = pg.url("postgres");
+    let cases = [
+        (
+            "[store]\nbackend = \"postgres\"\n",
+            "store.url",
+            "needs `url`",
+        ),
+        (
+            &*format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nurl_file = \"/x\"\n"),
+            "store.url",
+            "not both",
+        ),
+        (
+            "[store]\nbackend = \"postgres\"\nurl = \"mysql://secret@db/x\"\n",
+            "store.url",
+            "not a PostgreSQL URL",
+        ),
+        (
+            &*format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nlease = \"100ms\"\n"),
+            "store.lease",
+            "too short",
+        ),
+        (
+            &*format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\nnode = \"web 3\"\n"),
+            "store.node",
+            "not a node name",
+        ),
+        (
+            "[store]\nurl = \"postgres://x@db/y\"\n",
+            "store.url",
+            "is for backend = \"postgres\"",
+        ),
+        (
+            "[store]\nbackend = \"etcd\"\n",
+            "backend",
+            "unknown variant",
+        ),
+    ];
+    for (toml, key, words) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jobq.toml");
+        fs::write(&file, toml).unwrap();
+        let out = jobq_command(&["config", "check", "--config", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{toml}: {stderr}");
+        assert!(
+            stderr.contains(key) && stderr.contains(words),
+            "{toml}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("secret"),
+            "a URL is never echoed: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_database_with_a_newer_schema_or_none_reachable_stops_the_daemon_at_start() {
+    let pg = TestPostgres::start();
+    drop(start_node(&pg, "a", 1, "30s", ""));
+    pg.psql(
+        "postgres",
+        "INSERT INTO jobq_schema_versions (version, description, success, checksum, execution_time)
+         VALUES (99, 'from the future', true, '\\x00', 0)",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("jobq.toml");
+    fs::write(&file, node_config(&pg, "a", "30s", "")).unwrap();
+    let data = dir.path().join("data");
+    let out = jobq_command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("newer than this jobq knows"), "{stderr}");
+    let nobody = format!("[store]\nbackend = \"postgres\"\nurl = \"postgres://jobq:hunter2@127.0.0.1:{}/postgres\"\n", free_port());
+    fs::write(&file, nobody).unwrap();
+    let out = jobq_command(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        file.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot connect to the PostgreSQL store"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("hunter2"),
+        "the password is never shown: {stderr}"
+    );
+}
