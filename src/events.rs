@@ -77,6 +77,14 @@ impl EventHub {
         Subscription { events: rx, lagged }
     }
 
+    /// True while somebody is subscribed: a node of a cluster reads a job
+    /// another node changed only for its subscribers.
+    pub fn has_subscribers(&self) -> bool {
+        let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());
+        subscribers.retain(|s| !s.tx.is_closed());
+        !subscribers.is_empty()
+    }
+
     /// Sends `job`'s new state to every subscriber that wants it.
     pub fn publish(&self, job: &Job) {
         let mut subscribers = self.subscribers.lock().unwrap_or_else(|e| e.into_inner());

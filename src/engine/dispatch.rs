@@ -377,7 +377,7 @@ impl Engine {
 /// Polls `main` to its end and `side` alongside it while `side` lasts;
 /// returns what `main` gave, and what `side` gave if it ended first. `side`
 /// is left as it is otherwise: the caller may finish it or drop it.
-async fn run_alongside<A: Future, B: Future>(
+pub(super) async fn run_alongside<A: Future, B: Future>(
     mut main: Pin<&mut A>,
     mut side: Pin<&mut B>,
 ) -> (A::Output, Option<B::Output>) {

@@ -8,7 +8,11 @@
 //! `PATH`. Without them the test fails and says what to install: a cluster
 //! test never skips itself.
 
-use super::*;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use tempfile::TempDir;
 
 /// A running server; one per test, so tests share nothing.
 pub struct TestPostgres {
@@ -60,9 +64,21 @@ fn bindir() -> PathBuf {
 }
 
 impl TestPostgres {
-    /// initdb and start a server; panics with PostgreSQL's log if either
-    /// fails.
+    /// initdb and start a server that does not fsync (tests need no
+    /// durability across a machine crash); panics with PostgreSQL's log if
+    /// either fails.
     pub fn start() -> TestPostgres {
+        TestPostgres::start_with(false)
+    }
+
+    /// A server with PostgreSQL's default durability (fsync, synchronous
+    /// commit): what a benchmark compares with other queues.
+    #[allow(dead_code)] // the benchmarks' choice
+    pub fn start_durable() -> TestPostgres {
+        TestPostgres::start_with(true)
+    }
+
+    fn start_with(durable: bool) -> TestPostgres {
         let bindir = bindir();
         let dir = tempfile::Builder::new()
             .prefix("jobq-pg-")
@@ -101,8 +117,13 @@ impl TestPostgres {
                 "--no-sync",
             ],
         );
+        let sync = if durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off"
+        };
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=200",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{sync}",
             pg.dir.path().display()
         );
         let log = pg.dir.path().join("log");

@@ -251,15 +251,18 @@ impl Engine {
         else {
             return;
         };
+        self.inner.output_hub.notify(&id);
+        self.inner.changed.notify(usize::MAX);
+        // Read only for subscribers: on a busy cluster every node hears
+        // every change, and most nodes have nobody listening.
+        if !self.inner.events.has_subscribers() {
+            return;
+        }
         match cluster.pg.get(&id).await {
-            Ok(Some(job)) => {
-                self.inner.events.publish(&job);
-                self.inner.output_hub.notify(&job.id);
-            }
+            Ok(Some(job)) => self.inner.events.publish(&job),
             Ok(None) => {}
             Err(e) => tracing::warn!(job = %id, error = %e, "cannot read a changed job"),
         }
-        self.inner.changed.notify(usize::MAX);
     }
 
     /// The drain on the cluster: no more claims, running jobs go on for up

@@ -2,8 +2,15 @@
 //! record the end — each write fenced by the session that claimed it, so
 //! a node that lost its claim records nothing over another node's run.
 
+use std::pin::pin;
+
 use super::*;
 use crate::job::FailReason;
+
+/// How long a run goes before its pid is recorded on its own (see
+/// `cluster_try_run`): short beside any job a person watches, long beside
+/// a `true`.
+const START_RECORD_DELAY: Duration = Duration::from_millis(100);
 
 impl Engine {
     /// Runs `claimed` (as the claim stored it: `running`, pid 0) under
@@ -94,31 +101,40 @@ impl Engine {
             .run_as
             .get_or_insert_with(|| crate::auth::RunAs::from(&account));
         running.start(child.pid(), Timestamp::now())?;
-        // The pid and start time, fenced like every write of the run. A
-        // refusal means the claim is gone already: the process is stopped.
-        let recorded = match cluster.pg.settle(session, &claimed, &running).await {
-            Ok(Fenced::Done) => true,
-            Ok(Fenced::Refused) => {
-                cluster.drop_claims(&[id]);
-                false
-            }
-            Err(e) => {
-                tracing::error!(job = %id, error = %e, "cannot record the job's start; it runs on");
-                false
-            }
-        };
-        let base = if recorded { &running } else { &claimed };
+        // The pid, fenced like every write of the run, once the job has
+        // run for START_RECORD_DELAY: the claim already says `running`
+        // since when, and a job that ends sooner has its pid recorded with
+        // its end, one commit instead of two. A refusal means the claim is
+        // gone already: the process is stopped.
         let timeout = claimed.spec.timeout;
-        let ended = child
-            .supervise(
-                None,
-                &out,
-                stop,
-                timeout,
-                claimed.spec.limits,
-                launch.kill_grace,
-            )
-            .await;
+        let record = pin!(async {
+            Timer::after(START_RECORD_DELAY).await;
+            match cluster.pg.settle(session, &claimed, &running).await {
+                Ok(Fenced::Done) => true,
+                Ok(Fenced::Refused) => {
+                    cluster.drop_claims(&[id]);
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(job = %id, error = %e, "cannot record the job's start; it runs on");
+                    false
+                }
+            }
+        });
+        let supervise = pin!(child.supervise(
+            None,
+            &out,
+            stop,
+            timeout,
+            claimed.spec.limits,
+            launch.kill_grace,
+        ));
+        let (ended, recorded) = super::super::dispatch::run_alongside(supervise, record).await;
+        let base = if recorded == Some(true) {
+            &running
+        } else {
+            &claimed
+        };
         if let Err(e) = out.mark_truncation() {
             tracing::warn!(job = %id, error = %e, "cannot mark the job's output as truncated");
         }
