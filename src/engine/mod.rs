@@ -632,7 +632,9 @@ impl Engine {
 
     /// A page of jobs, newest first, each as on disk (see [`Engine::get`]).
     pub async fn list(&self, q: &ListQuery) -> Result<Page, EngineError> {
-        self.local_only("listing jobs")?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_list(cluster, q).await;
+        }
         let scope = Scope {
             states: &q.states,
             queue: q.queue.as_deref(),
@@ -767,7 +769,9 @@ impl Engine {
 
     /// Runs a terminal job again, attempt + 1.
     pub async fn retry(&self, id: &JobId, principal: &Principal) -> Result<Job, EngineError> {
-        self.local_only("retrying a job by hand")?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_retry(cluster, id, principal).await;
+        }
         self.taking_changes()?;
         let sched = self.inner.sched.lock().await;
         let job = self.current(id)?;
@@ -784,7 +788,9 @@ impl Engine {
     /// Forgets a terminal job and its output; its idempotency key is free
     /// again.
     pub async fn remove(&self, id: &JobId, principal: &Principal) -> Result<(), EngineError> {
-        self.local_only("removing a job")?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_remove(cluster, id, principal).await;
+        }
         self.recovered()?;
         let sched = self.inner.sched.lock().await;
         let job = self.current(id)?;

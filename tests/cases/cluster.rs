@@ -349,25 +349,112 @@ fn an_event_stream_on_one_node_sees_jobs_end_on_another() {
 fn what_the_postgres_store_does_not_do_yet_is_a_501_and_changes_nothing() {
     let pg = TestPostgres::start();
     let a = start_node(&pg, "a", 1, "30s", "");
-    let (status, body) = a.get_json("/v1/jobs");
+    let first = a.submit(json!({ "shell": "true" }));
+    let (status, body) = a.post_json("/v1/jobs", &json!({ "shell": "true", "after": [first.id] }));
     assert_error(status, &body, 501, "not_implemented", None);
     assert!(
         body["error"]["message"]
             .as_str()
             .unwrap()
-            .contains("listing jobs"),
+            .contains("dependencies"),
         "{body}"
     );
-    let (status, body) = a.post_json(
-        "/v1/jobs",
-        &json!({ "shell": "true", "idempotency_key": "k" }),
-    );
+    let (status, body) = a.get_json("/v1/schedules");
     assert_error(status, &body, 501, "not_implemented", None);
     assert_eq!(
         pg.psql("postgres", "SELECT count(*) FROM jobq_jobs"),
-        "0",
-        "nothing was stored"
+        "1",
+        "nothing more was stored"
     );
+}
+
+#[test]
+fn listing_idempotency_retry_and_removal_work_from_any_node() {
+    let pg = TestPostgres::start();
+    let a = start_node(&pg, "a", 2, "30s", "");
+    let b = start_node(&pg, "b", 2, "30s", "");
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let job = node.submit(
+            json!({ "shell": "exit 3", "labels": { "set": "x" }, "name": format!("j{i}") }),
+        );
+        ids.push(job.id);
+    }
+    let other = a.submit(json!({ "shell": "true" }));
+    for id in &ids {
+        assert_eq!(b.wait_terminal(id).state.as_str(), "failed");
+    }
+    b.wait_terminal(&other.id);
+    // Pages of 3 through the label filter, newest first, on either node.
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/jobs?label=set:x&limit=3&cursor={c}"),
+            None => "/v1/jobs?label=set:x&limit=3".to_owned(),
+        };
+        let (status, body) = b.get_json(&path);
+        assert_eq!(status, 200, "{body}");
+        seen.extend(
+            body["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|j| j["id"].as_str().unwrap().to_owned()),
+        );
+        match body["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    let mut newest_first = ids.clone();
+    newest_first.reverse();
+    assert_eq!(seen, newest_first, "every labelled job once, newest first");
+    let (_, body) = a.get_json("/v1/jobs?state=succeeded");
+    let succeeded: Vec<&str> = body["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(succeeded, [other.id.as_str()]);
+    let (_, body) = a.get_json("/v1/jobs?name=j3");
+    assert_eq!(body["jobs"][0]["id"], ids[3].as_str(), "{body}");
+
+    // The same idempotency key on two nodes: one job.
+    let (status, first) = a.post_json(
+        "/v1/jobs",
+        &json!({ "shell": "true", "idempotency_key": "nightly-1" }),
+    );
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = b.post_json(
+        "/v1/jobs",
+        &json!({ "shell": "true", "idempotency_key": "nightly-1" }),
+    );
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["id"], first["id"]);
+
+    // A failed job retried on the other node runs again.
+    let (status, body) = b.post_empty(&format!("/v1/jobs/{}/retry", ids[0]));
+    assert_eq!(status, 200, "{body}");
+    let again = a.wait_job(&ids[0], "attempt 2 ended", |j| {
+        j.attempt == 2 && j.state.as_str() == "failed"
+    });
+    assert_eq!(again.attempts.len(), 2, "{again:?}");
+    // Removing it from either node: gone everywhere; a running job is a 409.
+    let (status, body) = a.post_json("/v1/jobs", &json!({ "shell": "sleep 30" }));
+    assert_eq!(status, 201, "{body}");
+    let running = body["id"].as_str().unwrap().to_owned();
+    b.wait_running(&running);
+    let (status, body) = a.delete(&format!("/v1/jobs/{running}"));
+    assert_error(status, &body, 409, "conflict", None);
+    let (status, body) = a.delete(&format!("/v1/jobs/{}", ids[1]));
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = b.get_json(&format!("/v1/jobs/{}", ids[1]));
+    assert_eq!(status, 404);
+    let (status, _) = a.post_empty(&format!("/v1/jobs/{running}/cancel"));
+    assert_eq!(status, 200);
 }
 
 #[test]

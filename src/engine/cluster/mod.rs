@@ -153,9 +153,6 @@ impl Engine {
             if !spec.after.is_empty() {
                 return Err(EngineError::NotInCluster("`after` (dependencies)"));
             }
-            if spec.idempotency_key.is_some() {
-                return Err(EngineError::NotInCluster("`idempotency_key`"));
-            }
         }
         let limit = self.inner.config.max_queued;
         let waiting: u64 = cluster
@@ -173,15 +170,95 @@ impl Engine {
             });
         }
         let now = Timestamp::now();
-        let mut out = Vec::with_capacity(specs.len());
-        for (spec, _) in specs {
-            let seq = cluster.pg.next_seq().await?;
-            let job = Job::new(JobId::new(), seq, spec, ownership.clone(), Vec::new(), now);
-            cluster.pg.insert(&job).await?;
-            record_transition(&job);
-            out.push(Submitted { job, created: true });
+        let seqs = cluster.pg.next_seqs(specs.len()).await?;
+        let jobs: Vec<Job> = specs
+            .into_iter()
+            .zip(seqs)
+            .map(|((spec, _), seq)| {
+                Job::new(JobId::new(), seq, spec, ownership.clone(), Vec::new(), now)
+            })
+            .collect();
+        let existing = cluster.pg.insert_all(&jobs).await?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for (job, existing) in jobs.into_iter().zip(existing) {
+            match existing {
+                Some(job) => out.push(Submitted {
+                    job,
+                    created: false,
+                }),
+                None => {
+                    record_transition(&job);
+                    out.push(Submitted { job, created: true });
+                }
+            }
         }
         Ok(out)
+    }
+
+    /// A page of jobs, newest first, from the database.
+    pub(in crate::engine) async fn cluster_list(
+        &self,
+        cluster: &Cluster,
+        q: &ListQuery,
+    ) -> Result<Page, EngineError> {
+        let filter = crate::store::postgres::ListFilter {
+            states: &q.states,
+            queue: q.queue.as_deref(),
+            owner: q.owner.as_deref(),
+            name: q.name.as_deref(),
+            labels: &q.labels,
+        };
+        let (jobs, more) = cluster.pg.list(&filter, q.before.as_ref(), q.limit).await?;
+        let next = if more {
+            jobs.last().map(|j| j.id)
+        } else {
+            None
+        };
+        Ok(Page { jobs, next })
+    }
+
+    /// Runs a terminal job again (attempt + 1), on whichever node claims it.
+    pub(in crate::engine) async fn cluster_retry(
+        &self,
+        cluster: &Cluster,
+        id: &JobId,
+        principal: &Principal,
+    ) -> Result<Job, EngineError> {
+        loop {
+            let job = self.cluster_get(cluster, id).await?;
+            may_act(principal, &job, "retry")?;
+            let mut next = job.clone();
+            next.retry()?;
+            next.node = None;
+            if cluster.pg.replace(&job, &next).await? == Fenced::Done {
+                return Ok(next);
+            }
+        }
+    }
+
+    /// Forgets a terminal job, and its output where this node has it.
+    pub(in crate::engine) async fn cluster_remove(
+        &self,
+        cluster: &Cluster,
+        id: &JobId,
+        principal: &Principal,
+    ) -> Result<(), EngineError> {
+        loop {
+            let job = self.cluster_get(cluster, id).await?;
+            may_act(principal, &job, "delete")?;
+            if !job.state.is_terminal() {
+                return Err(IllegalTransition {
+                    id: job.id,
+                    state: job.state.name(),
+                    action: "delete it (cancel it first)",
+                }
+                .into());
+            }
+            if cluster.pg.remove(&job).await? == Fenced::Done {
+                self.inner.store.remove_output(id)?;
+                return Ok(());
+            }
+        }
     }
 
     /// A job as the database holds it.

@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use super::{decode, encode, query, uuid_of, PgStore, Result, Session};
-use crate::job::{Job, JobId, State};
+use crate::job::{Job, JobId, State, StateName};
 
 /// What a conditional write found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,6 +26,21 @@ impl Fenced {
             Fenced::Refused
         }
     }
+}
+
+/// What a listing selects on (docs/api.md, `GET /v1/jobs`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ListFilter<'a> {
+    /// Only these states (any when empty).
+    pub states: &'a [StateName],
+    /// Only this queue.
+    pub queue: Option<&'a str>,
+    /// Only this owner's.
+    pub owner: Option<&'a str>,
+    /// Only jobs of this name.
+    pub name: Option<&'a str>,
+    /// Only jobs with all these labels.
+    pub labels: &'a [(String, String)],
 }
 
 /// The columns a record is selected by, taken from the record itself so
@@ -66,26 +81,140 @@ impl PgStore {
         Ok(u64::try_from(seq).unwrap_or_default())
     }
 
+    /// `n` submission numbers at once, unique across the cluster.
+    pub async fn next_seqs(&self, n: usize) -> Result<Vec<u64>> {
+        let seqs: Vec<i64> =
+            sqlx::query_scalar("SELECT nextval('jobq_job_seq') FROM generate_series(1, $1)")
+                .bind(i64::try_from(n).unwrap_or(i64::MAX))
+                .fetch_all(self.pool())
+                .await
+                .map_err(query("number jobs"))?;
+        Ok(seqs
+            .into_iter()
+            .map(|s| u64::try_from(s).unwrap_or_default())
+            .collect())
+    }
+
     /// Stores a new job; its queue gets a row if it had none.
     pub async fn insert(&self, job: &Job) -> Result<()> {
-        let cols = Columns::of(job);
-        sqlx::query(
-            "WITH q AS (INSERT INTO jobq_queues (name) VALUES ($2) ON CONFLICT DO NOTHING)
-             INSERT INTO jobq_jobs (id, seq, queue, state, priority, attempt, run_at, doc)
-             VALUES ($1, $3, $2, $4, $5, $6, to_timestamp($7), $8)",
-        )
-        .bind(uuid_of(&job.id))
-        .bind(&job.spec.queue)
-        .bind(i64::try_from(job.seq).unwrap_or(i64::MAX))
-        .bind(cols.state)
-        .bind(job.spec.priority)
-        .bind(cols.attempt)
-        .bind(cols.run_at)
-        .bind(encode(job)?)
-        .execute(self.pool())
-        .await
-        .map_err(query("insert a job"))?;
+        self.insert_all(std::slice::from_ref(job)).await?;
         Ok(())
+    }
+
+    /// Stores new jobs, all or none, in one transaction. A job whose
+    /// idempotency key is live is not stored: its place in the answer holds
+    /// the job that has the key (`None` for each job stored).
+    pub async fn insert_all(&self, jobs: &[Job]) -> Result<Vec<Option<Job>>> {
+        let mut tx = self
+            .pool()
+            .begin()
+            .await
+            .map_err(query("begin a submission"))?;
+        let mut out = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let cols = Columns::of(job);
+            let key = job.spec.idempotency_key.as_deref();
+            let stored: Option<uuid::Uuid> = sqlx::query_scalar(
+                "WITH q AS (INSERT INTO jobq_queues (name) VALUES ($2) ON CONFLICT DO NOTHING)
+                 INSERT INTO jobq_jobs (id, seq, queue, state, priority, attempt, run_at, doc,
+                                        idempotency_key)
+                 VALUES ($1, $3, $2, $4, $5, $6, to_timestamp($7), $8, $9)
+                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+                 RETURNING id",
+            )
+            .bind(uuid_of(&job.id))
+            .bind(&job.spec.queue)
+            .bind(i64::try_from(job.seq).unwrap_or(i64::MAX))
+            .bind(cols.state)
+            .bind(job.spec.priority)
+            .bind(cols.attempt)
+            .bind(cols.run_at)
+            .bind(encode(job)?)
+            .bind(key)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(query("insert a job"))?;
+            if stored.is_some() {
+                out.push(None);
+                continue;
+            }
+            let doc: serde_json::Value =
+                sqlx::query_scalar("SELECT doc FROM jobq_jobs WHERE idempotency_key = $1")
+                    .bind(key)
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(query("read the job with an idempotency key"))?;
+            out.push(Some(decode(doc)?));
+        }
+        tx.commit().await.map_err(query("commit a submission"))?;
+        Ok(out)
+    }
+
+    /// A page of jobs, newest first (by id: ids grow with time), older
+    /// than `before` when given, `limit` at most; and whether more follow.
+    /// Filters are the API's; those the columns do not hold (owner, name,
+    /// labels) are tested on the record, so a rare match among many jobs
+    /// reads many.
+    pub async fn list(
+        &self,
+        filter: &ListFilter<'_>,
+        before: Option<&JobId>,
+        limit: usize,
+    ) -> Result<(Vec<Job>, bool)> {
+        let states: Option<Vec<&str>> =
+            (!filter.states.is_empty()).then(|| filter.states.iter().map(|s| s.as_str()).collect());
+        let labels = (!filter.labels.is_empty()).then(|| {
+            serde_json::Value::Object(
+                filter
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect(),
+            )
+        });
+        let rows = sqlx::query(
+            "SELECT doc FROM jobq_jobs
+             WHERE ($1::text[] IS NULL OR state = ANY($1))
+               AND ($2::text IS NULL OR queue = $2)
+               AND ($3::text IS NULL OR doc->>'owner' = $3)
+               AND ($4::text IS NULL OR doc->'spec'->>'name' = $4)
+               AND ($5::jsonb IS NULL OR doc->'spec'->'labels' @> $5)
+               AND ($6::uuid IS NULL OR id < $6)
+             ORDER BY id DESC LIMIT $7",
+        )
+        .bind(states)
+        .bind(filter.queue)
+        .bind(filter.owner)
+        .bind(filter.name)
+        .bind(labels)
+        .bind(before.map(uuid_of))
+        .bind(i64::try_from(limit.saturating_add(1)).unwrap_or(i64::MAX))
+        .fetch_all(self.pool())
+        .await
+        .map_err(query("list jobs"))?;
+        let more = rows.len() > limit;
+        let jobs = rows
+            .into_iter()
+            .take(limit)
+            .map(|r| decode(r.get("doc")))
+            .collect::<Result<Vec<_>>>()?;
+        Ok((jobs, more))
+    }
+
+    /// Forgets `old` if it is still stored as it is (a terminal job the
+    /// caller checked); its idempotency key is free again.
+    pub async fn remove(&self, old: &Job) -> Result<Fenced> {
+        let was = Columns::of(old);
+        let rows =
+            sqlx::query("DELETE FROM jobq_jobs WHERE id = $1 AND state = $2 AND attempt = $3")
+                .bind(uuid_of(&old.id))
+                .bind(was.state)
+                .bind(was.attempt)
+                .execute(self.pool())
+                .await
+                .map_err(query("remove a job"))?
+                .rows_affected();
+        Ok(Fenced::of(i64::try_from(rows).unwrap_or(i64::MAX)))
     }
 
     /// The job with this id, if there is one.

@@ -13,8 +13,14 @@ use super::{PgError, Result};
 
 /// Each version's number, name and SQL, oldest first. A released file is
 /// never edited (the migrator checks a checksum): a change is a new file.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "cluster", include_str!("migrations/0001_cluster.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "cluster", include_str!("migrations/0001_cluster.sql")),
+    (
+        2,
+        "idempotency",
+        include_str!("migrations/0002_idempotency.sql"),
+    ),
+];
 
 /// The newest schema version this daemon knows.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS[MIGRATIONS.len() - 1].0;

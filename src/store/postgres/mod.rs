@@ -30,7 +30,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
 pub use claim::Claimed;
-pub use jobs::Fenced;
+pub use jobs::{Fenced, ListFilter};
 pub use lease::{NodeRow, NodeState, Renewal, Rescued};
 pub use migrate::SCHEMA_VERSION;
 pub use queues::QueueRow;
