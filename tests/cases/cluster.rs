@@ -349,14 +349,11 @@ fn an_event_stream_on_one_node_sees_jobs_end_on_another() {
 fn what_the_postgres_store_does_not_do_yet_is_a_501_and_changes_nothing() {
     let pg = TestPostgres::start();
     let a = start_node(&pg, "a", 1, "30s", "");
-    let first = a.submit(json!({ "shell": "true" }));
-    let (status, body) = a.post_json("/v1/jobs", &json!({ "shell": "true", "after": [first.id] }));
+    a.submit(json!({ "shell": "true" }));
+    let (status, body) = a.post_json("/v1/jobs", &json!({ "shell": "cat", "stdin": "hello" }));
     assert_error(status, &body, 501, "not_implemented", None);
     assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("dependencies"),
+        body["error"]["message"].as_str().unwrap().contains("stdin"),
         "{body}"
     );
     let (status, body) = a.get_json("/v1/schedules");
@@ -455,6 +452,53 @@ fn listing_idempotency_retry_and_removal_work_from_any_node() {
     assert_eq!(status, 404);
     let (status, _) = a.post_empty(&format!("/v1/jobs/{running}/cancel"));
     assert_eq!(status, 200);
+}
+
+#[test]
+fn dependencies_release_and_fail_across_nodes() {
+    let pg = TestPostgres::start();
+    let a = start_node(&pg, "a", 2, "30s", "");
+    let b = start_node(&pg, "b", 2, "30s", "");
+    let order = a.path("order");
+    let gate = a.gate();
+    let step = |name: &str| format!("echo {name} >> {}", order.display());
+    let first = a.submit(json!({ "shell": format!("{}; {}", gate.shell(), step("first")) }));
+    let second = b.submit(json!({ "shell": step("second"), "after": [first.id] }));
+    let third = a.submit(json!({ "shell": step("third"), "after": [second.id] }));
+    assert_eq!(b.job(&second.id).state.as_str(), "waiting");
+    assert_eq!(a.job(&third.id).state.as_str(), "waiting");
+    gate.open();
+    assert_eq!(b.wait_terminal(&third.id).state.as_str(), "succeeded");
+    assert_eq!(lines(&order), ["first", "second", "third"]);
+
+    // A failure fails its dependents, and theirs.
+    let bad = a.submit(json!({ "shell": "exit 1" }));
+    let child = b.submit(json!({ "shell": step("never"), "after": [bad.id] }));
+    let grandchild = a.submit(json!({ "shell": step("never"), "after": [child.id] }));
+    for id in [&child.id, &grandchild.id] {
+        let job = b.wait_terminal(id);
+        assert_eq!(job.state.as_str(), "failed", "{job:?}");
+        assert_eq!(
+            job.reason,
+            Some(jobq::job::FailReason::Dependency),
+            "{job:?}"
+        );
+    }
+    // After a job that already failed: failed at once.
+    let late = b.submit(json!({ "shell": step("never"), "after": [bad.id] }));
+    assert_eq!(late.state.as_str(), "failed");
+    assert!(!lines(&order).contains(&"never".to_owned()));
+    // After a job that does not exist: a 400 naming the field, nothing stored.
+    let before = pg.psql("postgres", "SELECT count(*) FROM jobq_jobs");
+    let (status, body) = a.post_json(
+        "/v1/jobs",
+        &json!({ "shell": "true", "after": ["0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e"] }),
+    );
+    assert_error(status, &body, 400, "invalid_field", Some("after"));
+    assert_eq!(
+        pg.psql("postgres", "SELECT count(*) FROM jobq_jobs"),
+        before
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! A node's loops: the claimer (as many jobs as free workers, woken by the
 //! database's `jobq_wake` and by local ends, with a slow poll behind
 //! both), the heartbeat (lease renewal, lost claims, cancels), the
-//! housekeeper (rescue of lapsed claims, due jobs, count folding), the
+//! housekeeper (rescue of lapsed claims, due jobs, count folding, missed
+//! releases of waiting jobs), the
 //! listener (notifications into wake-ups, cancels and events), and the
 //! drain at shutdown.
 
@@ -185,6 +186,7 @@ impl Engine {
                 Ok(rescued) => {
                     for r in &rescued {
                         tracing::warn!(job = %r.job.id, node = %r.node, state = %r.job.state.name().as_str(), "rescued a job whose node stopped renewing its lease");
+                        self.cluster_cascade(cluster, &r.job).await;
                     }
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot rescue lapsed claims"),
@@ -193,6 +195,7 @@ impl Engine {
                 if let Err(e) = cluster.pg.fold_counts().await {
                     tracing::warn!(error = %e, "cannot fold counts");
                 }
+                self.cluster_missed_releases(cluster).await;
             }
         }
     }

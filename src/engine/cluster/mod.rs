@@ -12,6 +12,7 @@
 //! What the PostgreSQL store does not do yet answers 501
 //! ([`EngineError::NotInCluster`]); docs/cluster.md lists it.
 
+mod dependencies;
 mod loops;
 mod run;
 
@@ -146,12 +147,9 @@ impl Engine {
         specs: Vec<(JobSpec, Stdin)>,
         ownership: Ownership,
     ) -> Result<Vec<Submitted>, EngineError> {
-        for (spec, stdin) in &specs {
+        for (_, stdin) in &specs {
             if !matches!(stdin, Stdin::None) {
                 return Err(EngineError::NotInCluster("stdin"));
-            }
-            if !spec.after.is_empty() {
-                return Err(EngineError::NotInCluster("`after` (dependencies)"));
             }
         }
         let limit = self.inner.config.max_queued;
@@ -171,13 +169,24 @@ impl Engine {
         }
         let now = Timestamp::now();
         let seqs = cluster.pg.next_seqs(specs.len()).await?;
-        let jobs: Vec<Job> = specs
-            .into_iter()
-            .zip(seqs)
-            .map(|((spec, _), seq)| {
-                Job::new(JobId::new(), seq, spec, ownership.clone(), Vec::new(), now)
-            })
-            .collect();
+        let many = specs.len() > 1;
+        let mut jobs = Vec::with_capacity(specs.len());
+        for (i, ((spec, _), seq)) in specs.into_iter().zip(seqs).enumerate() {
+            let field = if many {
+                format!("jobs[{i}].after")
+            } else {
+                "after".to_owned()
+            };
+            let (pending, failed) = self.cluster_pending(cluster, &spec.after, field).await?;
+            let mut job = Job::new(JobId::new(), seq, spec, ownership.clone(), pending, now);
+            if let Some((dep, state)) = failed {
+                // Recorded waiting on the failed job, then failed: it
+                // exists (its id was asked for) but will never run.
+                job.state = State::Waiting { pending: vec![dep] };
+                job.dependency_failed(&dep, state, now)?;
+            }
+            jobs.push(job);
+        }
         let existing = cluster.pg.insert_all(&jobs).await?;
         let mut out = Vec::with_capacity(jobs.len());
         for (job, existing) in jobs.into_iter().zip(existing) {
@@ -327,7 +336,10 @@ impl Engine {
                     let mut cancelled = job.clone();
                     cancelled.cancel(None, Timestamp::now())?;
                     match cluster.pg.replace(&job, &cancelled).await? {
-                        Fenced::Done => return Ok(cancelled),
+                        Fenced::Done => {
+                            self.cluster_cascade(cluster, &cancelled).await;
+                            return Ok(cancelled);
+                        }
                         // Changed meanwhile (claimed, say): decide again.
                         Fenced::Refused => continue,
                     }

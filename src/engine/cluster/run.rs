@@ -206,6 +206,7 @@ impl Engine {
         match cluster.pg.settle(session, old, new).await? {
             Fenced::Done => {
                 record_transition(new);
+                self.cluster_cascade(cluster, new).await;
                 Ok(())
             }
             Fenced::Refused => {

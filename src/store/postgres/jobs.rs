@@ -4,7 +4,7 @@
 
 use sqlx::Row;
 
-use super::{decode, encode, query, uuid_of, PgStore, Result, Session};
+use super::{decode, encode, query, uuid_of, PgError, PgStore, Result, Session};
 use crate::job::{Job, JobId, State, StateName};
 
 /// What a conditional write found.
@@ -201,6 +201,55 @@ impl PgStore {
         Ok((jobs, more))
     }
 
+    /// The jobs waiting for `id` (its dependents that have not been
+    /// released or failed yet).
+    pub async fn waiting_on(&self, id: &JobId) -> Result<Vec<Job>> {
+        let rows = sqlx::query(
+            "SELECT doc FROM jobq_jobs
+             WHERE state = 'waiting' AND doc->'state'->'pending' @> jsonb_build_array($1::text)",
+        )
+        .bind(id.to_string())
+        .fetch_all(self.pool())
+        .await
+        .map_err(query("find the jobs waiting for a job"))?;
+        rows.into_iter().map(|r| decode(r.get("doc"))).collect()
+    }
+
+    /// Waiting jobs that still list a dependency which has ended, with
+    /// that dependency's id and state: what a release missed (its node
+    /// died between a job's end and the release, or the dependency ended
+    /// while the waiting job was being submitted). At most `limit`.
+    pub async fn missed_releases(&self, limit: u32) -> Result<Vec<(Job, JobId, StateName)>> {
+        let rows = sqlx::query(
+            "SELECT w.doc, j.id AS dep, j.state AS dep_state
+             FROM jobq_jobs w
+             CROSS JOIN LATERAL jsonb_array_elements_text(w.doc->'state'->'pending') p(id)
+             JOIN jobq_jobs j ON j.id = p.id::uuid
+             WHERE w.state = 'waiting' AND j.state IN ('succeeded', 'failed', 'cancelled')
+             LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(self.pool())
+        .await
+        .map_err(query("find missed releases"))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let dep: uuid::Uuid = r.get("dep");
+            let state: String = r.get("dep_state");
+            let state = match state.as_str() {
+                "succeeded" => StateName::Succeeded,
+                "failed" => StateName::Failed,
+                _ => StateName::Cancelled,
+            };
+            out.push((
+                decode(r.get("doc"))?,
+                JobId::from_bytes(*dep.as_bytes()),
+                state,
+            ));
+        }
+        Ok(out)
+    }
+
     /// Forgets `old` if it is still stored as it is (a terminal job the
     /// caller checked); its idempotency key is free again.
     pub async fn remove(&self, old: &Job) -> Result<Fenced> {
@@ -275,7 +324,8 @@ impl PgStore {
     }
 
     /// Replaces `old` by `new` if the stored job is still in `old`'s state
-    /// and attempt and no node holds it: for changes no claim is behind
+    /// (its data too: a waiting job's pending list, say) and attempt and no
+    /// node holds it: for changes no claim is behind
     /// (cancelling a job that does not run, a retry, a dependency's
     /// release). Refused when someone changed it first: read it again and
     /// decide again.
@@ -285,7 +335,8 @@ impl PgStore {
         let rows = sqlx::query(
             "UPDATE jobq_jobs SET state = $4, attempt = $5, run_at = to_timestamp($6),
                  finished_at = to_timestamp($7), doc = $8, cancel_requested = false
-             WHERE id = $1 AND state = $2 AND attempt = $3 AND state <> 'running'",
+             WHERE id = $1 AND state = $2 AND attempt = $3 AND state <> 'running'
+                 AND doc->'state' = $9",
         )
         .bind(uuid_of(&old.id))
         .bind(was.state)
@@ -295,6 +346,12 @@ impl PgStore {
         .bind(cols.run_at)
         .bind(cols.finished_at)
         .bind(encode(new)?)
+        .bind(
+            serde_json::to_value(&old.state).map_err(|e| PgError::Record {
+                id: old.id.to_string(),
+                reason: e.to_string(),
+            })?,
+        )
         .execute(self.pool())
         .await
         .map_err(query("change a job"))?

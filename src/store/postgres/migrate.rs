@@ -20,6 +20,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "idempotency",
         include_str!("migrations/0002_idempotency.sql"),
     ),
+    (
+        3,
+        "dependencies",
+        include_str!("migrations/0003_dependencies.sql"),
+    ),
 ];
 
 /// The newest schema version this daemon knows.
