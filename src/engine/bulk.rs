@@ -11,7 +11,7 @@
 use super::*;
 
 /// Jobs per page of a bulk action: bounds the lock hold and the batch.
-const BULK_PAGE: usize = 1000;
+pub(super) const BULK_PAGE: usize = 1000;
 
 /// The jobs a bulk action takes: all that match every filter given.
 #[derive(Clone, Debug, Default)]
@@ -29,7 +29,7 @@ pub struct Selection {
 
 impl Selection {
     /// True when `job` is one of the selection.
-    fn matches(&self, job: &Job) -> bool {
+    pub(super) fn matches(&self, job: &Job) -> bool {
         self.states.contains(&job.state.name())
             && self.queue.as_ref().is_none_or(|q| *q == job.spec.queue)
             && self.owner.as_ref().is_none_or(|o| *o == job.owner)
@@ -60,7 +60,9 @@ impl Engine {
     /// Forgets every terminal job of `selection` and its output; returns
     /// how many.
     pub async fn clean(&self, selection: &Selection) -> Result<u64, EngineError> {
-        self.local_only("cleaning jobs")?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_clean(cluster, selection).await;
+        }
         self.recovered()?;
         let store = &self.inner.store;
         let mut removed = 0;
@@ -99,7 +101,9 @@ impl Engine {
     /// SIGKILL after the grace period). Returns how many, once every one
     /// is terminal.
     pub async fn cancel_all(&self, selection: &Selection) -> Result<u64, EngineError> {
-        self.local_only("cancelling a selection of jobs")?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_cancel_all(cluster, selection).await;
+        }
         self.recovered()?;
         let mut cancelled = 0;
         let mut stopping = Vec::new();
@@ -157,7 +161,9 @@ impl Engine {
     /// Runs every terminal job of `selection` again (attempt + 1); returns
     /// how many.
     pub async fn retry_all(&self, selection: &Selection) -> Result<u64, EngineError> {
-        self.local_only("retrying a selection of jobs")?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_retry_all(cluster, selection).await;
+        }
         self.taking_changes()?;
         let store = &self.inner.store;
         let mut retried = 0;

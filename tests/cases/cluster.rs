@@ -502,6 +502,69 @@ fn dependencies_release_and_fail_across_nodes() {
 }
 
 #[test]
+fn bulk_cancel_retry_and_clean_reach_jobs_on_every_node() {
+    let pg = TestPostgres::start();
+    let a = start_node(&pg, "a", 1, "30s", "");
+    let b = start_node(&pg, "b", 1, "30s", "");
+    // Each node's one worker holds a job of queue `work`; three more wait.
+    let gate = a.gate();
+    let held: Vec<String> = (0..5)
+        .map(|_| {
+            a.submit(json!({ "shell": gate.shell(), "queue": "work" }))
+                .id
+        })
+        .collect();
+    wait_for("both nodes to run a job", || {
+        held.iter()
+            .filter(|id| a.job(id).state.as_str() == "running")
+            .count()
+            == 2
+    });
+    let out = b.cli(&["cancel", "--queue", "work"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "cancelled 5 jobs\n");
+    for id in &held {
+        assert_eq!(a.job(id).state.as_str(), "cancelled");
+    }
+    assert!(
+        held.iter().all(|id| TestDaemon::carrying(id).is_empty()),
+        "no process is left"
+    );
+    let out = a.cli(&["retry", "--queue", "work", "--cancelled"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    gate.open();
+    for id in &held {
+        let job = b.wait_terminal(id);
+        assert_eq!(
+            (job.state.as_str(), job.attempt),
+            ("succeeded", 2),
+            "{job:?}"
+        );
+    }
+    let out = b.cli(&["clean", "--queue", "work"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM jobq_jobs WHERE queue = 'work'"
+        ),
+        "0"
+    );
+}
+
+#[test]
 fn store_settings_in_bad_forms_are_refused_by_name() {
     let pg = TestPostgres::start();
     let url = pg.url("postgres");

@@ -12,6 +12,7 @@
 //! What the PostgreSQL store does not do yet answers 501
 //! ([`EngineError::NotInCluster`]); docs/cluster.md lists it.
 
+mod bulk;
 mod dependencies;
 mod loops;
 mod run;
@@ -233,9 +234,19 @@ impl Engine {
         id: &JobId,
         principal: &Principal,
     ) -> Result<Job, EngineError> {
+        let job = self.cluster_get(cluster, id).await?;
+        may_act(principal, &job, "retry")?;
+        self.cluster_retry_checked(cluster, id).await
+    }
+
+    /// Runs job `id` again, whose principal may (see `cluster_retry`).
+    pub(in crate::engine) async fn cluster_retry_checked(
+        &self,
+        cluster: &Cluster,
+        id: &JobId,
+    ) -> Result<Job, EngineError> {
         loop {
             let job = self.cluster_get(cluster, id).await?;
-            may_act(principal, &job, "retry")?;
             let mut next = job.clone();
             next.retry()?;
             next.node = None;
@@ -304,6 +315,15 @@ impl Engine {
     ) -> Result<Job, EngineError> {
         let job = self.cluster_get(cluster, id).await?;
         may_act(principal, &job, "cancel")?;
+        self.cluster_cancel_checked(cluster, id).await
+    }
+
+    /// Cancels job `id`, whose principal may (see `cluster_cancel`).
+    pub(in crate::engine) async fn cluster_cancel_checked(
+        &self,
+        cluster: &Cluster,
+        id: &JobId,
+    ) -> Result<Job, EngineError> {
         let deadline = Instant::now() + self.inner.config.kill_grace + WAIT_FOR_CANCEL;
         let mut asked = false;
         loop {
