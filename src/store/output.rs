@@ -340,6 +340,22 @@ impl Store {
         }
     }
 
+    /// The jobs that have output here (one directory each under `output/`):
+    /// for a node of a cluster, whose records are in PostgreSQL, to find
+    /// the output of jobs another node pruned.
+    pub fn output_job_ids(&self) -> Result<Vec<JobId>> {
+        let dir = self.dir.join("output");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(file_io(format!("list {}", dir.display()))(e)),
+        };
+        Ok(entries
+            .flatten()
+            .filter_map(|e| e.file_name().to_string_lossy().parse::<JobId>().ok())
+            .collect())
+    }
+
     /// Removes the output of jobs the store no longer has (a crash between
     /// a job's removal and its output's). Returns how many went.
     pub fn sweep_output_dirs(&self) -> Result<u64> {

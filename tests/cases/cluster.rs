@@ -565,6 +565,41 @@ fn bulk_cancel_retry_and_clean_reach_jobs_on_every_node() {
 }
 
 #[test]
+fn retention_prunes_the_oldest_finished_jobs_once_across_nodes() {
+    let pg = TestPostgres::start();
+    let extra = "keep_finished = 3";
+    let a = start_node(&pg, "a", 2, "30s", extra);
+    let b = start_node(&pg, "b", 2, "30s", extra);
+    let mut ids = Vec::new();
+    for i in 0..8 {
+        let node = if i % 2 == 0 { &a } else { &b };
+        let job = node.submit(json!({ "shell": "echo out" }));
+        node.wait_terminal(&job.id);
+        ids.push(job.id);
+    }
+    wait_for("the housekeepers to prune down to 3 finished jobs", || {
+        pg.psql("postgres", "SELECT count(*) FROM jobq_jobs") == "3"
+    });
+    for id in &ids[..5] {
+        assert_eq!(
+            a.get_json(&format!("/v1/jobs/{id}")).0,
+            404,
+            "the oldest went"
+        );
+    }
+    for id in &ids[5..] {
+        assert_eq!(
+            b.get_json(&format!("/v1/jobs/{id}")).0,
+            200,
+            "the newest stay"
+        );
+    }
+    // Not one more goes: two housekeepers did not both prune the excess.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM jobq_jobs"), "3");
+}
+
+#[test]
 fn store_settings_in_bad_forms_are_refused_by_name() {
     let pg = TestPostgres::start();
     let url = pg.url("postgres");

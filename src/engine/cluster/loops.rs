@@ -2,7 +2,7 @@
 //! database's `jobq_wake` and by local ends, with a slow poll behind
 //! both), the heartbeat (lease renewal, lost claims, cancels), the
 //! housekeeper (rescue of lapsed claims, due jobs, count folding, missed
-//! releases of waiting jobs), the
+//! releases of waiting jobs, retention, output of pruned jobs), the
 //! listener (notifications into wake-ups, cancels and events), and the
 //! drain at shutdown.
 
@@ -20,6 +20,9 @@ const POLL: Duration = Duration::from_secs(1);
 /// How often due jobs are made queued, lapsed claims rescued and counts
 /// folded.
 const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
+/// Most jobs one prune removes; a backlog goes in several.
+const PRUNE_BATCH: u32 = 1000;
 
 /// The channels a node listens on (see the schema).
 const CHANNELS: [&str; 3] = ["jobq_wake", "jobq_cancel", "jobq_events"];
@@ -196,6 +199,62 @@ impl Engine {
                     tracing::warn!(error = %e, "cannot fold counts");
                 }
                 self.cluster_missed_releases(cluster).await;
+                self.cluster_prune(cluster).await;
+            }
+            if rounds.is_multiple_of(60) {
+                self.cluster_sweep_output(cluster).await;
+            }
+        }
+    }
+
+    /// Retention on the cluster: terminal jobs past `retention` or beyond
+    /// `keep_finished` go, oldest first, with their output on this node
+    /// (other nodes' output of them goes at their next sweep).
+    async fn cluster_prune(&self, cluster: &Cluster) {
+        let config = &self.inner.config;
+        loop {
+            match cluster
+                .pg
+                .prune(config.retention, config.keep_finished, PRUNE_BATCH)
+                .await
+            {
+                Ok(ids) => {
+                    for id in &ids {
+                        if let Err(e) = self.inner.store.remove_output(id) {
+                            tracing::warn!(job = %id, error = %e, "cannot remove a pruned job's output");
+                        }
+                    }
+                    if ids.len() < PRUNE_BATCH as usize {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot prune old jobs");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Removes the output this node keeps of jobs the cluster no longer has.
+    async fn cluster_sweep_output(&self, cluster: &Cluster) {
+        let here = match self.inner.store.output_job_ids() {
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list this node's output");
+                return;
+            }
+        };
+        for chunk in here.chunks(1000) {
+            let kept = match cluster.pg.existing(chunk).await {
+                Ok(kept) => kept,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot check this node's output against the cluster");
+                    return;
+                }
+            };
+            for id in chunk.iter().filter(|id| !kept.contains(id)) {
+                let _ = self.inner.store.remove_output(id);
             }
         }
     }

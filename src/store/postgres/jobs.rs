@@ -250,6 +250,77 @@ impl PgStore {
         Ok(out)
     }
 
+    /// Prunes terminal jobs, oldest first: those that ended more than
+    /// `retention` ago, and beyond `keep_finished` terminal jobs (counted
+    /// from the maintained counts), at most `batch`. One node at a time
+    /// (an advisory lock; another node's turn comes next round), so two
+    /// nodes never both prune the same excess. Returns the ids removed.
+    pub async fn prune(
+        &self,
+        retention: std::time::Duration,
+        keep_finished: u64,
+        batch: u32,
+    ) -> Result<Vec<JobId>> {
+        let mut tx = self.pool().begin().await.map_err(query("begin a prune"))?;
+        let mine: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(7711001)")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(query("take the prune lock"))?;
+        if !mine {
+            return Ok(Vec::new());
+        }
+        let terminal: i64 = sqlx::query_scalar(
+            "SELECT coalesce(sum(n), 0)::bigint FROM jobq_job_counts
+             WHERE state IN ('succeeded', 'failed', 'cancelled')",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(query("count terminal jobs"))?;
+        let excess = u64::try_from(terminal)
+            .unwrap_or(0)
+            .saturating_sub(keep_finished);
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "WITH doomed AS (
+                 SELECT id FROM jobq_jobs WHERE finished_at IS NOT NULL
+                 ORDER BY finished_at
+                 LIMIT $2
+             ), aged AS (
+                 SELECT id FROM jobq_jobs
+                 WHERE finished_at < now() - make_interval(secs => $1)
+                 ORDER BY finished_at LIMIT $3
+             )
+             DELETE FROM jobq_jobs j
+             WHERE j.id IN (SELECT id FROM doomed UNION SELECT id FROM aged)
+             RETURNING j.id",
+        )
+        .bind(retention.as_secs_f64().min(1e15))
+        .bind(i64::try_from(excess.min(u64::from(batch))).unwrap_or(0))
+        .bind(i64::from(batch))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(query("prune old jobs"))?;
+        tx.commit().await.map_err(query("commit a prune"))?;
+        Ok(ids
+            .iter()
+            .map(|u| JobId::from_bytes(*u.as_bytes()))
+            .collect())
+    }
+
+    /// Which of `ids` are stored.
+    pub async fn existing(&self, ids: &[JobId]) -> Result<Vec<JobId>> {
+        let ids: Vec<uuid::Uuid> = ids.iter().map(uuid_of).collect();
+        let found: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM jobq_jobs WHERE id = ANY($1)")
+                .bind(&ids)
+                .fetch_all(self.pool())
+                .await
+                .map_err(query("find jobs"))?;
+        Ok(found
+            .iter()
+            .map(|u| JobId::from_bytes(*u.as_bytes()))
+            .collect())
+    }
+
     /// Forgets `old` if it is still stored as it is (a terminal job the
     /// caller checked); its idempotency key is free again.
     pub async fn remove(&self, old: &Job) -> Result<Fenced> {
