@@ -600,6 +600,43 @@ fn retention_prunes_the_oldest_finished_jobs_once_across_nodes() {
 }
 
 #[test]
+fn a_node_cut_off_from_the_database_stops_its_jobs_after_the_lease_and_carries_on_after() {
+    let pg = TestPostgres::start();
+    let a = start_node(&pg, "a", 1, "2s", "on_interrupted = \"requeue\"");
+    let runs = a.path("runs");
+    let gate = a.gate();
+    let job = a.submit(
+        json!({ "shell": format!("echo $JOBQ_JOB_ID >> {}; {}", runs.display(), gate.shell()) }),
+    );
+    a.wait_running(&job.id);
+    pg.stop();
+    // Without renewals for a lease, the node cannot know whether another
+    // node took the job over: it stops it.
+    wait_for("the node to stop a job it can no longer vouch for", || {
+        TestDaemon::carrying(&job.id).is_empty()
+    });
+    assert!(
+        a.stderr_all().contains("lost its claim"),
+        "{}",
+        a.stderr_tail()
+    );
+    let (status, body) = a.get_json(&format!("/v1/jobs/{}", job.id));
+    assert_error(status, &body, 503, "unavailable", None);
+    pg.restart();
+    // Back: the lapsed claim is rescued and the job runs again.
+    let again = a.wait_job(&job.id, "running again", |j| {
+        j.state.as_str() == "running" && j.attempt == 2
+    });
+    assert_eq!(
+        again.attempts[0].reason,
+        Some(jobq::job::FailReason::Interrupted)
+    );
+    gate.open();
+    assert_eq!(a.wait_terminal(&job.id).state.as_str(), "succeeded");
+    assert_eq!(lines(&runs).len(), 2, "the first run and the re-run");
+}
+
+#[test]
 fn store_settings_in_bad_forms_are_refused_by_name() {
     let pg = TestPostgres::start();
     let url = pg.url("postgres");

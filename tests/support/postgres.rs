@@ -24,6 +24,9 @@ pub struct TestPostgres {
     port: u16,
     /// The user it runs as (`postgres` when the suite is root).
     run_as: Option<String>,
+    /// The server's command-line settings (port, socket dir, durability),
+    /// for a restart.
+    options: String,
 }
 
 /// The role the tests (and jobq) log in as; initdb makes it the superuser.
@@ -96,11 +99,12 @@ impl TestPostgres {
                 .expect("give the temp dir to postgres");
         }
         let port = free_port();
-        let pg = TestPostgres {
+        let mut pg = TestPostgres {
             dir,
             bindir,
             port,
             run_as,
+            options: String::new(),
         };
         let data = pg.data_dir();
         pg.run(
@@ -122,7 +126,7 @@ impl TestPostgres {
         } else {
             " -c fsync=off -c synchronous_commit=off"
         };
-        let options = format!(
+        pg.options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{sync}",
             pg.dir.path().display()
         );
@@ -135,7 +139,7 @@ impl TestPostgres {
                 "-l",
                 log.to_str().unwrap(),
                 "-o",
-                &options,
+                &pg.options,
                 "-w",
                 "-t",
                 "60",
@@ -176,6 +180,39 @@ impl TestPostgres {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    /// Stops the server (fast shutdown: connections are cut), as a
+    /// database that became unreachable.
+    #[allow(dead_code)] // the tests' choice
+    pub fn stop(&self) {
+        let data = self.data_dir();
+        self.run(
+            "pg_ctl",
+            &["-D", data.to_str().unwrap(), "-m", "fast", "-w", "stop"],
+        );
+    }
+
+    /// Starts a stopped server again on the same port.
+    #[allow(dead_code)] // the tests' choice
+    pub fn restart(&self) {
+        let data = self.data_dir();
+        let log = self.dir.path().join("log");
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-l",
+                log.to_str().unwrap(),
+                "-o",
+                &self.options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        );
     }
 
     /// The URL of database `db` (`postgres` always exists).
