@@ -880,7 +880,9 @@ impl Engine {
     /// declare, so nothing is listed under it afterwards.
     pub async fn remove_queue(&self, name: &str) -> Result<(), EngineError> {
         check_queue_name(name)?;
-        self.local_only("removing a queue")?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_remove_queue(cluster, name).await;
+        }
         self.recovered()?;
         let mut sched = self.inner.sched.lock().await;
         let counts = self.inner.store.counts();

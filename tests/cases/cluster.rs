@@ -350,12 +350,20 @@ fn what_the_postgres_store_does_not_do_yet_is_a_501_and_changes_nothing() {
     let pg = TestPostgres::start();
     let a = start_node(&pg, "a", 1, "30s", "");
     a.submit(json!({ "shell": "true" }));
-    let (status, body) = a.post_json("/v1/jobs", &json!({ "shell": "cat", "stdin": "hello" }));
+    let (status, body) = a.post_json(
+        "/v1/jobs",
+        &json!({ "shell": "cat", "stdin_upload": "0192f1c4-8a6e-7c3b-9d1e-3f5a7b9c1d2e" }),
+    );
     assert_error(status, &body, 501, "not_implemented", None);
     assert!(
-        body["error"]["message"].as_str().unwrap().contains("stdin"),
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("stdin_upload"),
         "{body}"
     );
+    let reply = a.post_raw("/v1/uploads", "application/octet-stream", b"bytes");
+    assert_eq!(reply.status, 501, "{}", reply.text());
     let (status, body) = a.get_json("/v1/schedules");
     assert_error(status, &body, 501, "not_implemented", None);
     assert_eq!(
@@ -634,6 +642,43 @@ fn a_node_cut_off_from_the_database_stops_its_jobs_after_the_lease_and_carries_o
     gate.open();
     assert_eq!(a.wait_terminal(&job.id).state.as_str(), "succeeded");
     assert_eq!(lines(&runs).len(), 2, "the first run and the re-run");
+}
+
+#[test]
+fn stdin_reaches_the_job_on_whichever_node_runs_it_and_queues_can_be_removed() {
+    let pg = TestPostgres::start();
+    let a = start_node(&pg, "a", 1, "30s", "[queues.declared]\nconcurrency = 1\n");
+    let b = start_node(&pg, "b", 1, "30s", "[queues.declared]\nconcurrency = 1\n");
+    for i in 0..4 {
+        let job = a.submit(json!({ "command": ["cat"], "stdin": format!("line {i}\n") }));
+        let done = b.wait_terminal(&job.id);
+        assert_eq!(done.state.as_str(), "succeeded", "{done:?}");
+        let owner = if done.node.as_deref() == Some("a") {
+            &a
+        } else {
+            &b
+        };
+        assert_eq!(
+            owner.output(&job.id, "stdout"),
+            format!("line {i}\n").into_bytes()
+        );
+    }
+    assert_eq!(pg.psql("postgres", "SELECT count(*) FROM jobq_stdin"), "4");
+
+    let (status, body) = a.patch_json("/v1/queues/spare", &json!({ "create": true }));
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = b.delete("/v1/queues/spare");
+    assert_eq!(status, 204, "{body}");
+    assert!(a.find_queue("spare").is_none(), "gone for every node");
+    let (status, body) = b.delete("/v1/queues/spare");
+    assert_error(status, &body, 404, "not_found", None);
+    let (status, body) = b.delete("/v1/queues/default");
+    assert_error(status, &body, 409, "conflict", None);
+    let (status, body) = b.delete("/v1/queues/declared");
+    assert_error(status, &body, 409, "conflict", None);
+    a.submit(json!({ "shell": "true", "queue": "busy" }));
+    let (status, body) = b.delete("/v1/queues/busy");
+    assert_error(status, &body, 409, "conflict", None);
 }
 
 #[test]

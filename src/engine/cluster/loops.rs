@@ -200,6 +200,9 @@ impl Engine {
                 }
                 self.cluster_missed_releases(cluster).await;
                 self.cluster_prune(cluster).await;
+                if let Err(e) = cluster.pg.restore_queue_rows().await {
+                    tracing::warn!(error = %e, "cannot restore queue rows");
+                }
             }
             if rounds.is_multiple_of(60) {
                 self.cluster_sweep_output(cluster).await;

@@ -148,10 +148,11 @@ impl Engine {
         specs: Vec<(JobSpec, Stdin)>,
         ownership: Ownership,
     ) -> Result<Vec<Submitted>, EngineError> {
-        for (_, stdin) in &specs {
-            if !matches!(stdin, Stdin::None) {
-                return Err(EngineError::NotInCluster("stdin"));
-            }
+        if specs
+            .iter()
+            .any(|(_, stdin)| matches!(stdin, Stdin::Upload(_)))
+        {
+            return Err(EngineError::NotInCluster("uploaded stdin (`stdin_upload`)"));
         }
         let limit = self.inner.config.max_queued;
         let waiting: u64 = cluster
@@ -172,7 +173,22 @@ impl Engine {
         let seqs = cluster.pg.next_seqs(specs.len()).await?;
         let many = specs.len() > 1;
         let mut jobs = Vec::with_capacity(specs.len());
-        for (i, ((spec, _), seq)) in specs.into_iter().zip(seqs).enumerate() {
+        let mut stdins = Vec::with_capacity(specs.len());
+        for (i, ((mut spec, stdin), seq)) in specs.into_iter().zip(seqs).enumerate() {
+            let stdin = match stdin {
+                Stdin::Bytes(bytes) => Some(bytes),
+                Stdin::None | Stdin::Upload(_) => None,
+            };
+            spec.stdin_bytes = stdin.as_ref().map(|b| b.len() as u64);
+            self.cap_limits(&mut spec).map_err(|e| {
+                let name = if many {
+                    format!("jobs[{i}].{}", e.field)
+                } else {
+                    e.field.clone()
+                };
+                FieldError::new(name, e.message)
+            })?;
+            stdins.push(stdin);
             let field = if many {
                 format!("jobs[{i}].after")
             } else {
@@ -188,7 +204,7 @@ impl Engine {
             }
             jobs.push(job);
         }
-        let existing = cluster.pg.insert_all(&jobs).await?;
+        let existing = cluster.pg.insert_all(&jobs, &stdins).await?;
         let mut out = Vec::with_capacity(jobs.len());
         for (job, existing) in jobs.into_iter().zip(existing) {
             match existing {
@@ -420,6 +436,41 @@ impl Engine {
             .into_iter()
             .find(|q| q.name == name)
             .ok_or_else(|| EngineError::NoQueue(name.to_owned()))
+    }
+
+    /// Forgets a queue no job names and the config does not declare.
+    pub(in crate::engine) async fn cluster_remove_queue(
+        &self,
+        cluster: &Cluster,
+        name: &str,
+    ) -> Result<(), EngineError> {
+        let in_use = |why: String| EngineError::QueueInUse {
+            name: name.to_owned(),
+            why,
+        };
+        if !cluster
+            .pg
+            .queue_rows()
+            .await?
+            .iter()
+            .any(|q| q.name == name)
+        {
+            return Err(EngineError::NoQueue(name.to_owned()));
+        }
+        if name == "default" {
+            return Err(in_use("it is the default queue".to_owned()));
+        }
+        if self.inner.config.queues.contains_key(name) {
+            return Err(in_use(format!(
+                "the config file declares it ([queues.{name}]); remove it there"
+            )));
+        }
+        if !cluster.pg.remove_queue(name).await? {
+            return Err(in_use(format!(
+                "it has jobs (remove them first, e.g. with `jobq clean --queue {name}`)"
+            )));
+        }
+        Ok(())
     }
 
     /// Every node of the cluster; on a daemon of its own, just itself.

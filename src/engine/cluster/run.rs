@@ -65,11 +65,25 @@ impl Engine {
             claimed.attempt,
             self.inner.config.max_output,
         )?;
+        let stdin = match claimed.spec.stdin_bytes {
+            Some(_) => cluster
+                .pg
+                .stdin(&id)
+                .await?
+                .map(crate::store::StdinSource::Bytes),
+            None => None,
+        };
         let launch = &self.inner.launch;
         let spawned = match self.account_of(&claimed) {
-            Ok(account) => runner::spawn(&claimed.spec, launch, &id.to_string(), false, &account)
-                .await
-                .map(|child| (child, account)),
+            Ok(account) => runner::spawn(
+                &claimed.spec,
+                launch,
+                &id.to_string(),
+                stdin.is_some(),
+                &account,
+            )
+            .await
+            .map(|child| (child, account)),
             Err(e) => Err(runner::SpawnError::of_job(format!(
                 "cannot start the job as {}: {e}",
                 claimed
@@ -122,7 +136,7 @@ impl Engine {
             }
         });
         let supervise = pin!(child.supervise(
-            None,
+            stdin,
             &out,
             stop,
             timeout,

@@ -97,21 +97,26 @@ impl PgStore {
 
     /// Stores a new job; its queue gets a row if it had none.
     pub async fn insert(&self, job: &Job) -> Result<()> {
-        self.insert_all(std::slice::from_ref(job)).await?;
+        self.insert_all(std::slice::from_ref(job), &[None]).await?;
         Ok(())
     }
 
-    /// Stores new jobs, all or none, in one transaction. A job whose
-    /// idempotency key is live is not stored: its place in the answer holds
-    /// the job that has the key (`None` for each job stored).
-    pub async fn insert_all(&self, jobs: &[Job]) -> Result<Vec<Option<Job>>> {
+    /// Stores new jobs, all or none, in one transaction, each with its
+    /// stdin (`stdins[i]`, if given). A job whose idempotency key is live
+    /// is not stored: its place in the answer holds the job that has the
+    /// key (`None` for each job stored).
+    pub async fn insert_all(
+        &self,
+        jobs: &[Job],
+        stdins: &[Option<Vec<u8>>],
+    ) -> Result<Vec<Option<Job>>> {
         let mut tx = self
             .pool()
             .begin()
             .await
             .map_err(query("begin a submission"))?;
         let mut out = Vec::with_capacity(jobs.len());
-        for job in jobs {
+        for (i, job) in jobs.iter().enumerate() {
             let cols = Columns::of(job);
             let key = job.spec.idempotency_key.as_deref();
             let stored: Option<uuid::Uuid> = sqlx::query_scalar(
@@ -135,6 +140,14 @@ impl PgStore {
             .await
             .map_err(query("insert a job"))?;
             if stored.is_some() {
+                if let Some(Some(bytes)) = stdins.get(i) {
+                    sqlx::query("INSERT INTO jobq_stdin (id, bytes) VALUES ($1, $2)")
+                        .bind(uuid_of(&job.id))
+                        .bind(bytes.as_slice())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(query("store a job's stdin"))?;
+                }
                 out.push(None);
                 continue;
             }
@@ -199,6 +212,15 @@ impl PgStore {
             .map(|r| decode(r.get("doc")))
             .collect::<Result<Vec<_>>>()?;
         Ok((jobs, more))
+    }
+
+    /// A job's stdin, if it was given one.
+    pub async fn stdin(&self, id: &JobId) -> Result<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT bytes FROM jobq_stdin WHERE id = $1")
+            .bind(uuid_of(id))
+            .fetch_optional(self.pool())
+            .await
+            .map_err(query("read a job's stdin"))
     }
 
     /// The jobs waiting for `id` (its dependents that have not been

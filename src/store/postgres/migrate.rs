@@ -25,6 +25,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "dependencies",
         include_str!("migrations/0003_dependencies.sql"),
     ),
+    (4, "stdin", include_str!("migrations/0004_stdin.sql")),
 ];
 
 /// The newest schema version this daemon knows.

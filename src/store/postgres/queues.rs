@@ -80,4 +80,34 @@ impl PgStore {
             })
             .collect())
     }
+
+    /// Forgets a queue's row if no job of any state names it (by the
+    /// maintained counts); false when some do.
+    pub async fn remove_queue(&self, name: &str) -> Result<bool> {
+        let rows = sqlx::query(
+            "DELETE FROM jobq_queues WHERE name = $1 AND NOT EXISTS (
+                 SELECT 1 FROM jobq_job_counts WHERE queue = $1 AND n > 0)",
+        )
+        .bind(name)
+        .execute(self.pool())
+        .await
+        .map_err(query("remove a queue"))?
+        .rows_affected();
+        Ok(rows > 0)
+    }
+
+    /// Gives every queue with queued jobs a row again: a queue removed
+    /// while a submission to it was in flight would otherwise hold jobs no
+    /// claim looks at (claims go through the rows).
+    pub async fn restore_queue_rows(&self) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO jobq_queues (name)
+             SELECT DISTINCT queue FROM jobq_jobs WHERE state = 'queued'
+             ON CONFLICT DO NOTHING",
+        )
+        .execute(self.pool())
+        .await
+        .map_err(query("restore queue rows"))?;
+        Ok(())
+    }
 }
