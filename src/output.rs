@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use async_channel::Sender;
 use event_listener::Event;
 
-use crate::job::JobId;
+use crate::job::{Job, JobId};
 use crate::store::{OutputFile, Store, StoreError, Stream, StreamFilter};
 
 /// Most bytes a follower reads from the store at a time: bounds its memory
@@ -109,29 +109,41 @@ pub struct Resume {
 /// in) is announced with [`Followed::Attempt`] once it has begun; an
 /// attempt is left only once it has ended (its output is then complete),
 /// so a quick retry cannot make a follower skip one.
-pub async fn follow(
+pub async fn follow<E, G, F>(
     store: &Store,
     hub: &OutputHub,
     id: JobId,
     filter: StreamFilter,
     from: Resume,
     tx: Sender<Followed>,
-) -> Result<(), StoreError> {
+    job_of: G,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+    G: Fn(JobId) -> F,
+    F: std::future::Future<Output = Result<Option<Job>, E>>,
+{
     let event = hub.listen(id);
-    let result = follow_inner(store, &event, id, filter, from, &tx).await;
+    let result = follow_inner(store, &event, id, filter, from, &tx, job_of).await;
     hub.leave(id, event);
     result
 }
 
-async fn follow_inner(
+async fn follow_inner<E, G, F>(
     store: &Store,
     event: &Event,
     id: JobId,
     filter: StreamFilter,
     from: Resume,
     tx: &Sender<Followed>,
-) -> Result<(), StoreError> {
-    let Some(job) = store.get(&id)? else {
+    job_of: G,
+) -> Result<(), E>
+where
+    E: From<StoreError>,
+    G: Fn(JobId) -> F,
+    F: std::future::Future<Output = Result<Option<Job>, E>>,
+{
+    let Some(job) = job_of(id).await? else {
         return Ok(());
     };
     // A resume point names its attempt: the follower knows it already.
@@ -145,7 +157,7 @@ async fn follow_inner(
     let mut position = from.offset;
     loop {
         let listener = event.listen();
-        let Some(job) = store.get(&id)? else {
+        let Some(job) = job_of(id).await? else {
             return Ok(());
         };
         // Read the state before the chunks: an attempt's end (its record,

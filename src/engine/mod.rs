@@ -586,6 +586,16 @@ impl Engine {
         Ok(job)
     }
 
+    /// The job as an output follower reads it between chunks: the store's
+    /// record this moment (a follower sees output, not promises), from the
+    /// database on a cluster; `None` once it is gone.
+    pub async fn job_for_follower(&self, id: JobId) -> Result<Option<Job>, EngineError> {
+        match self.cluster() {
+            Some(cluster) => Ok(cluster.pg.get(&id).await?),
+            None => Ok(self.inner.store.get(&id)?),
+        }
+    }
+
     /// Returns once every change to `ids` read before the call is on disk
     /// (at once when it already is).
     async fn flushed<'a>(

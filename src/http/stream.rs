@@ -165,7 +165,15 @@ pub fn follow_output(
             prx.close();
         };
         let (followed, ()) = future::zip(
-            output::follow(engine.store(), engine.output_hub(), id, filter, from, ptx),
+            output::follow(
+                engine.store(),
+                engine.output_hub(),
+                id,
+                filter,
+                from,
+                ptx,
+                |id| engine.job_for_follower(id),
+            ),
             forward,
         )
         .await;

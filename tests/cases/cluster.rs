@@ -682,6 +682,28 @@ fn stdin_reaches_the_job_on_whichever_node_runs_it_and_queues_can_be_removed() {
 }
 
 #[test]
+fn output_is_followed_on_the_node_that_runs_the_job_and_its_end_everywhere() {
+    let pg = TestPostgres::start();
+    let a = start_node(&pg, "a", 1, "30s", "");
+    let gate = a.gate();
+    let job = a.submit(json!({ "shell": format!("echo one; {}; echo two", gate.shell()) }));
+    a.wait_running(&job.id);
+    let b = start_node(&pg, "b", 1, "30s", "");
+    let path = format!("/v1/jobs/{}/output?follow=true", job.id);
+    let here = a
+        .open_stream(&path, &[])
+        .expect_ok("application/octet-stream");
+    let there = b
+        .open_stream(&path, &[])
+        .expect_ok("application/octet-stream");
+    gate.open();
+    assert_eq!(String::from_utf8_lossy(&here.read_all()), "one\ntwo\n");
+    // Elsewhere the stream ends with the job (its output is on node a).
+    assert!(there.read_all().is_empty());
+    assert_eq!(b.job(&job.id).state.as_str(), "succeeded");
+}
+
+#[test]
 fn store_settings_in_bad_forms_are_refused_by_name() {
     let pg = TestPostgres::start();
     let url = pg.url("postgres");

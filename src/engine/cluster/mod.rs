@@ -29,7 +29,7 @@ use crate::store::postgres::{Fenced, NodeRow, PgError, PgStore, Session};
 /// A node's hold on the cluster.
 pub struct Cluster {
     /// The shared database.
-    pg: PgStore,
+    pub(in crate::engine) pg: PgStore,
     /// `[store]`.
     settings: PostgresSettings,
     /// This node's current session; replaced when it rejoins after being
