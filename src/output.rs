@@ -24,7 +24,7 @@ use crate::store::{OutputFile, Store, StoreError, Stream, StreamFilter};
 
 /// Most bytes a follower reads from the store at a time: bounds its memory
 /// whatever the job writes.
-const FOLLOW_READ: usize = 256 * 1024;
+pub(crate) const FOLLOW_READ: usize = 256 * 1024;
 
 /// Wakes the followers of a job when its output grows or its state
 /// changes. One event per followed job, made when the first follower
@@ -109,39 +109,41 @@ pub struct Resume {
 /// in) is announced with [`Followed::Attempt`] once it has begun; an
 /// attempt is left only once it has ended (its output is then complete),
 /// so a quick retry cannot make a follower skip one.
-pub async fn follow<E, G, F>(
-    store: &Store,
+pub async fn follow<E, G, F, C, CF>(
     hub: &OutputHub,
     id: JobId,
     filter: StreamFilter,
     from: Resume,
     tx: Sender<Followed>,
     job_of: G,
+    frames_of: C,
 ) -> Result<(), E>
 where
-    E: From<StoreError>,
     G: Fn(JobId) -> F,
     F: std::future::Future<Output = Result<Option<Job>, E>>,
+    C: Fn(JobId, u32, u64) -> CF,
+    CF: std::future::Future<Output = Result<Vec<(u64, Stream, Vec<u8>)>, E>>,
 {
     let event = hub.listen(id);
-    let result = follow_inner(store, &event, id, filter, from, &tx, job_of).await;
+    let result = follow_inner(&event, id, filter, from, &tx, job_of, frames_of).await;
     hub.leave(id, event);
     result
 }
 
-async fn follow_inner<E, G, F>(
-    store: &Store,
+async fn follow_inner<E, G, F, C, CF>(
     event: &Event,
     id: JobId,
     filter: StreamFilter,
     from: Resume,
     tx: &Sender<Followed>,
     job_of: G,
+    frames_of: C,
 ) -> Result<(), E>
 where
-    E: From<StoreError>,
     G: Fn(JobId) -> F,
     F: std::future::Future<Output = Result<Option<Job>, E>>,
+    C: Fn(JobId, u32, u64) -> CF,
+    CF: std::future::Future<Output = Result<Vec<(u64, Stream, Vec<u8>)>, E>>,
 {
     let Some(job) = job_of(id).await? else {
         return Ok(());
@@ -175,7 +177,7 @@ where
             }
         }
         let chunks = if started {
-            store.read_chunks(&id, attempt, next_chunk, FOLLOW_READ)?
+            frames_of(id, attempt, next_chunk).await?
         } else {
             Vec::new()
         };

@@ -596,6 +596,72 @@ impl Engine {
         }
     }
 
+    /// The frames of attempt `attempt` after file offset `at`, for a
+    /// follower: from this node's file when it has one, else (a job another
+    /// node of a cluster runs) from the database.
+    pub async fn frames_for_follower(
+        &self,
+        id: JobId,
+        attempt: u32,
+        at: u64,
+    ) -> Result<Vec<(u64, crate::store::Stream, Vec<u8>)>, EngineError> {
+        match self.cluster() {
+            Some(cluster) if !self.inner.store.has_output(&id, attempt) => {
+                Ok(cluster.pg.read_output_frames(&id, attempt, at).await?)
+            }
+            _ => Ok(self
+                .inner
+                .store
+                .read_chunks(&id, attempt, at, crate::output::FOLLOW_READ)?),
+        }
+    }
+
+    /// Attempt `attempt`'s output from byte `offset` of the chosen
+    /// stream(s), at most `max` bytes (`GET /v1/jobs/{id}/output`): from
+    /// this node's file when it has one, else from the database.
+    pub async fn read_output(
+        &self,
+        id: &JobId,
+        attempt: u32,
+        filter: crate::store::StreamFilter,
+        offset: u64,
+        max: usize,
+    ) -> Result<Vec<u8>, EngineError> {
+        let Some(cluster) = self
+            .cluster()
+            .filter(|_| !self.inner.store.has_output(id, attempt))
+        else {
+            return Ok(self
+                .inner
+                .store
+                .read_output(id, attempt, filter, offset, max)?);
+        };
+        let (mut at, mut skip, mut out) = (0u64, offset, Vec::new());
+        loop {
+            let frames = cluster.pg.read_output_frames(id, attempt, at).await?;
+            if frames.is_empty() {
+                return Ok(out);
+            }
+            for (end, stream, data) in frames {
+                at = end;
+                if !filter.accepts(stream) {
+                    continue;
+                }
+                let mut data = data.as_slice();
+                if skip > 0 {
+                    let n = skip.min(data.len() as u64);
+                    skip -= n;
+                    data = &data[n as usize..];
+                }
+                let room = max - out.len();
+                out.extend_from_slice(&data[..data.len().min(room)]);
+                if out.len() >= max {
+                    return Ok(out);
+                }
+            }
+        }
+    }
+
     /// Returns once every change to `ids` read before the call is on disk
     /// (at once when it already is).
     async fn flushed<'a>(

@@ -394,13 +394,15 @@ pub async fn output(req: Request<AppState>) -> Reply {
             held,
         ));
     }
-    let bytes = engine.store().read_output(
-        &id,
-        attempt.unwrap_or(job.attempt),
-        filter,
-        offset,
-        MAX_OUTPUT_READ,
-    )?;
+    let bytes = engine
+        .read_output(
+            &id,
+            attempt.unwrap_or(job.attempt),
+            filter,
+            offset,
+            MAX_OUTPUT_READ,
+        )
+        .await?;
     let mut res = Response::new(StatusCode::Ok);
     res.set_body(Body::from_bytes(bytes));
     res.set_content_type("application/octet-stream");

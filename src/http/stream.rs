@@ -166,13 +166,13 @@ pub fn follow_output(
         };
         let (followed, ()) = future::zip(
             output::follow(
-                engine.store(),
                 engine.output_hub(),
                 id,
                 filter,
                 from,
                 ptx,
                 |id| engine.job_for_follower(id),
+                |id, attempt, at| engine.frames_for_follower(id, attempt, at),
             ),
             forward,
         )

@@ -41,6 +41,24 @@ pub enum Stream {
 }
 
 impl Stream {
+    /// The stream as a small number, for a store that keeps frames apart
+    /// (PostgreSQL): 1 stdout, 2 stderr.
+    pub fn number(self) -> i16 {
+        match self {
+            Stream::Stdout => 1,
+            Stream::Stderr => 2,
+        }
+    }
+
+    /// [`Stream::number`] read back.
+    pub fn from_number(n: i16) -> Option<Stream> {
+        match n {
+            1 => Some(Stream::Stdout),
+            2 => Some(Stream::Stderr),
+            _ => None,
+        }
+    }
+
     fn tag(self) -> u8 {
         match self {
             Stream::Stdout => b'o',
@@ -306,6 +324,12 @@ impl Store {
             out.len() < max
         })?;
         Ok(out)
+    }
+
+    /// True when this store has an output file for attempt `attempt` (on a
+    /// cluster: this node ran it).
+    pub fn has_output(&self, id: &JobId, attempt: u32) -> bool {
+        self.output_path(id, attempt).exists()
     }
 
     /// How many bytes of output attempt `attempt` kept, both streams.

@@ -25,7 +25,7 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 const PRUNE_BATCH: u32 = 1000;
 
 /// The channels a node listens on (see the schema).
-const CHANNELS: [&str; 3] = ["jobq_wake", "jobq_cancel", "jobq_events"];
+const CHANNELS: [&str; 4] = ["jobq_wake", "jobq_cancel", "jobq_events", "jobq_output"];
 
 impl Engine {
     /// Runs the node until shutdown: claims, heartbeats, housekeeping and
@@ -113,7 +113,19 @@ impl Engine {
             }
             let session = cluster.session();
             let ids = cluster.running_ids();
-            match cluster.pg.renew(&session, &ids, lease).await {
+            // A renewal that has not answered within a third of the lease
+            // counts as failed: the check of the lease below must run on
+            // time even while the database does not answer.
+            let renewal = future::or(
+                async { Some(cluster.pg.renew(&session, &ids, lease).await) },
+                async {
+                    Timer::after(every).await;
+                    None
+                },
+            )
+            .await
+            .unwrap_or_else(|| Err(crate::store::postgres::PgError::Timeout("renew the lease")));
+            match renewal {
                 Ok(Renewal::Alive { lost, cancel }) => {
                     *cluster.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
                     cluster.drop_claims(&lost);
@@ -298,6 +310,11 @@ impl Engine {
                     "jobq_cancel" => {
                         if let Ok(id) = note.payload().parse::<JobId>() {
                             cluster.stop(&id, StopReason::Cancel);
+                        }
+                    }
+                    "jobq_output" => {
+                        if let Ok(id) = note.payload().parse::<JobId>() {
+                            self.inner.output_hub.notify(&id);
                         }
                     }
                     _ => self.cluster_event(cluster, note.payload()).await,

@@ -54,9 +54,11 @@ impl Cluster {
         workers: usize,
         queues: &BTreeMap<String, crate::config::QueueConfig>,
     ) -> Result<Cluster, PgError> {
-        // A connection per concurrent kind of statement: claims, renewals,
-        // ends of runs, requests, and the listener's own.
-        let pool = u32::try_from(workers.clamp(4, 16)).unwrap_or(16);
+        // Connections: one the listener holds for good, one per run in
+        // flight (its start, output and end), and some for the claimer,
+        // the heartbeat, the housekeeper and requests. A pool too small
+        // makes a heartbeat wait; one that waits past the lease stops jobs.
+        let pool = u32::try_from((workers + 8).min(64)).unwrap_or(64);
         let pg = PgStore::open(settings.url.expose(), pool).await?;
         for (name, queue) in queues {
             pg.declare_queue(name, queue.concurrency.map(|c| c as u32))

@@ -3,6 +3,7 @@
 //! a node that lost its claim records nothing over another node's run.
 
 use std::pin::pin;
+use std::sync::atomic::AtomicU64;
 
 use super::*;
 use crate::job::FailReason;
@@ -11,6 +12,12 @@ use crate::job::FailReason;
 /// `cluster_try_run`): short beside any job a person watches, long beside
 /// a `true`.
 const START_RECORD_DELAY: Duration = Duration::from_millis(100);
+
+/// How often a run's new output is copied to the database.
+const SHIP_EVERY: Duration = Duration::from_millis(250);
+
+/// Most output bytes read for one copy.
+const SHIP_READ: usize = 1 << 20;
 
 impl Engine {
     /// Runs `claimed` (as the claim stored it: `running`, pid 0) under
@@ -58,20 +65,34 @@ impl Engine {
         // start from `queued`, as a run on a daemon of its own does.
         let mut queued = claimed.clone();
         queued.state = State::Queued;
-        let out = OutputWriter::new(
-            self.inner.store.clone(),
-            self.inner.output_hub.clone(),
-            id,
-            claimed.attempt,
-            self.inner.config.max_output,
-        )?;
-        let stdin = match claimed.spec.stdin_bytes {
-            Some(_) => cluster
-                .pg
-                .stdin(&id)
-                .await?
-                .map(crate::store::StdinSource::Bytes),
-            None => None,
+        // Before a process runs, a failure gives the job back to the queue.
+        let prepared = async {
+            let out = OutputWriter::new(
+                self.inner.store.clone(),
+                self.inner.output_hub.clone(),
+                id,
+                claimed.attempt,
+                self.inner.config.max_output,
+            )?;
+            let stdin = match claimed.spec.stdin_bytes {
+                Some(_) => cluster
+                    .pg
+                    .stdin(&id)
+                    .await?
+                    .map(crate::store::StdinSource::Bytes),
+                None => None,
+            };
+            Ok::<_, EngineError>((out, stdin))
+        };
+        let (out, stdin) = match prepared.await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "cannot prepare the job's run; it goes back to the queue");
+                Timer::after(Duration::from_secs(1)).await;
+                return self
+                    .cluster_settle(cluster, session, &claimed, &queued)
+                    .await;
+            }
         };
         let launch = &self.inner.launch;
         let spawned = match self.account_of(&claimed) {
@@ -143,7 +164,20 @@ impl Engine {
             claimed.spec.limits,
             launch.kill_grace,
         ));
-        let (ended, recorded) = super::super::dispatch::run_alongside(supervise, record).await;
+        // The output goes to the database as it comes, for followers on
+        // other nodes; what is left, before the end is recorded.
+        let shipped = AtomicU64::new(0);
+        let ship = pin!(async {
+            loop {
+                Timer::after(SHIP_EVERY).await;
+                self.cluster_ship(cluster, id, claimed.attempt, &shipped)
+                    .await;
+            }
+        });
+        let run = pin!(super::super::dispatch::run_alongside(supervise, record));
+        let ((ended, recorded), _) = super::super::dispatch::run_alongside(run, ship).await;
+        self.cluster_ship(cluster, id, claimed.attempt, &shipped)
+            .await;
         let base = if recorded == Some(true) {
             &running
         } else {
@@ -207,6 +241,30 @@ impl Engine {
         self.cluster_settle(cluster, session, base, &done).await
     }
 
+    /// Copies the frames of the attempt's file past `shipped` to the
+    /// database and moves `shipped` on; a failure is logged and tried
+    /// again next time (a frame stored twice is stored once).
+    async fn cluster_ship(&self, cluster: &Cluster, id: JobId, attempt: u32, shipped: &AtomicU64) {
+        loop {
+            let from = shipped.load(Ordering::SeqCst);
+            let frames = match self.inner.store.read_chunks(&id, attempt, from, SHIP_READ) {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(job = %id, error = %e, "cannot read output to copy to the database");
+                    return;
+                }
+            };
+            let Some(&(end, _, _)) = frames.last() else {
+                return;
+            };
+            if let Err(e) = cluster.pg.put_output(&id, attempt, &frames).await {
+                tracing::warn!(job = %id, error = %e, "cannot copy output to the database");
+                return;
+            }
+            shipped.store(end, Ordering::SeqCst);
+        }
+    }
+
     /// Records `new` over the claimed attempt `old`; a refusal is logged:
     /// the claim was taken from this node, and the run's end is not its to
     /// record.
@@ -217,15 +275,36 @@ impl Engine {
         old: &Job,
         new: &Job,
     ) -> Result<(), EngineError> {
-        match cluster.pg.settle(session, old, new).await? {
-            Fenced::Done => {
-                record_transition(new);
-                self.cluster_cascade(cluster, new).await;
-                Ok(())
-            }
-            Fenced::Refused => {
-                tracing::warn!(job = %new.id, "the database refused the end of a run this node no longer holds; not recorded");
-                Ok(())
+        // A run's end must not be dropped on a failed statement: the job
+        // would stay `running` unrenewed, be rescued, and run again. The
+        // run stays in the node's table (its lease renewed) while this
+        // tries again, until the end is written, refused, or the claim is
+        // known lost (the heartbeat gave it up).
+        let mut pause = Duration::from_millis(50);
+        loop {
+            match cluster.pg.settle(session, old, new).await {
+                Ok(Fenced::Done) => {
+                    record_transition(new);
+                    self.cluster_cascade(cluster, new).await;
+                    return Ok(());
+                }
+                Ok(Fenced::Refused) => {
+                    tracing::warn!(job = %new.id, "the database refused the end of a run this node no longer holds; not recorded");
+                    return Ok(());
+                }
+                Err(e) => {
+                    let lost = cluster
+                        .lost
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(&new.id);
+                    if lost {
+                        return Err(e.into());
+                    }
+                    tracing::warn!(job = %new.id, error = %e, "cannot record what became of a run; trying again");
+                    Timer::after(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
             }
         }
     }

@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("migrations/0003_dependencies.sql"),
     ),
     (4, "stdin", include_str!("migrations/0004_stdin.sql")),
+    (5, "output", include_str!("migrations/0005_output.sql")),
 ];
 
 /// The newest schema version this daemon knows.

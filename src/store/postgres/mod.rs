@@ -16,12 +16,13 @@
 //! By concern: `migrate.rs` (the schema and its versions), `jobs.rs`
 //! (records: insert, read, replace), `claim.rs` (starting jobs),
 //! `lease.rs` (nodes, heartbeats, rescue of dead nodes' jobs), `queues.rs`
-//! (limits and pauses).
+//! (limits and pauses), `output.rs` (output any node can serve).
 
 mod claim;
 mod jobs;
 mod lease;
 mod migrate;
+mod output;
 mod queues;
 
 use std::time::Duration;
@@ -66,6 +67,9 @@ pub enum PgError {
         /// Why.
         reason: String,
     },
+    /// A statement took longer than its caller could wait.
+    #[error("PostgreSQL store: {0} took too long")]
+    Timeout(&'static str),
     /// This node's session ended: another daemon joined under its name, or
     /// the cluster declared it dead.
     #[error("node {node:?} lost its session (epoch {epoch}): it was declared dead or another daemon joined under its name")]
