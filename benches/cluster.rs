@@ -12,6 +12,10 @@
 //!   worker goroutines", no-op jobs worked in-process, burn-down of 1M),
 //!   quoted, not measured: its jobs are function calls, ours processes.
 //!
+//! Then one job writing 64 MiB of random bytes, on a sled daemon and on a
+//! node of a cluster (which copies its output to the database before its
+//! end is recorded): MiB/s from its submission until it succeeded.
+//!
 //! Each row: N `true` jobs submitted (`POST /v1/jobs/batch`, 500 a batch,
 //! spread over the nodes) to the paused `default` queue, then resumed; jobs/s
 //! from the resume until `GET /v1/queues` shows all N succeeded (polled
@@ -173,6 +177,30 @@ fn drain(daemons: &[Daemon], n: usize) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
+/// One job that writes `file` to stdout: MiB/s from its submission until
+/// it succeeded, its output captured (and, on a cluster, copied to the
+/// database before the end is recorded).
+fn output_rate(d: &Daemon, file: &std::path::Path) -> f64 {
+    let agent = agent(Duration::from_secs(600));
+    let bytes = std::fs::metadata(file).expect("the output file").len() as f64;
+    let start = Instant::now();
+    let job = call(
+        &agent,
+        "POST",
+        &format!("{}/v1/jobs", d.url),
+        &json!({ "command": ["cat", file.to_str().unwrap()] }),
+    );
+    let id = job["id"].as_str().expect("an id").to_owned();
+    let done = call(
+        &agent,
+        "GET",
+        &format!("{}/v1/jobs/{id}?wait=5m", d.url),
+        &Value::Null,
+    );
+    assert_eq!(done["state"], "succeeded", "{done}");
+    bytes / (1 << 20) as f64 / start.elapsed().as_secs_f64()
+}
+
 fn node_config(pg: &TestPostgres, node: usize, workers: usize) -> String {
     format!(
         "workers = {workers}\n[store]\nbackend = \"postgres\"\nurl = \"{}\"\nnode = \"node-{node}\"\n",
@@ -232,5 +260,35 @@ fn main() {
     }
     println!(
         "| River, published (8-core M2, in-process no-op jobs) | {RIVER_PUBLISHED:.0} | | | |"
+    );
+
+    // Output: one job writing 64 MiB of random bytes (incompressible, as
+    // PostgreSQL would otherwise compress it away).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let file = dir.path().join("random");
+    let mut bytes = vec![0u8; 64 << 20];
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for b in bytes.iter_mut() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *b = x as u8;
+    }
+    std::fs::write(&file, &bytes).expect("write the output file");
+    let sled = output_rate(&Daemon::start(&format!("workers = {c}\n")), &file);
+    let pg = if args.no_fsync {
+        TestPostgres::start()
+    } else {
+        TestPostgres::start_durable()
+    };
+    let node = Daemon::start(&node_config(&pg, 0, c));
+    let cluster = output_rate(&node, &file);
+    println!();
+    println!("| one job, 64 MiB of output | MiB/s | / sled |");
+    println!("| --- | ---: | ---: |");
+    println!("| sled, 1 daemon | {sled:.0} | 1.00 |");
+    println!(
+        "| PostgreSQL, 1 daemon (output copied to the database) | {cluster:.0} | {:.2} |",
+        cluster / sled
     );
 }
