@@ -890,6 +890,9 @@ impl Engine {
     /// requests read: the engine's lock is taken (a deadlock stops the
     /// pulse) and the store is read (an unresponsive store fails it).
     pub async fn pulse(&self) -> Result<Pulse, EngineError> {
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_pulse(cluster).await;
+        }
         let running = self.inner.sched.lock().await.running.len();
         self.inner.store.probe()?;
         let counts = self.inner.store.counts();

@@ -475,6 +475,30 @@ impl Engine {
         Ok(())
     }
 
+    /// The pulse of a node: its own running jobs, the cluster's counts
+    /// (a query, so a database that does not answer fails the pulse and
+    /// the watchdog sees it).
+    pub(in crate::engine) async fn cluster_pulse(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<Pulse, EngineError> {
+        let running = cluster.running_ids().len();
+        let counts = cluster.pg.counts().await?;
+        let sum = |state: &str| -> u64 {
+            counts
+                .iter()
+                .filter(|(_, s, _)| s == state)
+                .map(|(_, _, n)| n)
+                .sum()
+        };
+        Ok(Pulse {
+            running,
+            queued: sum("queued"),
+            scheduled: sum("scheduled"),
+            waiting: sum("waiting"),
+        })
+    }
+
     /// Every node of the cluster; on a daemon of its own, just itself.
     pub async fn nodes(&self) -> Result<Vec<NodeRow>, EngineError> {
         match self.cluster() {
