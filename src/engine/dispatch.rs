@@ -292,6 +292,22 @@ impl Engine {
             }
             _ => self.attempt_ended(),
         }
+        let done = self.ended_run(&running, stopped, &ended, &out)?;
+        self.conclude(id, (running, done), permit, unannounced)
+            .await
+    }
+
+    /// The record of a run that ended, from its record while `running`:
+    /// how the process ended (`ended`), why the daemon stopped it if it did
+    /// (`stopped`), what output it kept and what it used. Shared by both
+    /// stores' runs.
+    pub(super) fn ended_run(
+        &self,
+        running: &Job,
+        stopped: Option<StopReason>,
+        ended: &runner::Ended,
+        out: &OutputWriter,
+    ) -> Result<Job, IllegalTransition> {
         let now = Timestamp::now();
         let mut done = running.clone();
         done.output_truncated = out.truncated();
@@ -299,7 +315,7 @@ impl Engine {
             None => done.finish(ended.exit, now)?,
             Some(StopReason::Cancel) => done.cancel(Some(ended.exit), now)?,
             Some(StopReason::Timeout) => {
-                let limit = humantime::format_duration(timeout.unwrap_or_default());
+                let limit = humantime::format_duration(running.spec.timeout.unwrap_or_default());
                 done.time_out(
                     ended.exit,
                     format!("the job ran longer than its timeout of {limit}"),
@@ -309,7 +325,7 @@ impl Engine {
             Some(StopReason::Limit(kind)) => done.fail_stopped(
                 FailReason::Limit,
                 ended.exit,
-                job.spec.limits.passed(kind),
+                running.spec.limits.passed(kind),
                 now,
             )?,
             Some(StopReason::Shutdown) => match self.inner.config.on_interrupted {
@@ -319,8 +335,7 @@ impl Engine {
         }
         done.note_output(running.attempt, out.stored());
         done.note_usage(running.attempt, ended.usage);
-        self.conclude(id, (running, done), permit, unannounced)
-            .await
+        Ok(done)
     }
 
     /// Records the end of a run (`old` → `new`):

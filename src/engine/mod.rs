@@ -1088,17 +1088,7 @@ impl Engine {
         self.inner.timer_wake.notify(usize::MAX);
         self.inner.prune_wake.notify(usize::MAX);
         let grace = self.inner.config.shutdown_grace;
-        let finished = future::or(
-            async {
-                self.runs_ended().await;
-                true
-            },
-            async {
-                Timer::after(grace).await;
-                false
-            },
-        )
-        .await;
+        let finished = self.runs_end_within(grace).await;
         if !finished {
             let sched = self.inner.sched.lock().await;
             tracing::info!(
@@ -1116,6 +1106,22 @@ impl Engine {
             tracing::error!(error = %e, "final flush failed");
         }
         self.inner.events.close();
+    }
+
+    /// True if every run in progress ended within `grace`: the drain's
+    /// first part, on either store.
+    async fn runs_end_within(&self, grace: Duration) -> bool {
+        future::or(
+            async {
+                self.runs_ended().await;
+                true
+            },
+            async {
+                Timer::after(grace).await;
+                false
+            },
+        )
+        .await
     }
 
     /// Waits until no run is in progress.

@@ -362,17 +362,7 @@ impl Engine {
         }
         cluster.wake.notify(usize::MAX);
         let grace = self.inner.config.shutdown_grace;
-        let finished = future::or(
-            async {
-                self.runs_ended().await;
-                true
-            },
-            async {
-                Timer::after(grace).await;
-                false
-            },
-        )
-        .await;
+        let finished = self.runs_end_within(grace).await;
         if !finished {
             let ids = cluster.running_ids();
             tracing::info!(

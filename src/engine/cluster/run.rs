@@ -6,7 +6,6 @@ use std::pin::pin;
 use std::sync::atomic::AtomicU64;
 
 use super::*;
-use crate::job::FailReason;
 
 /// How long a run goes before its pid is recorded on its own (see
 /// `cluster_try_run`): short beside any job a person watches, long beside
@@ -203,32 +202,7 @@ impl Engine {
             return Ok(());
         }
         let now = Timestamp::now();
-        let mut done = running.clone();
-        done.output_truncated = out.truncated();
-        match stopped {
-            None => done.finish(ended.exit, now)?,
-            Some(StopReason::Cancel) => done.cancel(Some(ended.exit), now)?,
-            Some(StopReason::Timeout) => {
-                let limit = humantime::format_duration(timeout.unwrap_or_default());
-                done.time_out(
-                    ended.exit,
-                    format!("the job ran longer than its timeout of {limit}"),
-                    now,
-                )?
-            }
-            Some(StopReason::Limit(kind)) => done.fail_stopped(
-                FailReason::Limit,
-                ended.exit,
-                claimed.spec.limits.passed(kind),
-                now,
-            )?,
-            Some(StopReason::Shutdown) => match self.inner.config.on_interrupted {
-                OnInterrupted::Requeue => done.requeue_interrupted(now)?,
-                OnInterrupted::Fail => done.fail_interrupted(now)?,
-            },
-        }
-        done.note_output(running.attempt, out.stored());
-        done.note_usage(running.attempt, ended.usage);
+        let mut done = self.ended_run(&running, stopped, &ended, &out)?;
         if done.may_retry() {
             let at = now
                 .checked_add(super::super::dispatch::retry_delay(
