@@ -197,22 +197,7 @@ impl Engine {
             None => None,
         };
         let launch = &self.inner.launch;
-        let spawned_child = match self.account_of(&job) {
-            Ok(account) => runner::spawn(
-                &job.spec,
-                launch,
-                &id.to_string(),
-                stdin.is_some(),
-                &account,
-            )
-            .await
-            .map(|child| (child, account)),
-            Err(e) => Err(runner::SpawnError::of_job(format!(
-                "cannot start the job as {}: {e}",
-                job.run_as.as_ref().map_or("its user", |r| r.user.as_str())
-            ))),
-        };
-        let (child, account) = match spawned_child {
+        let (child, account) = match self.spawn_as_its_user(&job, stdin.is_some()).await {
             Ok(spawned) => spawned,
             Err(e) if e.transient => {
                 // The daemon is short of descriptors, memory or processes:
@@ -295,6 +280,30 @@ impl Engine {
         let done = self.ended_run(&running, stopped, &ended, &out)?;
         self.conclude(id, (running, done), permit, unannounced)
             .await
+    }
+
+    /// Starts `job`'s process as the user it runs as; an account that
+    /// cannot be used is the job's fault, as a failed exec is.
+    pub(super) async fn spawn_as_its_user(
+        &self,
+        job: &Job,
+        has_stdin: bool,
+    ) -> Result<(runner::Child, Account), runner::SpawnError> {
+        match self.account_of(job) {
+            Ok(account) => runner::spawn(
+                &job.spec,
+                &self.inner.launch,
+                &job.id.to_string(),
+                has_stdin,
+                &account,
+            )
+            .await
+            .map(|child| (child, account)),
+            Err(e) => Err(runner::SpawnError::of_job(format!(
+                "cannot start the job as {}: {e}",
+                job.run_as.as_ref().map_or("its user", |r| r.user.as_str())
+            ))),
+        }
     }
 
     /// The record of a run that ended, from its record while `running`:

@@ -94,24 +94,7 @@ impl Engine {
             }
         };
         let launch = &self.inner.launch;
-        let spawned = match self.account_of(&claimed) {
-            Ok(account) => runner::spawn(
-                &claimed.spec,
-                launch,
-                &id.to_string(),
-                stdin.is_some(),
-                &account,
-            )
-            .await
-            .map(|child| (child, account)),
-            Err(e) => Err(runner::SpawnError::of_job(format!(
-                "cannot start the job as {}: {e}",
-                claimed
-                    .run_as
-                    .as_ref()
-                    .map_or("its user", |r| r.user.as_str())
-            ))),
-        };
+        let spawned = self.spawn_as_its_user(&claimed, stdin.is_some()).await;
         let (child, account) = match spawned {
             Ok(spawned) => spawned,
             Err(e) if e.transient => {
