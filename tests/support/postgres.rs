@@ -130,22 +130,7 @@ impl TestPostgres {
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{sync}",
             pg.dir.path().display()
         );
-        let log = pg.dir.path().join("log");
-        pg.run(
-            "pg_ctl",
-            &[
-                "-D",
-                data.to_str().unwrap(),
-                "-l",
-                log.to_str().unwrap(),
-                "-o",
-                &pg.options,
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        );
+        pg.restart();
         pg
     }
 
@@ -153,24 +138,29 @@ impl TestPostgres {
         self.dir.path().join("data")
     }
 
-    /// Runs one of the server's programs as the server's user; panics with
-    /// its output and the server log when it fails.
-    fn run(&self, program: &str, args: &[&str]) {
+    /// One of the server's programs, to be run as the server's user.
+    fn command(&self, program: &str) -> Command {
         let exe = self.bindir.join(program);
-        let mut cmd = match &self.run_as {
+        match &self.run_as {
             Some(user) => {
                 let mut c = Command::new("runuser");
                 c.args(["-u", user, "--"]).arg(&exe);
                 c
             }
             None => Command::new(&exe),
-        };
-        let out = cmd
+        }
+    }
+
+    /// Runs one of the server's programs as the server's user; panics with
+    /// its output and the server log when it fails.
+    fn run(&self, program: &str, args: &[&str]) {
+        let out = self
+            .command(program)
             .args(args)
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .output()
-            .unwrap_or_else(|e| panic!("run {}: {e}", exe.display()));
+            .unwrap_or_else(|e| panic!("run {program}: {e}"));
         if !out.status.success() {
             let log = fs::read_to_string(self.dir.path().join("log")).unwrap_or_default();
             panic!(
@@ -193,8 +183,8 @@ impl TestPostgres {
         );
     }
 
-    /// Starts a stopped server again on the same port.
-    #[allow(dead_code)] // the tests' choice
+    /// Starts the server (at first, or again after [`TestPostgres::stop`])
+    /// on its port, with its settings.
     pub fn restart(&self) {
         let data = self.data_dir();
         let log = self.dir.path().join("log");
@@ -247,16 +237,8 @@ impl TestPostgres {
 impl Drop for TestPostgres {
     fn drop(&mut self) {
         let data = self.data_dir();
-        let exe = self.bindir.join("pg_ctl");
-        let mut cmd = match &self.run_as {
-            Some(user) => {
-                let mut c = Command::new("runuser");
-                c.args(["-u", user, "--"]).arg(&exe);
-                c
-            }
-            None => Command::new(&exe),
-        };
-        let _ = cmd
+        let _ = self
+            .command("pg_ctl")
             .args([
                 "-D",
                 data.to_str().unwrap_or_default(),
