@@ -29,6 +29,11 @@ fn with_tag_inherited(toml: Option<&str>) -> String {
     if let Some(names) = names.as_array_mut() {
         names.push(toml::Value::String(TAG_VAR.to_owned()));
     }
+    if !table.contains_key("store") {
+        if let Some(store) = store_table() {
+            table.insert("store".to_owned(), toml::Value::Table(store));
+        }
+    }
     table.to_string()
 }
 

@@ -13,12 +13,14 @@ mod http;
 mod postgres;
 mod process;
 mod sse;
+mod store;
 
 pub use daemon::*;
 pub use http::*;
 pub use postgres::*;
 pub use process::*;
 pub use sse::*;
+pub use store::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};

@@ -127,7 +127,7 @@ impl TestPostgres {
             " -c fsync=off -c synchronous_commit=off"
         };
         pg.options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200{sync}",
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=400{sync}",
             pg.dir.path().display()
         );
         pg.restart();
@@ -234,21 +234,58 @@ impl TestPostgres {
     }
 }
 
-impl Drop for TestPostgres {
-    fn drop(&mut self) {
+impl TestPostgres {
+    /// Leaves behind a watcher that stops the server (`-m immediate`) and
+    /// removes its files once process `pid` has exited, for a server that
+    /// is never dropped (the suite's shared one), even when the process is
+    /// killed.
+    pub fn stop_after(&self, pid: u32) {
+        let stop = self.stop_command();
+        let mut line = format!(
+            "tail --pid={pid} -f /dev/null; '{}'",
+            stop.get_program().to_string_lossy()
+        );
+        for arg in stop.get_args() {
+            line.push_str(&format!(" '{}'", arg.to_string_lossy()));
+        }
+        line.push_str(&format!(
+            " >/dev/null 2>&1; rm -rf '{}'",
+            self.dir.path().display()
+        ));
+        Command::new("sh")
+            .args(["-c", &line])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the watcher that stops the shared PostgreSQL");
+    }
+
+    fn stop_command(&self) -> Command {
         let data = self.data_dir();
+        let mut c = self.command("pg_ctl");
+        c.args([
+            "-D",
+            data.to_str().unwrap_or_default(),
+            "-m",
+            "immediate",
+            "stop",
+        ]);
+        c
+    }
+
+    fn stop_immediately(&self) {
         let _ = self
-            .command("pg_ctl")
-            .args([
-                "-D",
-                data.to_str().unwrap_or_default(),
-                "-m",
-                "immediate",
-                "stop",
-            ])
+            .stop_command()
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
+    }
+}
+
+impl Drop for TestPostgres {
+    fn drop(&mut self) {
+        self.stop_immediately();
     }
 }
 
