@@ -252,13 +252,16 @@ impl TestPostgres {
             " >/dev/null 2>&1; rm -rf '{}'",
             self.dir.path().display()
         ));
-        Command::new("sh")
-            .args(["-c", &line])
+        // The shell puts the watcher in the background and exits: the
+        // watcher outlives this process by design.
+        let started = Command::new("sh")
+            .args(["-c", &format!("({line}) &")])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
+            .status()
             .expect("start the watcher that stops the shared PostgreSQL");
+        assert!(started.success(), "the watcher's shell failed: {started}");
     }
 
     fn stop_command(&self) -> Command {
