@@ -757,7 +757,8 @@ impl From<&Job> for JobView {
                 pid: p,
                 started_at: s,
             } => {
-                pid = Some(*p);
+                // 0: claimed on a cluster, not spawned yet (docs/cluster.md).
+                pid = (*p != 0).then_some(*p);
                 started_at = Some(*s);
             }
             State::Succeeded {

@@ -258,7 +258,7 @@ async fn run(
     let cluster = match &config.store {
         crate::config::StoreSettings::Sled => None,
         crate::config::StoreSettings::Postgres(pg) => {
-            Some(crate::engine::Cluster::open(pg, config.workers, &config.queues).await?)
+            Some(crate::engine::Cluster::open(pg, &config).await?)
         }
     };
     let clustered = cluster.is_some();

@@ -268,18 +268,31 @@ impl Engine {
             tracing::warn!(job = %id, error = %e, "cannot mark the job's output as truncated");
         }
 
-        let stopped = ended
-            .stopped
-            .or_else(|| cpu_limit_signal(&job.spec.limits, &ended));
-        match stopped {
-            Some(StopReason::Cancel | StopReason::Timeout | StopReason::Limit(_)) => {
-                self.kill_strays_of(id).await
-            }
-            _ => self.attempt_ended(),
-        }
+        let stopped = self.process_ended(&job, &ended).await;
         let done = self.ended_run(&running, stopped, &ended, &out)?;
         self.conclude(id, (running, done), permit, unannounced)
             .await
+    }
+
+    /// Why the daemon stopped `job`'s process that `ended`, if it did (a
+    /// kernel-enforced CPU limit counts), having killed what the attempt
+    /// left behind: at once when it was stopped, else by the next sweep.
+    /// Shared by both stores' runs.
+    pub(super) async fn process_ended(
+        &self,
+        job: &Job,
+        ended: &runner::Ended,
+    ) -> Option<StopReason> {
+        let stopped = ended
+            .stopped
+            .or_else(|| cpu_limit_signal(&job.spec.limits, ended));
+        match stopped {
+            Some(StopReason::Cancel | StopReason::Timeout | StopReason::Limit(_)) => {
+                self.kill_strays_of(job.id).await
+            }
+            _ => self.attempt_ended(),
+        }
+        stopped
     }
 
     /// Starts `job`'s process as the user it runs as; an account that

@@ -28,11 +28,12 @@ impl Engine {
     /// stored state, and loads the in-memory queues. Returns how many
     /// interrupted jobs were found.
     pub async fn recover(&self) -> Result<usize, EngineError> {
-        if self.cluster().is_some() {
+        if let Some(cluster) = self.cluster() {
             // The database is the record, and lapsed claims are the
             // rescue's (docs/cluster.md); the sled store holds only output.
+            let n = self.cluster_recover(cluster).await?;
             self.inner.recovered.store(true, Ordering::SeqCst);
-            return Ok(0);
+            return Ok(n);
         }
         let store = &self.inner.store;
         let now = Timestamp::now();

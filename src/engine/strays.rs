@@ -52,18 +52,45 @@ impl Engine {
             if found.is_empty() {
                 continue;
             }
-            let strays: Vec<JobProcess> = {
-                let sched = self.inner.sched.lock().await;
-                found
-                    .into_iter()
-                    .filter(|p| !sched.running.contains_key(&p.job))
-                    .filter(|p| self.inner.store.get(&p.job).ok().flatten().is_some())
-                    .collect()
+            let strays = match self.cluster() {
+                Some(cluster) => self.cluster_strays(cluster, found).await,
+                None => {
+                    let sched = self.inner.sched.lock().await;
+                    found
+                        .into_iter()
+                        .filter(|p| !sched.running.contains_key(&p.job))
+                        .filter(|p| self.inner.store.get(&p.job).ok().flatten().is_some())
+                        .collect()
+                }
             };
             for process in &strays {
                 tracing::info!(job = %process.job, pid = process.pid, "killing a process its job left behind");
                 strays::kill(process);
             }
         }
+    }
+
+    /// Of the processes `found` carrying a job id, those a cluster's sweep
+    /// kills: of a job in its database that runs nowhere now. A job that
+    /// runs on another node of the same machine keeps its processes.
+    pub(super) async fn cluster_strays(
+        &self,
+        cluster: &super::cluster::Cluster,
+        found: impl IntoIterator<Item = JobProcess>,
+    ) -> Vec<JobProcess> {
+        let mut strays = Vec::new();
+        for process in found {
+            if cluster.runs_here(&process.job) {
+                continue;
+            }
+            match cluster.pg.get(&process.job).await {
+                Ok(Some(job)) if job.state.name() != StateName::Running => strays.push(process),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(job = %process.job, error = %e, "cannot tell whether a process outlived its job")
+                }
+            }
+        }
+        strays
     }
 }

@@ -563,7 +563,9 @@ impl TestDaemon {
                 "job {id} ended while a test waited for it to run: {j:?}\nstderr:\n{}",
                 String::from_utf8_lossy(&self.output(id, "stderr"))
             );
-            let running = j.state.as_str() == "running";
+            // On a cluster a claimed job is `running` a moment before it
+            // has a process (docs/cluster.md): a test waits for both.
+            let running = j.state.as_str() == "running" && j.pid.is_some();
             job = Some(j);
             running
         });

@@ -40,7 +40,10 @@ impl Engine {
                 self.cluster_heartbeat(cluster),
                 future::zip(
                     self.cluster_housekeeper(cluster),
-                    self.cluster_listener(cluster),
+                    future::zip(
+                        self.cluster_promoter(cluster),
+                        self.cluster_listener(cluster),
+                    ),
                 ),
             ),
         )
@@ -185,27 +188,74 @@ impl Engine {
         }
     }
 
+    /// Makes due jobs queued when they are due: it sleeps until the
+    /// database's next due job, at most [`HOUSEKEEPING`] (another node may
+    /// schedule an earlier one), and wakes early when this node schedules
+    /// one.
+    async fn cluster_promoter(&self, cluster: &Cluster) {
+        while !self.is_stopping() {
+            let listener = cluster.due.listen();
+            let pause = match cluster.pg.promote_due().await {
+                Ok(next) => next.map_or(HOUSEKEEPING, |n| n.min(HOUSEKEEPING)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot make due jobs queued");
+                    HOUSEKEEPING
+                }
+            };
+            future::or(listener, async {
+                Timer::after(pause).await;
+            })
+            .await;
+        }
+    }
+
+    /// A cluster node's recovery at its start: the jobs its earlier
+    /// session ran are rescued now (their daemon is gone: this one took
+    /// its name), and the processes they left behind are killed. Returns
+    /// how many jobs were interrupted.
+    pub(in crate::engine) async fn cluster_recover(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<usize, EngineError> {
+        let lapsed = cluster
+            .pg
+            .lapse_earlier_sessions(&cluster.session())
+            .await?;
+        if lapsed > 0 {
+            self.cluster_rescue(cluster).await;
+        }
+        let found = blocking::unblock(crate::runner::strays::job_processes).await;
+        for process in self.cluster_strays(cluster, found).await {
+            tracing::info!(job = %process.job, pid = process.pid, "killing a process of a job that ran before the restart");
+            crate::runner::strays::kill(&process);
+        }
+        Ok(usize::try_from(lapsed).unwrap_or(usize::MAX))
+    }
+
+    /// Rescues a batch of lapsed claims, with what their new state causes
+    /// in their dependents.
+    pub(super) async fn cluster_rescue(&self, cluster: &Cluster) {
+        match cluster
+            .pg
+            .rescue(self.inner.config.on_interrupted, 100, Timestamp::now())
+            .await
+        {
+            Ok(rescued) => {
+                for r in &rescued {
+                    tracing::warn!(job = %r.job.id, node = %r.node, state = %r.job.state.name().as_str(), "rescued a job whose node stopped renewing its lease");
+                    self.cluster_cascade(cluster, &r.job).await;
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot rescue lapsed claims"),
+        }
+    }
+
     async fn cluster_housekeeper(&self, cluster: &Cluster) {
         let mut rounds: u64 = 0;
         while !self.is_stopping() {
             Timer::after(HOUSEKEEPING).await;
             rounds += 1;
-            if let Err(e) = cluster.pg.promote_due().await {
-                tracing::warn!(error = %e, "cannot make due jobs queued");
-            }
-            match cluster
-                .pg
-                .rescue(self.inner.config.on_interrupted, 100, Timestamp::now())
-                .await
-            {
-                Ok(rescued) => {
-                    for r in &rescued {
-                        tracing::warn!(job = %r.job.id, node = %r.node, state = %r.job.state.name().as_str(), "rescued a job whose node stopped renewing its lease");
-                        self.cluster_cascade(cluster, &r.job).await;
-                    }
-                }
-                Err(e) => tracing::warn!(error = %e, "cannot rescue lapsed claims"),
-            }
+            self.cluster_rescue(cluster).await;
             if rounds.is_multiple_of(5) {
                 if let Err(e) = cluster.pg.fold_counts().await {
                     tracing::warn!(error = %e, "cannot fold counts");
@@ -285,6 +335,12 @@ impl Engine {
                 }
             };
             // Whatever was sent while nobody listened.
+            cluster.followed.listening(true);
+            cluster
+                .told
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clear();
             cluster.wake.notify(1);
             loop {
                 let next = future::or(async { Some(listener.recv().await) }, async {
@@ -300,6 +356,7 @@ impl Engine {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::warn!(error = %e, "the listening connection failed; reconnecting");
+                        cluster.followed.listening(false);
                         break;
                     }
                 };
@@ -324,27 +381,46 @@ impl Engine {
     }
 
     /// A job changed somewhere in the cluster (`"<id> <state>"`): tell
-    /// this node's subscribers and waiters.
+    /// this node's subscribers and waiters. What this node's own runs
+    /// did it told already, as it wrote it; for the rest the database's
+    /// record is read, and told only if it is still in the notified
+    /// state (else a later notification tells what it became).
     async fn cluster_event(&self, cluster: &Cluster, payload: &str) {
-        let Some(id) = payload
-            .split(' ')
-            .next()
-            .and_then(|s| s.parse::<JobId>().ok())
-        else {
+        let mut words = payload.split(' ');
+        let Some(id) = words.next().and_then(|s| s.parse::<JobId>().ok()) else {
             return;
         };
+        let state = words.next().and_then(|s| s.parse::<StateName>().ok());
+        cluster.followed.changed(&id);
         self.inner.output_hub.notify(&id);
         self.inner.changed.notify(usize::MAX);
+        let Some(state) = state else {
+            return; // removed
+        };
+        if cluster.was_told(id, state) {
+            return;
+        }
         // Read only for subscribers: on a busy cluster every node hears
         // every change, and most nodes have nobody listening.
         if !self.inner.events.has_subscribers() {
             return;
         }
-        match cluster.pg.get(&id).await {
-            Ok(Some(job)) => self.inner.events.publish(&job),
-            Ok(None) => {}
-            Err(e) => tracing::warn!(job = %id, error = %e, "cannot read a changed job"),
+        let job = match cluster.pg.get(&id).await {
+            Ok(Some(job)) => job,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(job = %id, error = %e, "cannot read a changed job");
+                return;
+            }
+        };
+        if job.state.name() != state {
+            return;
         }
+        let mine = job.node.as_deref() == Some(cluster.session().node.as_str());
+        if state == StateName::Running && mine {
+            return; // told by its run, with its pid
+        }
+        self.inner.events.publish(&cluster.with_local_pid(job));
     }
 
     /// The drain on the cluster: no more claims, running jobs go on for up

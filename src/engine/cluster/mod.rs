@@ -14,10 +14,11 @@
 
 mod bulk;
 mod dependencies;
+mod followed;
 mod loops;
 mod run;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Mutex as SyncMutex;
 use std::time::Instant;
 
@@ -45,25 +46,53 @@ pub struct Cluster {
     wake: Event,
     /// When a renewal last succeeded, by this node's monotonic clock.
     renewed: SyncMutex<Instant>,
+    /// Wakes the promoter: this node scheduled a job (a delay, a retry's
+    /// backoff), which may be due before the one it sleeps for.
+    due: Event,
+    /// Job records output followers read, until the job changes.
+    followed: followed::Followed,
+    /// The process ids of this node's runs, from their spawn: the
+    /// database has a run's pid only once it ran for a moment (see
+    /// `run.rs`), this node's answers have it at once.
+    pids: SyncMutex<HashMap<JobId, u32>>,
+    /// Ends of this node's runs it told its subscribers itself, as they
+    /// were written: the database's notification of each is not told
+    /// again. (The database's copy is read later and may have moved on: a
+    /// job that ran for a millisecond would show `succeeded` twice and
+    /// never `running`.)
+    told: SyncMutex<HashSet<(JobId, StateName)>>,
+    /// Queues whose rows this node made sure of (see
+    /// [`Cluster::ensure_queues`]).
+    queues: SyncMutex<HashSet<String>>,
+}
+
+/// The limit the config gives queue `name` when it has none stored.
+fn limit_of(config: &Config, name: &str) -> Option<u32> {
+    config
+        .queue_concurrency(name)
+        .map(|c| u32::try_from(c).unwrap_or(u32::MAX))
 }
 
 impl Cluster {
-    /// Connects, migrates, and joins as `settings.node` with `workers`.
+    /// Connects, migrates, declares the config's queues and `default`,
+    /// and joins as `settings.node` with `config.workers`.
     pub(crate) async fn open(
         settings: &PostgresSettings,
-        workers: usize,
-        queues: &BTreeMap<String, crate::config::QueueConfig>,
+        config: &Config,
     ) -> Result<Cluster, PgError> {
+        let workers = config.workers;
         // Connections: one the listener holds for good, one per run in
         // flight (its start, output and end), and some for the claimer,
         // the heartbeat, the housekeeper and requests. A pool too small
         // makes a heartbeat wait; one that waits past the lease stops jobs.
         let pool = u32::try_from((workers + 8).min(64)).unwrap_or(64);
         let pg = PgStore::open(settings.url.expose(), pool).await?;
-        for (name, queue) in queues {
+        for (name, queue) in &config.queues {
             pg.declare_queue(name, queue.concurrency.map(|c| c as u32))
                 .await?;
         }
+        pg.ensure_queue("default", limit_of(config, "default"))
+            .await?;
         let session = pg
             .join(
                 &settings.node,
@@ -80,7 +109,38 @@ impl Cluster {
             lost: SyncMutex::default(),
             wake: Event::new(),
             renewed: SyncMutex::new(Instant::now()),
+            due: Event::new(),
+            followed: followed::Followed::default(),
+            pids: SyncMutex::default(),
+            told: SyncMutex::default(),
+            queues: SyncMutex::default(),
         })
+    }
+
+    /// Makes the rows of the queues `jobs` name that this node has not
+    /// seen yet, with the limit the config gives a new queue
+    /// (`default_concurrency`): the submission's insert makes a missing
+    /// row with no limit.
+    async fn ensure_queues(&self, config: &Config, jobs: &[Job]) -> Result<(), PgError> {
+        let new: Vec<&str> = {
+            let seen = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+            let mut new: Vec<&str> = jobs
+                .iter()
+                .map(|j| j.spec.queue.as_str())
+                .filter(|q| !seen.contains(*q))
+                .collect();
+            new.sort_unstable();
+            new.dedup();
+            new
+        };
+        for name in new {
+            self.pg.ensure_queue(name, limit_of(config, name)).await?;
+            self.queues
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name.to_owned());
+        }
+        Ok(())
     }
 
     fn session(&self) -> Session {
@@ -111,6 +171,50 @@ impl Cluster {
         }
     }
 
+    /// Fills in the pid of a job this node runs whose record does not
+    /// have it yet.
+    fn with_local_pid(&self, mut job: Job) -> Job {
+        if let State::Running { pid: pid @ 0, .. } = &mut job.state {
+            if let Some(local) = self
+                .pids
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&job.id)
+            {
+                *pid = *local;
+            }
+        }
+        job
+    }
+
+    /// Notes (`true`) or forgets that this node tells the change of `job`
+    /// to its state itself.
+    fn telling(&self, job: &Job, on: bool) {
+        let key = (job.id, job.state.name());
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        if on {
+            told.insert(key);
+        } else {
+            told.remove(&key);
+        }
+    }
+
+    /// Whether this node told the change of `id` to `state` itself (once).
+    fn was_told(&self, id: JobId, state: StateName) -> bool {
+        self.told
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(id, state))
+    }
+
+    /// Whether this node runs `id` now.
+    pub(in crate::engine) fn runs_here(&self, id: &JobId) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(id)
+    }
+
     /// Stops runs whose claim this node no longer holds, recording nothing.
     fn drop_claims(&self, ids: &[JobId]) {
         if ids.is_empty() {
@@ -128,6 +232,24 @@ impl Cluster {
 }
 
 impl Engine {
+    /// [`Engine::job_for_follower`] on the cluster: the record kept since
+    /// the job last changed, else read (and kept).
+    pub(in crate::engine) async fn cluster_job_for_follower(
+        &self,
+        cluster: &Cluster,
+        id: JobId,
+    ) -> Result<Option<Job>, EngineError> {
+        let mark = match cluster.followed.get(&id) {
+            Ok(job) => return Ok(Some(job)),
+            Err(mark) => mark,
+        };
+        let job = cluster.pg.get(&id).await?;
+        if let Some(job) = &job {
+            cluster.followed.keep(mark, job);
+        }
+        Ok(job)
+    }
+
     /// The cluster this engine is a node of, if its store is PostgreSQL.
     pub(crate) fn cluster(&self) -> Option<&Cluster> {
         self.inner.cluster.as_ref()
@@ -206,7 +328,11 @@ impl Engine {
             }
             jobs.push(job);
         }
+        cluster.ensure_queues(&self.inner.config, &jobs).await?;
         let existing = cluster.pg.insert_all(&jobs, &stdins).await?;
+        if jobs.iter().any(|j| j.state.name() == StateName::Scheduled) {
+            cluster.due.notify(1);
+        }
         let mut out = Vec::with_capacity(jobs.len());
         for (job, existing) in jobs.into_iter().zip(existing) {
             match existing {
@@ -237,6 +363,10 @@ impl Engine {
             labels: &q.labels,
         };
         let (jobs, more) = cluster.pg.list(&filter, q.before.as_ref(), q.limit).await?;
+        let jobs: Vec<Job> = jobs
+            .into_iter()
+            .map(|j| cluster.with_local_pid(j))
+            .collect();
         let next = if more {
             jobs.last().map(|j| j.id)
         } else {
@@ -305,7 +435,12 @@ impl Engine {
         cluster: &Cluster,
         id: &JobId,
     ) -> Result<Job, EngineError> {
-        cluster.pg.get(id).await?.ok_or(EngineError::NotFound(*id))
+        let job = cluster
+            .pg
+            .get(id)
+            .await?
+            .ok_or(EngineError::NotFound(*id))?;
+        Ok(cluster.with_local_pid(job))
     }
 
     /// A job's id from its number, in the database.
@@ -424,8 +559,10 @@ impl Engine {
         if current.is_none() && !patch.create {
             return Err(EngineError::NoQueue(name.to_owned()));
         }
+        // No limit of its own: the config's, as on a daemon of its own.
         let concurrency = match patch.concurrency {
-            Some(c) => c.map(|c| c as u32),
+            Some(Some(c)) => Some(u32::try_from(c).unwrap_or(u32::MAX)),
+            Some(None) => limit_of(&self.inner.config, name),
             None => current.and_then(|r| r.concurrency),
         };
         let paused = patch
@@ -468,10 +605,24 @@ impl Engine {
             )));
         }
         if !cluster.pg.remove_queue(name).await? {
+            let jobs: u64 = cluster
+                .pg
+                .counts()
+                .await?
+                .iter()
+                .filter(|(q, _, _)| q == name)
+                .map(|(_, _, n)| n)
+                .sum();
             return Err(in_use(format!(
-                "it has jobs (remove them first, e.g. with `jobq clean --queue {name}`)"
+                "it has {} jobs (remove them first, e.g. with `jobq clean --queue {name}`)",
+                jobs.max(1)
             )));
         }
+        cluster
+            .queues
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(name);
         Ok(())
     }
 

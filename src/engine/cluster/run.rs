@@ -48,6 +48,11 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+        cluster
+            .pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
         drop(permit);
         cluster.wake.notify(1);
     }
@@ -118,6 +123,14 @@ impl Engine {
             .run_as
             .get_or_insert_with(|| crate::auth::RunAs::from(&account));
         running.start(child.pid(), Timestamp::now())?;
+        cluster
+            .pids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, child.pid());
+        // The claim's notification is not told here (its node is this
+        // one): this is the `running` subscribers see, with its pid.
+        self.inner.events.publish(&running);
         // The pid, fenced like every write of the run, once the job has
         // run for START_RECORD_DELAY: the claim already says `running`
         // since when, and a job that ends sooner has its pid recorded with
@@ -168,13 +181,7 @@ impl Engine {
         if let Err(e) = out.mark_truncation() {
             tracing::warn!(job = %id, error = %e, "cannot mark the job's output as truncated");
         }
-        let stopped = ended.stopped;
-        match stopped {
-            Some(StopReason::Cancel | StopReason::Timeout | StopReason::Limit(_)) => {
-                self.kill_strays_of(id).await
-            }
-            _ => self.attempt_ended(),
-        }
+        let stopped = self.process_ended(&claimed, &ended).await;
         let lost = cluster
             .lost
             .lock()
@@ -238,14 +245,20 @@ impl Engine {
         // tries again, until the end is written, refused, or the claim is
         // known lost (the heartbeat gave it up).
         let mut pause = Duration::from_millis(50);
+        cluster.telling(new, true);
         loop {
             match cluster.pg.settle(session, old, new).await {
                 Ok(Fenced::Done) => {
+                    if new.state.name() == StateName::Scheduled {
+                        cluster.due.notify(1);
+                    }
+                    self.inner.events.publish(new);
                     record_transition(new);
                     self.cluster_cascade(cluster, new).await;
                     return Ok(());
                 }
                 Ok(Fenced::Refused) => {
+                    cluster.telling(new, false);
                     tracing::warn!(job = %new.id, "the database refused the end of a run this node no longer holds; not recorded");
                     return Ok(());
                 }
@@ -256,6 +269,7 @@ impl Engine {
                         .unwrap_or_else(|e| e.into_inner())
                         .contains(&new.id);
                     if lost {
+                        cluster.telling(new, false);
                         return Err(e.into());
                     }
                     tracing::warn!(job = %new.id, error = %e, "cannot record what became of a run; trying again");

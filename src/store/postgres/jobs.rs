@@ -2,6 +2,8 @@
 //! every change goes through — [`PgStore::replace`] for a job no node
 //! holds, [`PgStore::settle`] for the attempt a node claimed.
 
+use std::time::Duration;
+
 use sqlx::Row;
 
 use super::{decode, encode, query, uuid_of, PgError, PgStore, Result, Session};
@@ -380,18 +382,26 @@ impl PgStore {
     }
 
     /// Makes scheduled jobs whose time came `queued` (delays, retries'
-    /// backoff). Any node may run it at any time: a job moves once.
-    pub async fn promote_due(&self) -> Result<u64> {
-        let rows = sqlx::query(
-            "UPDATE jobq_jobs SET state = 'queued', run_at = NULL,
-                 doc = jsonb_set(doc, '{state}', '{\"state\": \"queued\"}')
-             WHERE state = 'scheduled' AND run_at <= now()",
+    /// backoff) and says how long until the next one is due, by the
+    /// database's clock. Any node may run it at any time: a job moves once.
+    pub async fn promote_due(&self) -> Result<Option<Duration>> {
+        // A data-modifying WITH runs whether or not it is read, and the
+        // statement's snapshot is from before it: the next due job is the
+        // earliest of those it leaves scheduled.
+        let next: Option<f64> = sqlx::query_scalar(
+            "WITH moved AS (
+                 UPDATE jobq_jobs SET state = 'queued', run_at = NULL,
+                     doc = jsonb_set(doc, '{state}', '{\"state\": \"queued\"}')
+                 WHERE state = 'scheduled' AND run_at <= now()
+                 RETURNING 1
+             )
+             SELECT extract(epoch FROM min(run_at) - now())::float8 FROM jobq_jobs
+             WHERE state = 'scheduled' AND run_at > now()",
         )
-        .execute(self.pool())
+        .fetch_one(self.pool())
         .await
-        .map_err(query("make due jobs queued"))?
-        .rows_affected();
-        Ok(rows)
+        .map_err(query("make due jobs queued"))?;
+        Ok(next.map(|secs| Duration::from_secs_f64(secs.max(0.0))))
     }
 
     /// Folds the appended count deltas into the totals (see the schema).

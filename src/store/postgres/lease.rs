@@ -98,7 +98,7 @@ impl PgStore {
     /// Starts a session for `node` with a new epoch. A daemon that joins
     /// under the name of a live one takes the name over: the other's next
     /// heartbeat is refused and it stops its jobs. Jobs of an earlier
-    /// session are left to the rescue once their leases lapse.
+    /// session are the rescue's ([`PgStore::lapse_earlier_sessions`]).
     pub async fn join(&self, node: &str, workers: u32, lease: Duration) -> Result<Session> {
         let epoch: i64 = sqlx::query_scalar(
             "INSERT INTO jobq_nodes AS n (name, epoch, state, workers, lease_until)
@@ -118,6 +118,25 @@ impl PgStore {
             node: node.to_owned(),
             epoch,
         })
+    }
+
+    /// Lets the claims of `session`'s node from its earlier sessions lapse
+    /// now, for the next rescue: the daemon that held them is gone (this
+    /// one joined under its name, which refuses its heartbeats and ends),
+    /// and a restarted daemon recovers its own jobs at once rather than a
+    /// lease later. Returns how many there were.
+    pub async fn lapse_earlier_sessions(&self, session: &Session) -> Result<u64> {
+        let rows = sqlx::query(
+            "UPDATE jobq_jobs SET lease_until = now() - interval '1 microsecond'
+             WHERE state = 'running' AND node = $1 AND node_epoch < $2",
+        )
+        .bind(&session.node)
+        .bind(session.epoch)
+        .execute(self.pool())
+        .await
+        .map_err(query("let an earlier session's claims lapse"))?
+        .rows_affected();
+        Ok(rows)
     }
 
     /// The heartbeat: renews the node's lease and the leases of `running`
@@ -151,7 +170,7 @@ impl PgStore {
         .bind(session.epoch)
         .bind(secs(lease))
         .bind(&ids)
-        .fetch_one(self.pool())
+        .fetch_one(self.lease_pool())
         .await
         .map_err(query("renew the lease"))?;
         if !row.get::<bool, _>("alive") {
@@ -181,7 +200,7 @@ impl PgStore {
         .bind(&session.node)
         .bind(session.epoch)
         .bind(state.as_str())
-        .execute(self.pool())
+        .execute(self.lease_pool())
         .await
         .map_err(query("change the node's state"))?
         .rows_affected();

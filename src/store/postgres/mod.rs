@@ -129,10 +129,15 @@ pub struct Session {
     pub epoch: i64,
 }
 
-/// The open pool, shared by a node's tasks. Cheap to clone.
+/// The open pools, shared by a node's tasks. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct PgStore {
+    /// Claims, ends, requests, followers: everything but the lease.
     pool: PgPool,
+    /// The lease's own connection: a node whose requests took every
+    /// connection of `pool` (a hundred followers, a burst of submits) must
+    /// still renew its lease, or it loses its running jobs.
+    lease_pool: PgPool,
 }
 
 impl PgStore {
@@ -149,11 +154,17 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(connections.max(1))
             .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
+            .connect_with(options.clone())
             .await
             .map_err(PgError::Connect)?;
         migrate::run(&pool).await?;
-        Ok(PgStore { pool })
+        let lease_pool = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(PgError::Connect)?;
+        Ok(PgStore { pool, lease_pool })
     }
 
     /// The pool, for the modules that add statements.
@@ -161,8 +172,14 @@ impl PgStore {
         &self.pool
     }
 
-    /// Closes the pool: waits for connections in use to come back.
+    /// The lease's pool, for the heartbeat and the node's own row.
+    fn lease_pool(&self) -> &PgPool {
+        &self.lease_pool
+    }
+
+    /// Closes the pools: waits for connections in use to come back.
     pub async fn close(&self) {
         self.pool.close().await;
+        self.lease_pool.close().await;
     }
 }

@@ -61,6 +61,21 @@ impl PgStore {
         Ok(())
     }
 
+    /// Makes a queue's row with limit `concurrency` unless it has one: a
+    /// queue's first use, or `default` at a node's start.
+    pub async fn ensure_queue(&self, name: &str, concurrency: Option<u32>) -> Result<()> {
+        let concurrency = concurrency.map(|c| i32::try_from(c).unwrap_or(i32::MAX));
+        sqlx::query(
+            "INSERT INTO jobq_queues (name, concurrency) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(name)
+        .bind(concurrency)
+        .execute(self.pool())
+        .await
+        .map_err(query("make a queue"))?;
+        Ok(())
+    }
+
     /// Every queue's row, by name.
     pub async fn queue_rows(&self) -> Result<Vec<QueueRow>> {
         let rows =
