@@ -116,6 +116,14 @@ pub enum EngineError {
     /// the job's end in time.
     #[error("job {0} was asked to stop on the node that runs it, which has not recorded its end yet; ask again, or read the job")]
     CancelPending(JobId),
+    /// A node's own file failed it (a cluster node's copy of an upload).
+    #[error("cannot {what}: {source}")]
+    LocalFile {
+        /// What it was doing, in words.
+        what: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
     /// The PostgreSQL store does not do this yet (docs/cluster.md).
     #[error("{0} is not built on the PostgreSQL store yet (docs/cluster.md lists what is); use a daemon on its own sled store for it")]
     NotInCluster(&'static str),
@@ -355,7 +363,6 @@ impl Engine {
     /// Starts an upload (`POST /v1/uploads`): a part file the caller
     /// writes, then hands to [`Engine::finish_upload`].
     pub fn begin_upload(&self) -> Result<UploadFile, EngineError> {
-        self.local_only("uploaded stdin")?;
         self.taking_changes()?;
         Ok(self.inner.store.begin_upload()?)
     }
@@ -364,6 +371,9 @@ impl Engine {
     /// submission; returns its id once it is durable.
     pub async fn finish_upload(&self, upload: UploadFile, len: u64) -> Result<JobId, EngineError> {
         self.taking_changes()?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_finish_upload(cluster, upload, len).await;
+        }
         let store = self.inner.store.clone();
         let id = blocking::unblock(move || store.finish_upload(upload, len)).await?;
         self.inner.store.sync().await?;
@@ -884,6 +894,17 @@ impl Engine {
         self.inner.store.sync().await?;
         self.inner.changed.notify(usize::MAX);
         Ok(())
+    }
+
+    /// Jobs by queue and state now, cluster-wide on a cluster (the
+    /// `jobq_jobs` gauge).
+    pub async fn job_counts(
+        &self,
+    ) -> Result<std::collections::BTreeMap<(String, StateName), u64>, EngineError> {
+        match self.cluster() {
+            Some(cluster) => self.cluster_job_counts(cluster).await,
+            None => Ok(self.inner.store.counts()),
+        }
     }
 
     /// The daemon's pulse for systemd's watchdog and status line, read as

@@ -10,7 +10,7 @@ const PRUNE_BATCH: usize = 1000;
 
 /// How long an upload waits for a submission to claim it: long enough for
 /// a client to upload, then submit, with retries.
-const UPLOAD_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
+pub(super) const UPLOAD_TTL: jiff::SignedDuration = jiff::SignedDuration::from_hours(1);
 
 /// Terminal jobs, for `keep_finished`.
 fn terminal_count(store: &Store) -> u64 {

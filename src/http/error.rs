@@ -126,6 +126,11 @@ impl From<EngineError> for ApiError {
                 ErrorCode::Unavailable,
                 format!("{e}; the request may not have been saved, retry later"),
             ),
+            EngineError::LocalFile { .. } => ApiError::new(
+                StatusCode::ServiceUnavailable,
+                ErrorCode::Unavailable,
+                format!("{e}; the request was not saved, retry later"),
+            ),
             EngineError::NotInCluster(_) => ApiError::new(
                 StatusCode::NotImplemented,
                 ErrorCode::NotImplemented,

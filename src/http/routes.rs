@@ -220,8 +220,8 @@ pub(super) struct RequestBody(pub Vec<u8>);
 async fn metrics(req: Request<AppState>) -> Reply {
     let engine = &req.state().engine;
     let pulse = engine.pulse().await?;
-    let text =
-        crate::metrics::metrics().encode(&engine.store().counts(), pulse.running, engine.limits());
+    let counts = engine.job_counts().await?;
+    let text = crate::metrics::metrics().encode(&counts, pulse.running, engine.limits());
     let mut res = Response::new(StatusCode::Ok);
     res.set_body(text);
     res.set_content_type("application/openmetrics-text; version=1.0.0; charset=utf-8");

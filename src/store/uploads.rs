@@ -54,6 +54,13 @@ impl UploadFile {
     pub fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file.write_all(bytes)
     }
+
+    /// The part file opened again for reading from its start, for a
+    /// cluster node that copies the upload to the database (blocking).
+    pub fn read_back(&mut self) -> std::io::Result<std::fs::File> {
+        self.file.flush()?;
+        std::fs::File::open(&self.path)
+    }
 }
 
 impl Store {

@@ -71,81 +71,6 @@ fn on_fixture(config: &str) -> crate::support::Builder {
 }
 
 #[test]
-fn a_format_1_store_still_opens() {
-    let d = on_fixture("").start();
-    let done = d.job(FIXTURE_DONE);
-    assert_eq!(done.state.as_str(), "succeeded", "{done:?}");
-    assert_eq!(done.name.as_deref(), Some("fixture"));
-    assert_eq!(d.output(FIXTURE_DONE, "stdout"), b"fixture\n");
-    assert_eq!(d.output(FIXTURE_DONE, "stderr"), b"err\n");
-    let later = d.job(FIXTURE_SCHEDULED);
-    assert_eq!(later.state.as_str(), "scheduled", "{later:?}");
-    let q1 = d.get_json("/v1/queues").1["queues"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|q| q["name"] == "q1")
-        .cloned()
-        .expect("queue q1");
-    assert_eq!(q1["paused"], true, "{q1}");
-    assert_eq!(q1["concurrency"], 3, "{q1}");
-    // Its idempotency key is still held.
-    let (status, body) = d.post_json(
-        "/v1/jobs",
-        &serde_json::json!({"shell": "echo again", "idempotency_key": "fx"}),
-    );
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], FIXTURE_DONE);
-    // The upgrade numbered the old jobs; a new job is numbered after them.
-    assert!(done.number > 0 && later.number > 0, "{done:?} {later:?}");
-    assert_ne!(done.number, later.number);
-    let (status, body) = d.get_json(&format!("/v1/jobs/{}", later.number));
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(body["id"], FIXTURE_SCHEDULED);
-    let new = d.submit(serde_json::json!({"command": ["true"]}));
-    assert!(new.number > done.number.max(later.number), "{new:?}");
-}
-
-#[test]
-fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_the_current_format() {
-    let token = "fixture-test-token-0123";
-    let mut d = on_fixture(&format!(
-        "[[auth.tokens]]\nname = \"ci\"\nrole = \"submit\"\ntoken = \"{token}\"\n"
-    ))
-    .token(token)
-    .start();
-    let marker = d.data_dir().join("store/JOBQ_FORMAT");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
-    let done = d.job(FIXTURE_DONE);
-    assert_eq!(done.owner, "anonymous", "{done:?}");
-    assert_eq!(
-        done.user, None,
-        "a format-1 job that has not run since names no user"
-    );
-    // Owned by anonymous, so a submit token may not act on it.
-    let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
-    crate::support::assert_error(status, &body, 403, "forbidden", None);
-    // Still the current format, and the same, after a restart.
-    d.restart();
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
-    assert_eq!(d.job(FIXTURE_DONE).owner, "anonymous");
-}
-
-#[test]
-fn a_format_1_job_runs_as_the_default_user_and_then_names_it() {
-    let d = on_fixture("").start();
-    let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
-    assert_eq!(status, 200, "{body}");
-    let job = d.wait_job(FIXTURE_DONE, "the retried format-1 job to end", |j| {
-        j.attempt == 2 && j.is_terminal()
-    });
-    let me = jobq::auth::Account::current().unwrap();
-    assert_eq!(job.user.as_deref(), Some(me.name.as_str()));
-    assert_eq!(job.uid, Some(me.uid));
-    assert_eq!(job.owner, "anonymous");
-}
-
-#[test]
 fn a_second_daemon_on_the_same_data_dir_is_refused() {
     let d = TestDaemon::start();
     let job = d.submit_shell("echo first");
@@ -204,32 +129,113 @@ fn a_damaged_store_is_refused_not_taken_for_empty() {
     );
 }
 
-/// The store written by format 4 (tests/fixtures/store-v4, made by
-/// 45d299c): queue `held` paused, and in it a queued `cat` fed by a
-/// 29-byte upload it claimed. Format 4 kept a claimed upload's bytes in the
-/// job's own stdin record, which format 5 still reads (only unclaimed
-/// uploads move to files).
-fn fixture_v4() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v4")
-}
 const FIXTURE_V4_JOB: &str = "01a23808-e363-7271-bc59-f7cf66e8b2f5";
 
-#[test]
-fn a_format_4_claimed_upload_still_feeds_its_job() {
-    let mut d = TestDaemon::builder().store_from(&fixture_v4()).start();
-    let marker = d.data_dir().join("store/JOBQ_FORMAT");
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
-    let job = d.job(FIXTURE_V4_JOB);
-    assert_eq!(job.state.as_str(), "queued", "{job:?}");
-    assert_eq!(job.stdin_bytes, Some(29));
-    // The same after a restart.
-    d.restart();
-    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
-    d.patch_queue("held", serde_json::json!({ "paused": false }));
-    let job = d.wait_terminal(FIXTURE_V4_JOB);
-    assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
-    assert_eq!(
-        d.output(FIXTURE_V4_JOB, "stdout"),
-        b"stdin from a format-4 upload\n"
-    );
+/// The sled store's own formats: fixtures of older data dirs.
+mod sled_only {
+    use super::*;
+
+    #[test]
+    fn a_format_1_store_still_opens() {
+        let d = on_fixture("").start();
+        let done = d.job(FIXTURE_DONE);
+        assert_eq!(done.state.as_str(), "succeeded", "{done:?}");
+        assert_eq!(done.name.as_deref(), Some("fixture"));
+        assert_eq!(d.output(FIXTURE_DONE, "stdout"), b"fixture\n");
+        assert_eq!(d.output(FIXTURE_DONE, "stderr"), b"err\n");
+        let later = d.job(FIXTURE_SCHEDULED);
+        assert_eq!(later.state.as_str(), "scheduled", "{later:?}");
+        let q1 = d.get_json("/v1/queues").1["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == "q1")
+            .cloned()
+            .expect("queue q1");
+        assert_eq!(q1["paused"], true, "{q1}");
+        assert_eq!(q1["concurrency"], 3, "{q1}");
+        // Its idempotency key is still held.
+        let (status, body) = d.post_json(
+            "/v1/jobs",
+            &serde_json::json!({"shell": "echo again", "idempotency_key": "fx"}),
+        );
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["id"], FIXTURE_DONE);
+        // The upgrade numbered the old jobs; a new job is numbered after them.
+        assert!(done.number > 0 && later.number > 0, "{done:?} {later:?}");
+        assert_ne!(done.number, later.number);
+        let (status, body) = d.get_json(&format!("/v1/jobs/{}", later.number));
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["id"], FIXTURE_SCHEDULED);
+        let new = d.submit(serde_json::json!({"command": ["true"]}));
+        assert!(new.number > done.number.max(later.number), "{new:?}");
+    }
+
+    #[test]
+    fn format_1_jobs_read_as_owned_by_anonymous_and_the_store_moves_to_the_current_format() {
+        let token = "fixture-test-token-0123";
+        let mut d = on_fixture(&format!(
+            "[[auth.tokens]]\nname = \"ci\"\nrole = \"submit\"\ntoken = \"{token}\"\n"
+        ))
+        .token(token)
+        .start();
+        let marker = d.data_dir().join("store/JOBQ_FORMAT");
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
+        let done = d.job(FIXTURE_DONE);
+        assert_eq!(done.owner, "anonymous", "{done:?}");
+        assert_eq!(
+            done.user, None,
+            "a format-1 job that has not run since names no user"
+        );
+        // Owned by anonymous, so a submit token may not act on it.
+        let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
+        crate::support::assert_error(status, &body, 403, "forbidden", None);
+        // Still the current format, and the same, after a restart.
+        d.restart();
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
+        assert_eq!(d.job(FIXTURE_DONE).owner, "anonymous");
+    }
+
+    #[test]
+    fn a_format_1_job_runs_as_the_default_user_and_then_names_it() {
+        let d = on_fixture("").start();
+        let (status, body) = d.post_empty(&format!("/v1/jobs/{FIXTURE_DONE}/retry"));
+        assert_eq!(status, 200, "{body}");
+        let job = d.wait_job(FIXTURE_DONE, "the retried format-1 job to end", |j| {
+            j.attempt == 2 && j.is_terminal()
+        });
+        let me = jobq::auth::Account::current().unwrap();
+        assert_eq!(job.user.as_deref(), Some(me.name.as_str()));
+        assert_eq!(job.uid, Some(me.uid));
+        assert_eq!(job.owner, "anonymous");
+    }
+
+    /// The store written by format 4 (tests/fixtures/store-v4, made by
+    /// 45d299c): queue `held` paused, and in it a queued `cat` fed by a
+    /// 29-byte upload it claimed. Format 4 kept a claimed upload's bytes in the
+    /// job's own stdin record, which format 5 still reads (only unclaimed
+    /// uploads move to files).
+    fn fixture_v4() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v4")
+    }
+
+    #[test]
+    fn a_format_4_claimed_upload_still_feeds_its_job() {
+        let mut d = TestDaemon::builder().store_from(&fixture_v4()).start();
+        let marker = d.data_dir().join("store/JOBQ_FORMAT");
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
+        let job = d.job(FIXTURE_V4_JOB);
+        assert_eq!(job.state.as_str(), "queued", "{job:?}");
+        assert_eq!(job.stdin_bytes, Some(29));
+        // The same after a restart.
+        d.restart();
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "jobq-store 7\n");
+        d.patch_queue("held", serde_json::json!({ "paused": false }));
+        let job = d.wait_terminal(FIXTURE_V4_JOB);
+        assert_eq!(job.state.as_str(), "succeeded", "{job:?}");
+        assert_eq!(
+            d.output(FIXTURE_V4_JOB, "stdout"),
+            b"stdin from a format-4 upload\n"
+        );
+    }
 }

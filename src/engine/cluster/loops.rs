@@ -224,6 +224,7 @@ impl Engine {
         if lapsed > 0 {
             self.cluster_rescue(cluster).await;
         }
+        self.cluster_drop_all_fetched().await;
         let found = blocking::unblock(crate::runner::strays::job_processes).await;
         for process in self.cluster_strays(cluster, found).await {
             tracing::info!(job = %process.job, pid = process.pid, "killing a process of a job that ran before the restart");
@@ -268,6 +269,7 @@ impl Engine {
             }
             if rounds.is_multiple_of(60) {
                 self.cluster_sweep_output(cluster).await;
+                self.cluster_prune_uploads(cluster).await;
             }
         }
     }

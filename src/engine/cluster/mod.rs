@@ -17,8 +17,9 @@ mod dependencies;
 mod followed;
 mod loops;
 mod run;
+mod uploads;
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex as SyncMutex;
 use std::time::Instant;
 
@@ -272,12 +273,36 @@ impl Engine {
         specs: Vec<(JobSpec, Stdin)>,
         ownership: Ownership,
     ) -> Result<Vec<Submitted>, EngineError> {
-        if specs
-            .iter()
-            .any(|(_, stdin)| matches!(stdin, Stdin::Upload(_)))
-        {
-            return Err(EngineError::NotInCluster("uploaded stdin (`stdin_upload`)"));
+        // Uploads are claimed as the batch is read; a batch that is not
+        // stored gives them back.
+        let mut claims = Vec::new();
+        let submitted = self
+            .cluster_submit_claiming(cluster, specs, ownership, &mut claims)
+            .await;
+        let unused: Vec<JobId> = match &submitted {
+            Ok(out) => claims
+                .into_iter()
+                .filter(|id| !out.iter().any(|s| s.created && s.job.id == *id))
+                .collect(),
+            Err(_) => claims,
+        };
+        if !unused.is_empty() {
+            if let Err(e) = cluster.pg.release_uploads(&unused).await {
+                tracing::warn!(error = %e, "cannot give back the uploads of a submission that was not stored; they go in an hour");
+            }
         }
+        submitted
+    }
+
+    /// [`Engine::cluster_submit`], noting in `claims` the jobs whose
+    /// uploads it claimed.
+    async fn cluster_submit_claiming(
+        &self,
+        cluster: &Cluster,
+        specs: Vec<(JobSpec, Stdin)>,
+        ownership: Ownership,
+        claims: &mut Vec<JobId>,
+    ) -> Result<Vec<Submitted>, EngineError> {
         let limit = self.inner.config.max_queued;
         let waiting: u64 = cluster
             .pg
@@ -299,27 +324,36 @@ impl Engine {
         let mut jobs = Vec::with_capacity(specs.len());
         let mut stdins = Vec::with_capacity(specs.len());
         for (i, ((mut spec, stdin), seq)) in specs.into_iter().zip(seqs).enumerate() {
+            let field = |name: &str| {
+                if many {
+                    format!("jobs[{i}].{name}")
+                } else {
+                    name.to_owned()
+                }
+            };
+            let id = JobId::new();
+            spec.stdin_bytes = match &stdin {
+                Stdin::Bytes(bytes) => Some(bytes.len() as u64),
+                Stdin::None => None,
+                Stdin::Upload(upload) => Some(
+                    self.cluster_claim_upload(cluster, upload, id, field("stdin_upload"))
+                        .await?,
+                ),
+            };
+            if matches!(stdin, Stdin::Upload(_)) {
+                claims.push(id);
+            }
             let stdin = match stdin {
                 Stdin::Bytes(bytes) => Some(bytes),
                 Stdin::None | Stdin::Upload(_) => None,
             };
-            spec.stdin_bytes = stdin.as_ref().map(|b| b.len() as u64);
-            self.cap_limits(&mut spec).map_err(|e| {
-                let name = if many {
-                    format!("jobs[{i}].{}", e.field)
-                } else {
-                    e.field.clone()
-                };
-                FieldError::new(name, e.message)
-            })?;
+            self.cap_limits(&mut spec)
+                .map_err(|e| FieldError::new(field(&e.field), e.message))?;
             stdins.push(stdin);
-            let field = if many {
-                format!("jobs[{i}].after")
-            } else {
-                "after".to_owned()
-            };
-            let (pending, failed) = self.cluster_pending(cluster, &spec.after, field).await?;
-            let mut job = Job::new(JobId::new(), seq, spec, ownership.clone(), pending, now);
+            let (pending, failed) = self
+                .cluster_pending(cluster, &spec.after, field("after"))
+                .await?;
+            let mut job = Job::new(id, seq, spec, ownership.clone(), pending, now);
             if let Some((dep, state)) = failed {
                 // Recorded waiting on the failed job, then failed: it
                 // exists (its id was asked for) but will never run.
@@ -342,6 +376,7 @@ impl Engine {
                 }),
                 None => {
                     record_transition(&job);
+                    super::schedules::count_submitted(&job);
                     out.push(Submitted { job, created: true });
                 }
             }
@@ -624,6 +659,20 @@ impl Engine {
             .unwrap_or_else(|e| e.into_inner())
             .remove(name);
         Ok(())
+    }
+
+    /// Jobs by queue and state, from the database's maintained counts.
+    pub(in crate::engine) async fn cluster_job_counts(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<BTreeMap<(String, StateName), u64>, EngineError> {
+        Ok(cluster
+            .pg
+            .counts()
+            .await?
+            .into_iter()
+            .filter_map(|(q, s, n)| Some(((q, state_name(&s)?), n)))
+            .collect())
     }
 
     /// The pulse of a node: its own running jobs, the cluster's counts

@@ -35,8 +35,12 @@ impl Engine {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(id, tx);
+        let has_stdin = claimed.spec.stdin_bytes.is_some();
         if let Err(e) = self.cluster_try_run(cluster, &session, claimed, rx).await {
             tracing::error!(job = %id, error = %e, "job run failed in the daemon");
+        }
+        if has_stdin {
+            self.cluster_drop_fetched(id).await;
         }
         cluster
             .running
@@ -78,12 +82,12 @@ impl Engine {
                 claimed.attempt,
                 self.inner.config.max_output,
             )?;
+            // Bytes from the spec, else the upload it claimed.
             let stdin = match claimed.spec.stdin_bytes {
-                Some(_) => cluster
-                    .pg
-                    .stdin(&id)
-                    .await?
-                    .map(crate::store::StdinSource::Bytes),
+                Some(_) => match cluster.pg.stdin(&id).await? {
+                    Some(bytes) => Some(crate::store::StdinSource::Bytes(bytes)),
+                    None => Some(self.cluster_fetch_upload(cluster, id).await?),
+                },
                 None => None,
             };
             Ok::<_, EngineError>((out, stdin))
@@ -131,6 +135,8 @@ impl Engine {
         // The claim's notification is not told here (its node is this
         // one): this is the `running` subscribers see, with its pid.
         self.inner.events.publish(&running);
+        record_transition(&running);
+        observe_queue_wait(&claimed, now_of(&running));
         // The pid, fenced like every write of the run, once the job has
         // run for START_RECORD_DELAY: the claim already says `running`
         // since when, and a job that ends sooner has its pid recorded with
@@ -279,4 +285,33 @@ impl Engine {
             }
         }
     }
+}
+
+/// When a running job started, by its record.
+fn now_of(running: &Job) -> Timestamp {
+    match running.state {
+        State::Running { started_at, .. } => started_at,
+        _ => Timestamp::now(),
+    }
+}
+
+/// Counts how long the claimed job waited in its queue
+/// (`jobq_queue_wait_seconds`): since its previous attempt ended, else
+/// since it was submitted or due. The database holds no moment it became
+/// queued, so a job that waited on dependencies counts that wait too.
+fn observe_queue_wait(claimed: &Job, started: Timestamp) {
+    let since = match claimed.attempts.last() {
+        Some(last) => last.finished_at,
+        None => claimed
+            .spec
+            .run_at
+            .map_or(claimed.created_at, |at| at.max(claimed.created_at)),
+    };
+    let waited = started.duration_since(since).as_secs_f64().max(0.0);
+    crate::metrics::metrics()
+        .queue_wait
+        .get_or_create(&crate::metrics::QueueLabel {
+            queue: claimed.spec.queue.clone(),
+        })
+        .observe(waited);
 }

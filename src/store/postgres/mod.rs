@@ -16,7 +16,8 @@
 //! By concern: `migrate.rs` (the schema and its versions), `jobs.rs`
 //! (records: insert, read, replace), `claim.rs` (starting jobs),
 //! `lease.rs` (nodes, heartbeats, rescue of dead nodes' jobs), `queues.rs`
-//! (limits and pauses), `output.rs` (output any node can serve).
+//! (limits and pauses), `output.rs` (output any node can serve),
+//! `uploads.rs` (uploaded stdin any node can feed).
 
 mod claim;
 mod jobs;
@@ -24,6 +25,7 @@ mod lease;
 mod migrate;
 mod output;
 mod queues;
+mod uploads;
 
 use std::time::Duration;
 
