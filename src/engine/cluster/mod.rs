@@ -319,11 +319,34 @@ impl Engine {
             });
         }
         let now = Timestamp::now();
-        let seqs = cluster.pg.next_seqs(specs.len()).await?;
+        // Jobs whose key is live are answered as they are, before anything
+        // is checked or numbered: numbers go to new jobs only (a key two
+        // submissions race for still costs the loser its number).
+        let keys: Vec<&str> = specs
+            .iter()
+            .filter_map(|(spec, _)| spec.idempotency_key.as_deref())
+            .collect();
+        let mut known: HashMap<String, Job> = if keys.is_empty() {
+            HashMap::new()
+        } else {
+            cluster
+                .pg
+                .jobs_with_keys(&keys)
+                .await?
+                .into_iter()
+                .filter_map(|job| Some((job.spec.idempotency_key.clone()?, job)))
+                .collect()
+        };
         let many = specs.len() > 1;
         let mut jobs = Vec::with_capacity(specs.len());
         let mut stdins = Vec::with_capacity(specs.len());
-        for (i, ((mut spec, stdin), seq)) in specs.into_iter().zip(seqs).enumerate() {
+        // Per spec: the live job of its key, or the index of its new job.
+        let mut entries: Vec<Result<Job, usize>> = Vec::with_capacity(specs.len());
+        for (i, (mut spec, stdin)) in specs.into_iter().enumerate() {
+            if let Some(job) = spec.idempotency_key.as_ref().and_then(|k| known.get(k)) {
+                entries.push(Ok(job.clone()));
+                continue;
+            }
             let field = |name: &str| {
                 if many {
                     format!("jobs[{i}].{name}")
@@ -353,35 +376,61 @@ impl Engine {
             let (pending, failed) = self
                 .cluster_pending(cluster, &spec.after, field("after"))
                 .await?;
-            let mut job = Job::new(id, seq, spec, ownership.clone(), pending, now);
+            let mut job = Job::new(id, 0, spec, ownership.clone(), pending, now);
             if let Some((dep, state)) = failed {
                 // Recorded waiting on the failed job, then failed: it
                 // exists (its id was asked for) but will never run.
                 job.state = State::Waiting { pending: vec![dep] };
                 job.dependency_failed(&dep, state, now)?;
             }
+            entries.push(Err(jobs.len()));
             jobs.push(job);
         }
-        cluster.ensure_queues(&self.inner.config, &jobs).await?;
-        let existing = cluster.pg.insert_all(&jobs, &stdins).await?;
+        known.clear();
+        let seqs = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            cluster.pg.next_seqs(jobs.len()).await?
+        };
+        for (job, seq) in jobs.iter_mut().zip(seqs) {
+            job.seq = seq;
+        }
+        let existing = if jobs.is_empty() {
+            Vec::new()
+        } else {
+            cluster.ensure_queues(&self.inner.config, &jobs).await?;
+            cluster.pg.insert_all(&jobs, &stdins).await?
+        };
         if jobs.iter().any(|j| j.state.name() == StateName::Scheduled) {
             cluster.due.notify(1);
         }
-        let mut out = Vec::with_capacity(jobs.len());
-        for (job, existing) in jobs.into_iter().zip(existing) {
-            match existing {
-                Some(job) => out.push(Submitted {
+        let mut made: Vec<Option<Submitted>> = jobs
+            .into_iter()
+            .zip(existing)
+            .map(|(job, existing)| {
+                Some(match existing {
+                    Some(job) => Submitted {
+                        job,
+                        created: false,
+                    },
+                    None => {
+                        record_transition(&job);
+                        super::schedules::count_submitted(&job);
+                        Submitted { job, created: true }
+                    }
+                })
+            })
+            .collect();
+        Ok(entries
+            .into_iter()
+            .filter_map(|entry| match entry {
+                Ok(job) => Some(Submitted {
                     job,
                     created: false,
                 }),
-                None => {
-                    record_transition(&job);
-                    super::schedules::count_submitted(&job);
-                    out.push(Submitted { job, created: true });
-                }
-            }
-        }
-        Ok(out)
+                Err(i) => made[i].take(),
+            })
+            .collect())
     }
 
     /// A page of jobs, newest first, from the database.

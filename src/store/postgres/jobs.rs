@@ -83,6 +83,17 @@ impl PgStore {
         Ok(u64::try_from(seq).unwrap_or_default())
     }
 
+    /// The jobs that hold any of `keys` as their idempotency key.
+    pub async fn jobs_with_keys(&self, keys: &[&str]) -> Result<Vec<Job>> {
+        let rows: Vec<serde_json::Value> =
+            sqlx::query_scalar("SELECT doc FROM jobq_jobs WHERE idempotency_key = ANY($1)")
+                .bind(keys)
+                .fetch_all(self.pool())
+                .await
+                .map_err(query("read the jobs with idempotency keys"))?;
+        rows.into_iter().map(decode).collect()
+    }
+
     /// `n` submission numbers at once, unique across the cluster.
     pub async fn next_seqs(&self, n: usize) -> Result<Vec<u64>> {
         let seqs: Vec<i64> =
