@@ -3,7 +3,7 @@
 //! a node that lost its claim records nothing over another node's run.
 
 use std::pin::pin;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 
 use super::*;
 
@@ -143,8 +143,14 @@ impl Engine {
         // its end, one commit instead of two. A refusal means the claim is
         // gone already: the process is stopped.
         let timeout = claimed.spec.timeout;
-        let record = pin!(async {
+        // Set once the start's statement is under way: from then on it is
+        // seen through even if the process ends first (its connection is
+        // held until it answers, and whether it was written decides the
+        // record the end is fenced on).
+        let recording = AtomicBool::new(false);
+        let mut record = pin!(async {
             Timer::after(START_RECORD_DELAY).await;
+            recording.store(true, Ordering::SeqCst);
             match cluster.pg.settle(session, &claimed, &running).await {
                 Ok(Fenced::Done) => true,
                 Ok(Fenced::Refused) => {
@@ -157,26 +163,57 @@ impl Engine {
                 }
             }
         });
-        let supervise = pin!(child.supervise(
-            stdin,
-            &out,
-            stop,
-            timeout,
-            claimed.spec.limits,
-            launch.kill_grace,
-        ));
         // The output goes to the database as it comes, for followers on
-        // other nodes; what is left, before the end is recorded.
+        // other nodes; what is left, before the end is recorded. The
+        // shipper is told to stop and finishes the copy it is in: a
+        // statement cut off, or a future left unpolled with a connection,
+        // would hold a connection of the pool that every run needs.
         let shipped = AtomicU64::new(0);
-        let ship = pin!(async {
-            loop {
-                Timer::after(SHIP_EVERY).await;
-                self.cluster_ship(cluster, id, claimed.attempt, &shipped)
+        let shipping = AtomicBool::new(true);
+        let stop_shipping = Event::new();
+        let (ended, recorded) = {
+            let supervise = pin!(child.supervise(
+                stdin,
+                &out,
+                stop,
+                timeout,
+                claimed.spec.limits,
+                launch.kill_grace,
+            ));
+            let mut ship = pin!(async {
+                while shipping.load(Ordering::SeqCst) {
+                    let stopped = stop_shipping.listen();
+                    future::or(
+                        async {
+                            Timer::after(SHIP_EVERY).await;
+                        },
+                        stopped,
+                    )
                     .await;
+                    if !shipping.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    self.cluster_ship(cluster, id, claimed.attempt, &shipped)
+                        .await;
+                }
+            });
+            let run = pin!(super::super::dispatch::run_alongside(
+                supervise,
+                record.as_mut()
+            ));
+            let ((ended, recorded), shipper) =
+                super::super::dispatch::run_alongside(run, ship.as_mut()).await;
+            shipping.store(false, Ordering::SeqCst);
+            stop_shipping.notify(usize::MAX);
+            if shipper.is_none() {
+                ship.await;
             }
-        });
-        let run = pin!(super::super::dispatch::run_alongside(supervise, record));
-        let ((ended, recorded), _) = super::super::dispatch::run_alongside(run, ship).await;
+            (ended, recorded)
+        };
+        let recorded = match recorded {
+            None if recording.load(Ordering::SeqCst) => Some(record.await),
+            other => other,
+        };
         self.cluster_ship(cluster, id, claimed.attempt, &shipped)
             .await;
         let base = if recorded == Some(true) {
