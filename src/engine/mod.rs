@@ -601,7 +601,7 @@ impl Engine {
     /// database on a cluster; `None` once it is gone.
     pub async fn job_for_follower(&self, id: JobId) -> Result<Option<Job>, EngineError> {
         match self.cluster() {
-            Some(cluster) => self.cluster_job_for_follower(cluster, id).await,
+            Some(cluster) => Ok(cluster.pg.get(&id).await?),
             None => Ok(self.inner.store.get(&id)?),
         }
     }

@@ -376,6 +376,11 @@ fn a_token_never_reaches_the_daemons_log() {
     }
     let out = d.cli(&["list", "--token", WRONG]);
     assert_eq!(exit_code(&out), 2);
+    // The jobs' ends are logged once they ran (on PostgreSQL a moment
+    // after the answers).
+    crate::support::wait_for("a job's end in the daemon's log", || {
+        d.stderr_all().contains("state=succeeded")
+    });
     let log = d.stderr_all();
     assert!(
         log.contains("jobq::jobs: job 1 queued") && log.contains("state=succeeded"),

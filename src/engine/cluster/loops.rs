@@ -115,7 +115,8 @@ impl Engine {
                 return;
             }
             let session = cluster.session();
-            let ids = cluster.running_ids();
+            let claims = cluster.running_claims();
+            let ids: Vec<JobId> = claims.iter().map(|(id, _)| *id).collect();
             // A renewal that has not answered within a third of the lease
             // counts as failed: the check of the lease below must run on
             // time even while the database does not answer.
@@ -131,6 +132,13 @@ impl Engine {
             match renewal {
                 Ok(Renewal::Alive { lost, cancel }) => {
                     *cluster.renewed.lock().unwrap_or_else(|e| e.into_inner()) = Instant::now();
+                    // Of the runs renewed: a run that ended since (its job
+                    // moved on) is not dropped, nor its next attempt.
+                    let lost: Vec<(JobId, u32)> = claims
+                        .iter()
+                        .filter(|(id, _)| lost.contains(id))
+                        .copied()
+                        .collect();
                     cluster.drop_claims(&lost);
                     for id in cancel {
                         cluster.stop(&id, StopReason::Cancel);
@@ -138,7 +146,7 @@ impl Engine {
                 }
                 Ok(Renewal::LeaseLost) => {
                     tracing::error!(node = %session.node, epoch = session.epoch, "this node's lease lapsed or another daemon joined under its name: stopping its jobs");
-                    cluster.drop_claims(&ids);
+                    cluster.drop_claims(&claims);
                     self.rejoin(cluster, &session).await;
                 }
                 Err(e) => {
@@ -150,7 +158,7 @@ impl Engine {
                     tracing::warn!(error = %e, silent = ?silent, "cannot renew the lease");
                     if silent >= lease {
                         // Others may be rescuing these jobs by now.
-                        cluster.drop_claims(&ids);
+                        cluster.drop_claims(&claims);
                     }
                 }
             }
@@ -337,7 +345,6 @@ impl Engine {
                 }
             };
             // Whatever was sent while nobody listened.
-            cluster.followed.listening(true);
             cluster
                 .told
                 .lock()
@@ -358,7 +365,6 @@ impl Engine {
                     Ok(n) => n,
                     Err(e) => {
                         tracing::warn!(error = %e, "the listening connection failed; reconnecting");
-                        cluster.followed.listening(false);
                         break;
                     }
                 };
@@ -393,7 +399,6 @@ impl Engine {
             return;
         };
         let state = words.next().and_then(|s| s.parse::<StateName>().ok());
-        cluster.followed.changed(&id);
         self.inner.output_hub.notify(&id);
         self.inner.changed.notify(usize::MAX);
         let Some(state) = state else {
@@ -442,7 +447,11 @@ impl Engine {
         let grace = self.inner.config.shutdown_grace;
         let finished = self.runs_end_within(grace).await;
         if !finished {
-            let ids = cluster.running_ids();
+            let ids: Vec<JobId> = cluster
+                .running_claims()
+                .into_iter()
+                .map(|(id, _)| id)
+                .collect();
             tracing::info!(
                 running = ids.len(),
                 "shutdown grace over: stopping running jobs"

@@ -14,7 +14,6 @@
 
 mod bulk;
 mod dependencies;
-mod followed;
 mod loops;
 mod run;
 mod uploads;
@@ -37,11 +36,13 @@ pub struct Cluster {
     /// This node's current session; replaced when it rejoins after being
     /// declared dead.
     session: SyncMutex<Session>,
-    /// The jobs this node runs, and how to stop each.
-    running: SyncMutex<HashMap<JobId, Sender<StopReason>>>,
-    /// Runs whose claim was taken from this node: their end is not
-    /// recorded (the database would refuse it anyway).
-    lost: SyncMutex<HashSet<JobId>>,
+    /// The jobs this node runs: which attempt, and how to stop it. A job's
+    /// next attempt may be claimed here while its last run still cleans
+    /// up, so every entry of a run is its attempt's.
+    running: SyncMutex<HashMap<JobId, Run>>,
+    /// Runs (job, attempt) whose claim was taken from this node: their end
+    /// is not recorded (the database would refuse it anyway).
+    lost: SyncMutex<HashSet<(JobId, u32)>>,
     /// Wakes the claimer: a job became runnable somewhere, or a run here
     /// ended.
     wake: Event,
@@ -50,12 +51,10 @@ pub struct Cluster {
     /// Wakes the promoter: this node scheduled a job (a delay, a retry's
     /// backoff), which may be due before the one it sleeps for.
     due: Event,
-    /// Job records output followers read, until the job changes.
-    followed: followed::Followed,
     /// The process ids of this node's runs, from their spawn: the
     /// database has a run's pid only once it ran for a moment (see
     /// `run.rs`), this node's answers have it at once.
-    pids: SyncMutex<HashMap<JobId, u32>>,
+    pids: SyncMutex<HashMap<JobId, (u32, u32)>>,
     /// Ends of this node's runs it told its subscribers itself, as they
     /// were written: the database's notification of each is not told
     /// again. (The database's copy is read later and may have moved on: a
@@ -65,6 +64,14 @@ pub struct Cluster {
     /// Queues whose rows this node made sure of (see
     /// [`Cluster::ensure_queues`]).
     queues: SyncMutex<HashSet<String>>,
+}
+
+/// One run on this node: its attempt and the way to stop it.
+struct Run {
+    /// The attempt it runs.
+    attempt: u32,
+    /// Tells it to stop, and why.
+    stop: Sender<StopReason>,
 }
 
 /// The limit the config gives queue `name` when it has none stored.
@@ -111,7 +118,6 @@ impl Cluster {
             wake: Event::new(),
             renewed: SyncMutex::new(Instant::now()),
             due: Event::new(),
-            followed: followed::Followed::default(),
             pids: SyncMutex::default(),
             told: SyncMutex::default(),
             queues: SyncMutex::default(),
@@ -151,21 +157,57 @@ impl Cluster {
             .clone()
     }
 
-    fn running_ids(&self) -> Vec<JobId> {
+    /// The runs of this node now: (job, attempt).
+    fn running_claims(&self) -> Vec<(JobId, u32)> {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .keys()
-            .copied()
+            .iter()
+            .map(|(id, run)| (*id, run.attempt))
             .collect()
+    }
+
+    /// Notes the run of `attempt` of `id` on this node.
+    fn run_started(&self, id: JobId, attempt: u32, stop: Sender<StopReason>) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Run { attempt, stop });
+    }
+
+    /// Forgets the run of `attempt` of `id`, and what was noted of it,
+    /// unless a later attempt of the job runs here by now.
+    fn run_ended(&self, id: JobId, attempt: u32) {
+        {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if running.get(&id).is_some_and(|r| r.attempt == attempt) {
+                running.remove(&id);
+            }
+        }
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(id, attempt));
+        let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
+        if pids.get(&id).is_some_and(|(a, _)| *a == attempt) {
+            pids.remove(&id);
+        }
+    }
+
+    /// Whether the claim of `attempt` of `id` was taken from this node.
+    fn is_lost(&self, id: JobId, attempt: u32) -> bool {
+        self.lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(id, attempt))
     }
 
     /// Asks the run of `id` on this node, if there is one, to stop.
     fn stop(&self, id: &JobId, why: StopReason) -> bool {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         match running.get(id) {
-            Some(tx) => {
-                let _ = tx.try_send(why);
+            Some(run) => {
+                let _ = run.stop.try_send(why);
                 true
             }
             None => false,
@@ -181,8 +223,9 @@ impl Cluster {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&job.id)
+                .filter(|(attempt, _)| *attempt == job.attempt)
             {
-                *pid = *local;
+                *pid = local.1;
             }
         }
         job
@@ -216,41 +259,30 @@ impl Cluster {
             .contains_key(id)
     }
 
-    /// Stops runs whose claim this node no longer holds, recording nothing.
-    fn drop_claims(&self, ids: &[JobId]) {
-        if ids.is_empty() {
+    /// Stops runs (job, attempt) whose claim this node no longer holds,
+    /// recording nothing. A run that ended meanwhile is left alone, and
+    /// so is a later attempt of the job that runs here now.
+    fn drop_claims(&self, claims: &[(JobId, u32)]) {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let dropped: Vec<&(JobId, u32)> = claims
+            .iter()
+            .filter(|(id, attempt)| running.get(id).is_some_and(|r| r.attempt == *attempt))
+            .collect();
+        if dropped.is_empty() {
             return;
         }
-        tracing::warn!(jobs = ids.len(), "this node lost its claim on running jobs (its lease lapsed); stopping them without recording an end");
-        self.lost
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .extend(ids.iter().copied());
-        for id in ids {
-            self.stop(id, StopReason::Shutdown);
+        tracing::warn!(jobs = dropped.len(), "this node lost its claim on running jobs (its lease lapsed); stopping them without recording an end");
+        let mut lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
+        for (id, attempt) in dropped {
+            lost.insert((*id, *attempt));
+            if let Some(run) = running.get(id) {
+                let _ = run.stop.try_send(StopReason::Shutdown);
+            }
         }
     }
 }
 
 impl Engine {
-    /// [`Engine::job_for_follower`] on the cluster: the record kept since
-    /// the job last changed, else read (and kept).
-    pub(in crate::engine) async fn cluster_job_for_follower(
-        &self,
-        cluster: &Cluster,
-        id: JobId,
-    ) -> Result<Option<Job>, EngineError> {
-        let mark = match cluster.followed.get(&id) {
-            Ok(job) => return Ok(Some(job)),
-            Err(mark) => mark,
-        };
-        let job = cluster.pg.get(&id).await?;
-        if let Some(job) = &job {
-            cluster.followed.keep(mark, job);
-        }
-        Ok(job)
-    }
-
     /// The cluster this engine is a node of, if its store is PostgreSQL.
     pub(crate) fn cluster(&self) -> Option<&Cluster> {
         self.inner.cluster.as_ref()
@@ -731,7 +763,7 @@ impl Engine {
         &self,
         cluster: &Cluster,
     ) -> Result<Pulse, EngineError> {
-        let running = cluster.running_ids().len();
+        let running = cluster.running_claims().len();
         let counts = cluster.pg.counts().await?;
         let sum = |state: &str| -> u64 {
             counts

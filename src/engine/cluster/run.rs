@@ -29,34 +29,17 @@ impl Engine {
         permit: SemaphoreGuardArc,
     ) {
         let id = claimed.id;
+        let attempt = claimed.attempt;
         let (tx, rx) = async_channel::bounded(1);
-        cluster
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, tx);
+        cluster.run_started(id, attempt, tx);
         let has_stdin = claimed.spec.stdin_bytes.is_some();
         if let Err(e) = self.cluster_try_run(cluster, &session, claimed, rx).await {
             tracing::error!(job = %id, error = %e, "job run failed in the daemon");
         }
         if has_stdin {
-            self.cluster_drop_fetched(id).await;
+            self.cluster_drop_fetched(id, attempt).await;
         }
-        cluster
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        cluster
-            .lost
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-        cluster
-            .pids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
+        cluster.run_ended(id, attempt);
         drop(permit);
         cluster.wake.notify(1);
     }
@@ -86,7 +69,10 @@ impl Engine {
             let stdin = match claimed.spec.stdin_bytes {
                 Some(_) => match cluster.pg.stdin(&id).await? {
                     Some(bytes) => Some(crate::store::StdinSource::Bytes(bytes)),
-                    None => Some(self.cluster_fetch_upload(cluster, id).await?),
+                    None => Some(
+                        self.cluster_fetch_upload(cluster, id, claimed.attempt)
+                            .await?,
+                    ),
                 },
                 None => None,
             };
@@ -131,7 +117,7 @@ impl Engine {
             .pids
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, child.pid());
+            .insert(id, (claimed.attempt, child.pid()));
         // The claim's notification is not told here (its node is this
         // one): this is the `running` subscribers see, with its pid.
         self.inner.events.publish(&running);
@@ -154,7 +140,7 @@ impl Engine {
             match cluster.pg.settle(session, &claimed, &running).await {
                 Ok(Fenced::Done) => true,
                 Ok(Fenced::Refused) => {
-                    cluster.drop_claims(&[id]);
+                    cluster.drop_claims(&[(id, claimed.attempt)]);
                     false
                 }
                 Err(e) => {
@@ -225,12 +211,7 @@ impl Engine {
             tracing::warn!(job = %id, error = %e, "cannot mark the job's output as truncated");
         }
         let stopped = self.process_ended(&claimed, &ended).await;
-        let lost = cluster
-            .lost
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&id);
-        if lost {
+        if cluster.is_lost(id, claimed.attempt) {
             tracing::warn!(job = %id, "the job's claim was taken from this node; its end is not recorded");
             return Ok(());
         }
@@ -306,12 +287,7 @@ impl Engine {
                     return Ok(());
                 }
                 Err(e) => {
-                    let lost = cluster
-                        .lost
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .contains(&new.id);
-                    if lost {
+                    if cluster.is_lost(new.id, old.attempt) {
                         cluster.telling(new, false);
                         return Err(e.into());
                     }

@@ -83,14 +83,15 @@ impl Engine {
         })
     }
 
-    /// Copies the upload job `id` claimed to a file of this node's for its
-    /// run, a few pieces at a time.
+    /// Copies the upload job `id` claimed to a file of this node's for the
+    /// run of `attempt`, a few pieces at a time.
     pub(super) async fn cluster_fetch_upload(
         &self,
         cluster: &Cluster,
         id: JobId,
+        attempt: u32,
     ) -> Result<StdinSource, EngineError> {
-        let path = fetched_path(&self.inner.store, &id);
+        let path = fetched_path(&self.inner.store, &id, attempt);
         let dir = self.inner.store.stdin_dir();
         let create = {
             let path = path.clone();
@@ -120,8 +121,8 @@ impl Engine {
     }
 
     /// Removes the copy of job `id`'s upload its run used, if it had one.
-    pub(super) async fn cluster_drop_fetched(&self, id: JobId) {
-        let path = fetched_path(&self.inner.store, &id);
+    pub(super) async fn cluster_drop_fetched(&self, id: JobId, attempt: u32) {
+        let path = fetched_path(&self.inner.store, &id, attempt);
         if let Err(e) = blocking::unblock(move || std::fs::remove_file(path)).await {
             if e.kind() != std::io::ErrorKind::NotFound {
                 tracing::warn!(job = %id, error = %e, "cannot remove the copy of a job's upload");
@@ -169,7 +170,8 @@ impl Engine {
     }
 }
 
-/// Where a run's copy of its job's upload goes.
-fn fetched_path(store: &Store, id: &JobId) -> std::path::PathBuf {
-    store.stdin_dir().join(format!("fetched-{id}"))
+/// Where a run's copy of its job's upload goes: one per attempt, as the
+/// next attempt may start here before the last one's copy is removed.
+fn fetched_path(store: &Store, id: &JobId, attempt: u32) -> std::path::PathBuf {
+    store.stdin_dir().join(format!("fetched-{id}-{attempt}"))
 }
