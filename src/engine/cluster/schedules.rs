@@ -473,7 +473,7 @@ impl Engine {
         pending: usize,
     ) -> Result<Option<NewJob>, EngineError> {
         if let Some(key) = &key {
-            if cluster.pg.job_with_key(key).await?.is_some() {
+            if !cluster.pg.jobs_with_keys(&[key]).await?.is_empty() {
                 return Ok(None);
             }
         }

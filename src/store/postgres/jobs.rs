@@ -339,18 +339,6 @@ impl PgStore {
         row.map(|r| decode(r.get("doc"))).transpose()
     }
 
-    /// The job that holds idempotency key `key`, if one does (a schedule's
-    /// fire checks whether it made its job already).
-    pub async fn job_with_key(&self, key: &str) -> Result<Option<JobId>> {
-        let id: Option<uuid::Uuid> =
-            sqlx::query_scalar("SELECT id FROM jobq_jobs WHERE idempotency_key = $1")
-                .bind(key)
-                .fetch_optional(self.pool())
-                .await
-                .map_err(query("find a job by idempotency key"))?;
-        Ok(id.map(|u| JobId::from_bytes(*u.as_bytes())))
-    }
-
     /// The job with this submission number (`seq`), if there is one.
     pub async fn job_with_seq(&self, seq: u64) -> Result<Option<JobId>> {
         let id: Option<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM jobq_jobs WHERE seq = $1")
