@@ -8,6 +8,13 @@
 //! (`schedule:<name>:<fire time>`) keeps a fire from making two jobs
 //! whatever happens. What was not on disk at a crash is a fire that fell
 //! while the daemon was down, which `missed` decides at the next start.
+//!
+//! On a cluster the same requests and the same decisions go through the
+//! database instead (`cluster/schedules.rs`): each fn here dispatches to
+//! its cluster version first, and the decisions both stores make (a
+//! schedule's record from a request, which fires are due, what `overlap`
+//! and `missed` make of them, a fire's job) are the functions below
+//! marked `pub(in crate::engine)`.
 
 use super::timers::fire_timer;
 use super::*;
@@ -37,7 +44,7 @@ pub(super) struct Fired {
 }
 
 /// A new job and its stdin bytes.
-type NewJob = (Job, Option<Vec<u8>>);
+pub(in crate::engine) type NewJob = (Job, Option<Vec<u8>>);
 
 /// One schedule's writes, in one batch with its record.
 #[derive(Default)]
@@ -57,7 +64,11 @@ fn check_name(name: &str) -> Result<(), FieldError> {
 
 /// Refuses `principal` an `action` on `schedule` unless it is an admin or
 /// the schedule's owner.
-fn may_manage(principal: &Principal, schedule: &Schedule, action: &str) -> Result<(), EngineError> {
+pub(in crate::engine) fn may_manage(
+    principal: &Principal,
+    schedule: &Schedule,
+    action: &str,
+) -> Result<(), EngineError> {
     let thing = format!("schedule {:?}", schedule.name);
     may_act_on(principal, &schedule.owner, &thing, "schedules", action)
 }
@@ -82,46 +93,21 @@ impl Engine {
         principal: &Principal,
     ) -> Result<(Schedule, bool), EngineError> {
         check_name(name)?;
-        self.local_only("schedules")?;
         self.taking_changes()?;
+        if let Some(cluster) = self.cluster() {
+            return self
+                .cluster_put_schedule(cluster, name, checked, principal)
+                .await;
+        }
         let now = Timestamp::now();
-        // Refused now what a fire's submit would refuse: limits above the
-        // queue's.
-        let mut spec = checked.spec.clone();
-        self.cap_limits(&mut spec).map_err(in_job)?;
-        let next_run_at = if checked.paused {
-            None
-        } else {
-            Some(next_fire(&checked.table, now)?)
-        };
+        let next_run_at = self.first_fire(&checked, now)?;
         let store = &self.inner.store;
         let mut sched = self.inner.sched.lock().await;
         let old = store.schedule(name)?;
         if let Some(old) = &old {
             may_manage(principal, old, "replace")?;
         }
-        let schedule = Schedule {
-            name: name.to_owned(),
-            cron: checked.cron,
-            timezone: checked.timezone,
-            job: checked.job,
-            overlap: checked.overlap,
-            missed: checked.missed,
-            paused: checked.paused,
-            owner: old
-                .as_ref()
-                .map_or_else(|| principal.owner(), |o| o.owner.clone()),
-            run_as: old
-                .as_ref()
-                .map_or_else(|| principal.runs_as.clone(), |o| o.run_as.clone()),
-            created_at: old.as_ref().map_or(now, |o| o.created_at),
-            updated_at: now,
-            next_run_at,
-            last_run_at: old.as_ref().and_then(|o| o.last_run_at),
-            last_job: old.as_ref().and_then(|o| o.last_job),
-            skipped: old.as_ref().map_or(0, |o| o.skipped),
-            last_error: None,
-        };
+        let schedule = stored_schedule(name, checked, old.as_ref(), principal, now, next_run_at);
         store.write_schedule(ScheduleWrite::Put(&schedule))?;
         if let Some(at) = old.as_ref().and_then(|o| o.next_run_at) {
             sched.timers.remove(&fire_timer(at, name));
@@ -132,10 +118,30 @@ impl Engine {
         Ok((schedule, old.is_none()))
     }
 
+    /// A new or replaced schedule's first fire (`None` when it is stored
+    /// paused), or a 400: its job's limits above the daemon's (refused
+    /// now, as a fire's submit would refuse them), or an expression with
+    /// no fire ahead.
+    pub(in crate::engine) fn first_fire(
+        &self,
+        checked: &CheckedSchedule,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>, EngineError> {
+        let mut spec = checked.spec.clone();
+        self.cap_limits(&mut spec).map_err(in_job)?;
+        if checked.paused {
+            Ok(None)
+        } else {
+            Ok(Some(next_fire(&checked.table, now)?))
+        }
+    }
+
     /// One schedule, as on disk.
     pub async fn schedule(&self, name: &str) -> Result<Schedule, EngineError> {
         check_name(name)?;
-        self.local_only("schedules")?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_schedule(cluster, name).await;
+        }
         let schedule = self
             .inner
             .store
@@ -147,17 +153,22 @@ impl Engine {
 
     /// Every schedule, by name, as on disk.
     pub async fn schedules(&self) -> Result<Vec<Schedule>, EngineError> {
-        self.local_only("schedules")?;
+        if let Some(cluster) = self.cluster() {
+            return Ok(cluster.pg.schedules().await?);
+        }
         let all = self.inner.store.schedules()?;
         self.counts_flushed().await?;
         Ok(all)
     }
 
     /// The number and state of a schedule's last job now, if it still
-    /// exists.
-    pub fn last_job(&self, schedule: &Schedule) -> Option<(u64, StateName)> {
+    /// exists (and, on a cluster, the database answers).
+    pub async fn last_job(&self, schedule: &Schedule) -> Option<(u64, StateName)> {
         let id = schedule.last_job?;
-        let job = self.inner.store.get(&id).ok()??;
+        let job = match self.cluster() {
+            Some(cluster) => cluster.pg.get(&id).await.ok()??,
+            None => self.inner.store.get(&id).ok()??,
+        };
         Some((job.number(), job.state.name()))
     }
 
@@ -169,8 +180,12 @@ impl Engine {
         principal: &Principal,
     ) -> Result<Schedule, EngineError> {
         check_name(name)?;
-        self.local_only("schedules")?;
         self.recovered()?;
+        if let Some(cluster) = self.cluster() {
+            return self
+                .cluster_pause_schedule(cluster, name, paused, principal)
+                .await;
+        }
         let now = Timestamp::now();
         let store = &self.inner.store;
         let mut sched = self.inner.sched.lock().await;
@@ -190,14 +205,7 @@ impl Engine {
         if let Some(at) = schedule.next_run_at {
             sched.timers.remove(&fire_timer(at, name));
         }
-        schedule.paused = paused;
-        schedule.updated_at = now;
-        schedule.next_run_at = if paused {
-            None
-        } else {
-            let table = schedule.timetable()?;
-            Some(next_fire(&table, now)?)
-        };
+        set_paused(&mut schedule, paused, now)?;
         store.write_schedule(ScheduleWrite::Put(&schedule))?;
         drop(sched);
         store.sync().await?;
@@ -212,8 +220,10 @@ impl Engine {
         principal: &Principal,
     ) -> Result<(), EngineError> {
         check_name(name)?;
-        self.local_only("schedules")?;
         self.recovered()?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_remove_schedule(cluster, name, principal).await;
+        }
         let store = &self.inner.store;
         let mut sched = self.inner.sched.lock().await;
         let schedule = store
@@ -238,8 +248,10 @@ impl Engine {
         principal: &Principal,
     ) -> Result<Job, EngineError> {
         check_name(name)?;
-        self.local_only("schedules")?;
         self.taking_changes()?;
+        if let Some(cluster) = self.cluster() {
+            return self.cluster_run_schedule(cluster, name, principal).await;
+        }
         let now = Timestamp::now();
         let store = &self.inner.store;
         let sched = self.inner.sched.lock().await;
@@ -250,9 +262,7 @@ impl Engine {
         let Some((job, stdin)) = self.fire_job(&schedule, None, now, 0)? else {
             unreachable!("a job without an idempotency key is always made");
         };
-        schedule.last_job = Some(job.id);
-        schedule.last_run_at = Some(now);
-        schedule.last_error = None;
+        ran_now(&mut schedule, &job, now);
         store.apply_with(
             &[Change::insert(&job, stdin.as_deref())],
             &[ScheduleWrite::Put(&schedule)],
@@ -317,24 +327,19 @@ impl Engine {
                 return Ok(());
             }
         };
-        let mut due = vec![first];
-        let mut following = table.next_after(first);
-        while let Some(t) = following.filter(|t| *t <= now && due.len() <= CATCH_UP) {
-            due.push(t);
-            following = table.next_after(t);
-        }
+        let fires = due_fires(&table, first, now);
         let mut writes = Writes::default();
-        if due.len() > CATCH_UP {
-            self.fire_missed(sched, &mut schedule, &table, first, now, &mut writes)?;
-            following = table.next_after(now);
-        } else {
-            for t in due {
-                self.fire(sched, &mut schedule, t, now, &mut writes)?;
+        match fires.each {
+            Some(due) => {
+                for t in due {
+                    self.fire(sched, &mut schedule, t, now, &mut writes)?;
+                }
             }
+            None => self.fire_missed(sched, &mut schedule, &table, first, now, &mut writes)?,
         }
-        schedule.next_run_at = following;
+        schedule.next_run_at = fires.following;
         self.write_fires(&schedule, writes, fired)?;
-        if let Some(t) = following {
+        if let Some(t) = fires.following {
             sched.timers.insert(fire_timer(t, name));
         }
         Ok(())
@@ -395,24 +400,7 @@ impl Engine {
         now: Timestamp,
         writes: &mut Writes,
     ) -> Result<(), EngineError> {
-        let mut count = 1;
-        let mut t = first;
-        while let Some(next) = table.next_after(t).filter(|n| *n <= now) {
-            count += 1;
-            t = next;
-            if count >= MAX_COUNTED {
-                break;
-            }
-        }
-        let latest = table.latest_until(now).unwrap_or(first).max(first);
-        tracing::info!(
-            schedule = %schedule.name,
-            missed = count,
-            first = %first,
-            latest = %latest,
-            rule = ?schedule.missed,
-            "fires fell while jobq was not running"
-        );
+        let (count, latest) = missed_fires(schedule, table, first, now);
         match schedule.missed {
             Missed::RunOnce => self.fire(sched, schedule, latest, now, writes),
             Missed::Skip => {
@@ -444,14 +432,10 @@ impl Engine {
         };
         let mut stop = None;
         if let Some(last) = last.filter(|j| !j.state.is_terminal()) {
-            match schedule.overlap {
-                Overlap::Allow => {}
-                Overlap::Forbid => {
-                    tracing::info!(schedule = %schedule.name, fire = %at, job = %last.id, "fire skipped: the previous job has not ended (overlap = forbid)");
-                    schedule.skipped += 1;
-                    return Ok(());
-                }
-                Overlap::Replace => match made_here {
+            match overlapping(schedule, &last, at) {
+                Overlapping::Fire => {}
+                Overlapping::Skip => return Ok(()),
+                Overlapping::Replace => match made_here {
                     Some(i) => writes.inserted[i].0.cancel(None, now)?,
                     None if sched.running.contains_key(&last.id) => stop = Some(last.id),
                     None => {
@@ -461,31 +445,18 @@ impl Engine {
                 },
             }
         }
-        match self.fire_job(
+        let made = self.fire_job(
             schedule,
             Some(fire_key(&schedule.name, at)),
             now,
             writes.inserted.len(),
-        ) {
-            Ok(Some((job, stdin))) => {
-                tracing::info!(schedule = %schedule.name, fire = %at, job = %job.id, "schedule fired");
-                schedule.last_job = Some(job.id);
-                schedule.last_error = None;
-                if let Some(old) = stop {
-                    writes.stops.push((old, job.id));
-                }
-                writes.inserted.push((job, stdin));
+        );
+        if let Some((job, stdin)) = fire_made(schedule, at, made)? {
+            if let Some(old) = stop {
+                writes.stops.push((old, job.id));
             }
-            // This fire made its job already.
-            Ok(None) => {}
-            Err(e @ (EngineError::Invalid(_) | EngineError::QueueFull { .. })) => {
-                tracing::warn!(schedule = %schedule.name, fire = %at, error = %e, "fire made no job");
-                schedule.skipped += 1;
-                schedule.last_error = Some(e.to_string());
-            }
-            Err(e) => return Err(e),
+            writes.inserted.push((job, stdin));
         }
-        schedule.last_run_at = Some(at);
         Ok(())
     }
 
@@ -505,6 +476,19 @@ impl Engine {
                 return Ok(None);
             }
         }
+        let fire = self.fire_spec(schedule, key, now)?;
+        self.room_for_fire(not_started(store) + pending as u64)?;
+        Ok(Some(fire.into_job(store.next_seq()?, now)))
+    }
+
+    /// What a fire's job of `schedule` is made of, keyed `key`: its spec
+    /// read and capped as `POST /v1/jobs` would, its stdin, its owner.
+    pub(in crate::engine) fn fire_spec(
+        &self,
+        schedule: &Schedule,
+        key: Option<String>,
+        now: Timestamp,
+    ) -> Result<FireSpec, EngineError> {
         let (mut spec, stdin) = schedule
             .job
             .clone()
@@ -513,30 +497,31 @@ impl Engine {
         self.cap_limits(&mut spec).map_err(in_job)?;
         spec.idempotency_key = key;
         spec.schedule = Some(schedule.name.clone());
-        let waiting = not_started(store) + pending as u64;
-        if waiting >= self.inner.config.max_queued {
-            return Err(EngineError::QueueFull {
-                queued: waiting,
-                limit: self.inner.config.max_queued,
-            });
-        }
-        let ownership = Ownership {
-            owner: schedule.owner.clone(),
-            run_as: schedule.run_as.clone(),
-        };
-        let job = Job::new(
-            JobId::new(),
-            store.next_seq()?,
-            spec,
-            ownership,
-            vec![],
-            now,
-        );
         let stdin = match stdin {
             Stdin::Bytes(bytes) => Some(bytes),
             Stdin::None | Stdin::Upload(_) => None,
         };
-        Ok(Some((job, stdin)))
+        Ok(FireSpec {
+            spec,
+            stdin,
+            ownership: Ownership {
+                owner: schedule.owner.clone(),
+                run_as: schedule.run_as.clone(),
+            },
+        })
+    }
+
+    /// Refuses a fire's job while `waiting` jobs (not started yet) fill
+    /// `max_queued`, as a submit is refused.
+    pub(in crate::engine) fn room_for_fire(&self, waiting: u64) -> Result<(), EngineError> {
+        let limit = self.inner.config.max_queued;
+        if waiting >= limit {
+            return Err(EngineError::QueueFull {
+                queued: waiting,
+                limit,
+            });
+        }
+        Ok(())
     }
 
     /// Writes a schedule's fires and its record in one atomic batch, and
@@ -602,8 +587,205 @@ impl Engine {
     }
 }
 
+/// A fire's job before it has a number: see [`Engine::fire_spec`].
+pub(in crate::engine) struct FireSpec {
+    /// The spec, keyed and named for the schedule.
+    spec: JobSpec,
+    /// Its inline stdin.
+    stdin: Option<Vec<u8>>,
+    /// The schedule's owner and user.
+    ownership: Ownership,
+}
+
+impl FireSpec {
+    /// The job, numbered `seq` (each store hands out its own numbers).
+    pub(in crate::engine) fn into_job(self, seq: u64, now: Timestamp) -> NewJob {
+        let job = Job::new(JobId::new(), seq, self.spec, self.ownership, vec![], now);
+        (job, self.stdin)
+    }
+}
+
+/// The fires a schedule waiting for its fire at `first` owes at `now`.
+pub(in crate::engine) struct DueFires {
+    /// Each, oldest first, to fire one by one; `None` when more than
+    /// [`CATCH_UP`] are due (the clock jumped, the machine slept): then
+    /// the `missed` rule decides, as after a downtime.
+    pub(in crate::engine) each: Option<Vec<Timestamp>>,
+    /// The fire after them, which the schedule waits for next.
+    pub(in crate::engine) following: Option<Timestamp>,
+}
+
+/// See [`DueFires`].
+pub(in crate::engine) fn due_fires(
+    table: &TimeTable,
+    first: Timestamp,
+    now: Timestamp,
+) -> DueFires {
+    let mut due = vec![first];
+    let mut following = table.next_after(first);
+    while let Some(t) = following.filter(|t| *t <= now && due.len() <= CATCH_UP) {
+        due.push(t);
+        following = table.next_after(t);
+    }
+    if due.len() > CATCH_UP {
+        return DueFires {
+            each: None,
+            following: table.next_after(now),
+        };
+    }
+    DueFires {
+        each: Some(due),
+        following,
+    }
+}
+
+/// The fires from `first` to `now` that nobody made in time: how many
+/// (counted up to [`MAX_COUNTED`]) and the latest, which a `run_once`
+/// job is keyed by. Logged, since a downtime or a leader's change
+/// explains a gap in the schedule's jobs.
+pub(in crate::engine) fn missed_fires(
+    schedule: &Schedule,
+    table: &TimeTable,
+    first: Timestamp,
+    now: Timestamp,
+) -> (u64, Timestamp) {
+    let mut count = 1;
+    let mut t = first;
+    while let Some(next) = table.next_after(t).filter(|n| *n <= now) {
+        count += 1;
+        t = next;
+        if count >= MAX_COUNTED {
+            break;
+        }
+    }
+    let latest = table.latest_until(now).unwrap_or(first).max(first);
+    tracing::info!(
+        schedule = %schedule.name,
+        missed = count,
+        first = %first,
+        latest = %latest,
+        rule = ?schedule.missed,
+        "fires fell while no jobq fired them"
+    );
+    (count, latest)
+}
+
+/// What a fire does about the schedule's previous job, which has not
+/// ended: each store carries out a `Replace` its own way.
+pub(in crate::engine) enum Overlapping {
+    /// Fire beside it (`allow`).
+    Fire,
+    /// No job this fire (`forbid`), counted in `skipped`.
+    Skip,
+    /// Cancel it, then fire (`replace`).
+    Replace,
+}
+
+/// [`Overlapping`] by `schedule`'s `overlap` for its fire at `at` while
+/// `last` runs; a skip is logged and counted.
+pub(in crate::engine) fn overlapping(
+    schedule: &mut Schedule,
+    last: &Job,
+    at: Timestamp,
+) -> Overlapping {
+    match schedule.overlap {
+        Overlap::Allow => Overlapping::Fire,
+        Overlap::Forbid => {
+            tracing::info!(schedule = %schedule.name, fire = %at, job = %last.id, "fire skipped: the previous job has not ended (overlap = forbid)");
+            schedule.skipped += 1;
+            Overlapping::Skip
+        }
+        Overlap::Replace => Overlapping::Replace,
+    }
+}
+
+/// Records in `schedule` what its fire at `at` made (`made`: the job, or
+/// `None` when the fire made its job before), and passes the job on. A
+/// fire the job spec or the queue's room refuses makes no job: it counts
+/// in `skipped` and shows in `last_error`; any other error is the caller's.
+pub(in crate::engine) fn fire_made(
+    schedule: &mut Schedule,
+    at: Timestamp,
+    made: Result<Option<NewJob>, EngineError>,
+) -> Result<Option<NewJob>, EngineError> {
+    let out = match made {
+        Ok(Some((job, stdin))) => {
+            tracing::info!(schedule = %schedule.name, fire = %at, job = %job.id, "schedule fired");
+            schedule.last_job = Some(job.id);
+            schedule.last_error = None;
+            Some((job, stdin))
+        }
+        // This fire made its job already.
+        Ok(None) => None,
+        Err(e @ (EngineError::Invalid(_) | EngineError::QueueFull { .. })) => {
+            tracing::warn!(schedule = %schedule.name, fire = %at, error = %e, "fire made no job");
+            schedule.skipped += 1;
+            schedule.last_error = Some(e.to_string());
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    schedule.last_run_at = Some(at);
+    Ok(out)
+}
+
+/// The record `PUT /v1/schedules/{name}` stores: `checked` as given; the
+/// owner, user, creation and history of `old` when it replaces one.
+pub(in crate::engine) fn stored_schedule(
+    name: &str,
+    checked: CheckedSchedule,
+    old: Option<&Schedule>,
+    principal: &Principal,
+    now: Timestamp,
+    next_run_at: Option<Timestamp>,
+) -> Schedule {
+    Schedule {
+        name: name.to_owned(),
+        cron: checked.cron,
+        timezone: checked.timezone,
+        job: checked.job,
+        overlap: checked.overlap,
+        missed: checked.missed,
+        paused: checked.paused,
+        owner: old.map_or_else(|| principal.owner(), |o| o.owner.clone()),
+        run_as: old.map_or_else(|| principal.runs_as.clone(), |o| o.run_as.clone()),
+        created_at: old.map_or(now, |o| o.created_at),
+        updated_at: now,
+        next_run_at,
+        last_run_at: old.and_then(|o| o.last_run_at),
+        last_job: old.and_then(|o| o.last_job),
+        skipped: old.map_or(0, |o| o.skipped),
+        last_error: None,
+    }
+}
+
+/// Pauses (no next fire) or resumes (the next fire from `now` on) a
+/// schedule's record.
+pub(in crate::engine) fn set_paused(
+    schedule: &mut Schedule,
+    paused: bool,
+    now: Timestamp,
+) -> Result<(), EngineError> {
+    schedule.paused = paused;
+    schedule.updated_at = now;
+    schedule.next_run_at = if paused {
+        None
+    } else {
+        let table = schedule.timetable()?;
+        Some(next_fire(&table, now)?)
+    };
+    Ok(())
+}
+
+/// Notes in `schedule` the job a `run` started at `now`.
+pub(in crate::engine) fn ran_now(schedule: &mut Schedule, job: &Job, now: Timestamp) {
+    schedule.last_job = Some(job.id);
+    schedule.last_run_at = Some(now);
+    schedule.last_error = None;
+}
+
 /// Counts a new job in `jobq_jobs_submitted_total`.
-pub(super) fn count_submitted(job: &Job) {
+pub(in crate::engine) fn count_submitted(job: &Job) {
     crate::metrics::metrics()
         .submitted
         .get_or_create(&crate::metrics::QueueLabel {

@@ -16,8 +16,8 @@ use crate::schedule::Schedule;
 
 /// A schedule as `principal` may see it: the job's `env` values and
 /// `stdin` only for its owner and admins.
-fn view(engine: &Engine, principal: &Principal, schedule: &Schedule) -> ScheduleView {
-    let view = ScheduleView::of(schedule, engine.last_job(schedule));
+async fn view(engine: &Engine, principal: &Principal, schedule: &Schedule) -> ScheduleView {
+    let view = ScheduleView::of(schedule, engine.last_job(schedule).await);
     if principal.may_see_env_of(&schedule.owner) {
         view
     } else {
@@ -48,7 +48,7 @@ pub async fn put(req: Request<AppState>) -> Reply {
     } else {
         StatusCode::Ok
     };
-    let mut res = json(status, &view(engine, principal, &schedule));
+    let mut res = json(status, &view(engine, principal, &schedule).await);
     res.insert_header("Location", format!("/v1/schedules/{name}"));
     Ok(res)
 }
@@ -58,12 +58,10 @@ pub async fn list(req: Request<AppState>) -> Reply {
     query(&req, &[])?;
     let engine = &req.state().engine;
     let principal = principal(&req);
-    let schedules = engine
-        .schedules()
-        .await?
-        .iter()
-        .map(|s| view(engine, principal, s))
-        .collect();
+    let mut schedules = Vec::new();
+    for s in &engine.schedules().await? {
+        schedules.push(view(engine, principal, s).await);
+    }
     Ok(json(StatusCode::Ok, &ScheduleList { schedules }))
 }
 
@@ -75,7 +73,7 @@ pub async fn get(req: Request<AppState>) -> Reply {
     let schedule = engine.schedule(&name).await?;
     Ok(json(
         StatusCode::Ok,
-        &view(engine, principal(&req), &schedule),
+        &view(engine, principal(&req), &schedule).await,
     ))
 }
 
@@ -90,7 +88,10 @@ pub async fn patch(req: Request<AppState>) -> Reply {
     let engine = &req.state().engine;
     let principal = principal(&req);
     let schedule = engine.pause_schedule(&name, paused, principal).await?;
-    Ok(json(StatusCode::Ok, &view(engine, principal, &schedule)))
+    Ok(json(
+        StatusCode::Ok,
+        &view(engine, principal, &schedule).await,
+    ))
 }
 
 /// `DELETE /v1/schedules/{name}`: 204; its jobs stay.

@@ -3,8 +3,9 @@
 //! both), the heartbeat (lease renewal, lost claims, cancels), the
 //! housekeeper (rescue of lapsed claims, due jobs, count folding, missed
 //! releases of waiting jobs, retention, output of pruned jobs), the
-//! listener (notifications into wake-ups, cancels and events), and the
-//! drain at shutdown.
+//! listener (notifications into wake-ups, cancels and events), the
+//! schedules' lease keeper and firer (`schedules.rs`), and the drain at
+//! shutdown.
 
 use super::*;
 use crate::store::postgres::{NodeState, Renewal};
@@ -25,7 +26,13 @@ const HOUSEKEEPING: Duration = Duration::from_secs(1);
 const PRUNE_BATCH: u32 = 1000;
 
 /// The channels a node listens on (see the schema).
-const CHANNELS: [&str; 4] = ["jobq_wake", "jobq_cancel", "jobq_events", "jobq_output"];
+const CHANNELS: [&str; 5] = [
+    "jobq_wake",
+    "jobq_cancel",
+    "jobq_events",
+    "jobq_output",
+    "jobq_schedules",
+];
 
 impl Engine {
     /// Runs the node until shutdown: claims, heartbeats, housekeeping and
@@ -42,7 +49,13 @@ impl Engine {
                     self.cluster_housekeeper(cluster),
                     future::zip(
                         self.cluster_promoter(cluster),
-                        self.cluster_listener(cluster),
+                        future::zip(
+                            self.cluster_listener(cluster),
+                            future::zip(
+                                self.cluster_schedule_lease(cluster),
+                                self.cluster_schedule_firer(cluster),
+                            ),
+                        ),
                     ),
                 ),
             ),
@@ -238,6 +251,7 @@ impl Engine {
             tracing::info!(job = %process.job, pid = process.pid, "killing a process of a job that ran before the restart");
             crate::runner::strays::kill(&process);
         }
+        self.cluster_recover_schedules(cluster).await;
         Ok(usize::try_from(lapsed).unwrap_or(usize::MAX))
     }
 
@@ -377,6 +391,9 @@ impl Engine {
                             cluster.stop(&id, StopReason::Cancel);
                         }
                     }
+                    "jobq_schedules" => {
+                        cluster.leader.wake.notify(1);
+                    }
                     "jobq_output" => {
                         if let Ok(id) = note.payload().parse::<JobId>() {
                             self.inner.output_hub.notify(&id);
@@ -443,6 +460,8 @@ impl Engine {
         {
             tracing::warn!(error = %e, "cannot mark this node draining");
         }
+        // After `draining`: a node not `up` cannot take the lease again.
+        self.cluster_resign(cluster).await;
         cluster.wake.notify(usize::MAX);
         let grace = self.inner.config.shutdown_grace;
         let finished = self.runs_end_within(grace).await;

@@ -7,7 +7,8 @@
 //!
 //! By concern: this file (the node's state, requests: submit, read,
 //! cancel, queues, nodes), `run.rs` (one claimed job, spawn to fenced
-//! end), `loops.rs` (claiming, heartbeats, rescue, notifications, drain).
+//! end), `loops.rs` (claiming, heartbeats, rescue, notifications, drain),
+//! `schedules.rs` (schedules, their leader lease and fires).
 //!
 //! What the PostgreSQL store does not do yet answers 501
 //! ([`EngineError::NotInCluster`]); docs/cluster.md lists it.
@@ -16,6 +17,7 @@ mod bulk;
 mod dependencies;
 mod loops;
 mod run;
+mod schedules;
 mod uploads;
 
 use std::collections::{BTreeMap, HashSet};
@@ -64,6 +66,9 @@ pub struct Cluster {
     /// Queues whose rows this node made sure of (see
     /// [`Cluster::ensure_queues`]).
     queues: SyncMutex<HashSet<String>>,
+    /// This node's part in firing the schedules: the leader lease's
+    /// state, the firer's wake-up.
+    leader: schedules::Leader,
 }
 
 /// One run on this node: its attempt and the way to stop it.
@@ -121,6 +126,7 @@ impl Cluster {
             pids: SyncMutex::default(),
             told: SyncMutex::default(),
             queues: SyncMutex::default(),
+            leader: schedules::Leader::default(),
         })
     }
 
@@ -288,14 +294,6 @@ impl Engine {
         self.inner.cluster.as_ref()
     }
 
-    /// Refuses `what` on the PostgreSQL store, which does not do it yet.
-    pub(crate) fn local_only(&self, what: &'static str) -> Result<(), EngineError> {
-        match self.cluster() {
-            Some(_) => Err(EngineError::NotInCluster(what)),
-            None => Ok(()),
-        }
-    }
-
     /// [`Engine::submit_all`] on the cluster: each job is one insert; the
     /// database's trigger wakes the nodes and tells every node's
     /// subscribers.
@@ -336,14 +334,7 @@ impl Engine {
         claims: &mut Vec<JobId>,
     ) -> Result<Vec<Submitted>, EngineError> {
         let limit = self.inner.config.max_queued;
-        let waiting: u64 = cluster
-            .pg
-            .counts()
-            .await?
-            .iter()
-            .filter(|(_, s, _)| matches!(s.as_str(), "waiting" | "scheduled" | "queued"))
-            .map(|(_, _, n)| n)
-            .sum();
+        let waiting = self.cluster_waiting(cluster).await?;
         if waiting + specs.len() as u64 > limit {
             return Err(EngineError::QueueFull {
                 queued: waiting,
@@ -463,6 +454,21 @@ impl Engine {
                 Err(i) => made[i].take(),
             })
             .collect())
+    }
+
+    /// Jobs not started yet, cluster-wide, which `max_queued` bounds.
+    pub(in crate::engine) async fn cluster_waiting(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<u64, EngineError> {
+        Ok(cluster
+            .pg
+            .counts()
+            .await?
+            .iter()
+            .filter(|(_, s, _)| matches!(s.as_str(), "waiting" | "scheduled" | "queued"))
+            .map(|(_, _, n)| n)
+            .sum())
     }
 
     /// A page of jobs, newest first, from the database.

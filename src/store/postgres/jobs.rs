@@ -128,50 +128,7 @@ impl PgStore {
             .begin()
             .await
             .map_err(query("begin a submission"))?;
-        let mut out = Vec::with_capacity(jobs.len());
-        for (i, job) in jobs.iter().enumerate() {
-            let cols = Columns::of(job);
-            let key = job.spec.idempotency_key.as_deref();
-            let stored: Option<uuid::Uuid> = sqlx::query_scalar(
-                "WITH q AS (INSERT INTO jobq_queues (name) VALUES ($2) ON CONFLICT DO NOTHING)
-                 INSERT INTO jobq_jobs (id, seq, queue, state, priority, attempt, run_at, doc,
-                                        idempotency_key)
-                 VALUES ($1, $3, $2, $4, $5, $6, to_timestamp($7), $8, $9)
-                 ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-                 RETURNING id",
-            )
-            .bind(uuid_of(&job.id))
-            .bind(&job.spec.queue)
-            .bind(i64::try_from(job.seq).unwrap_or(i64::MAX))
-            .bind(cols.state)
-            .bind(job.spec.priority)
-            .bind(cols.attempt)
-            .bind(cols.run_at)
-            .bind(encode(job)?)
-            .bind(key)
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(query("insert a job"))?;
-            if stored.is_some() {
-                if let Some(Some(bytes)) = stdins.get(i) {
-                    sqlx::query("INSERT INTO jobq_stdin (id, bytes) VALUES ($1, $2)")
-                        .bind(uuid_of(&job.id))
-                        .bind(bytes.as_slice())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(query("store a job's stdin"))?;
-                }
-                out.push(None);
-                continue;
-            }
-            let doc: serde_json::Value =
-                sqlx::query_scalar("SELECT doc FROM jobq_jobs WHERE idempotency_key = $1")
-                    .bind(key)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(query("read the job with an idempotency key"))?;
-            out.push(Some(decode(doc)?));
-        }
+        let out = insert_in(&mut tx, jobs, stdins).await?;
         tx.commit().await.map_err(query("commit a submission"))?;
         Ok(out)
     }
@@ -549,4 +506,61 @@ impl PgStore {
             })
             .collect())
     }
+}
+
+/// [`PgStore::insert_all`]'s inserts, in the caller's transaction (a
+/// submission's own, or a schedule's fire): each job is stored unless its
+/// idempotency key is live, in which case its place in the answer holds
+/// the job that has the key (`None` for each job stored).
+pub(super) async fn insert_in(
+    conn: &mut sqlx::PgConnection,
+    jobs: &[Job],
+    stdins: &[Option<Vec<u8>>],
+) -> Result<Vec<Option<Job>>> {
+    let mut out = Vec::with_capacity(jobs.len());
+    for (i, job) in jobs.iter().enumerate() {
+        let cols = Columns::of(job);
+        let key = job.spec.idempotency_key.as_deref();
+        let stored: Option<uuid::Uuid> = sqlx::query_scalar(
+            "WITH q AS (INSERT INTO jobq_queues (name) VALUES ($2) ON CONFLICT DO NOTHING)
+             INSERT INTO jobq_jobs (id, seq, queue, state, priority, attempt, run_at, doc,
+                                    idempotency_key, finished_at)
+             VALUES ($1, $3, $2, $4, $5, $6, to_timestamp($7), $8, $9, to_timestamp($10))
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING id",
+        )
+        .bind(uuid_of(&job.id))
+        .bind(&job.spec.queue)
+        .bind(i64::try_from(job.seq).unwrap_or(i64::MAX))
+        .bind(cols.state)
+        .bind(job.spec.priority)
+        .bind(cols.attempt)
+        .bind(cols.run_at)
+        .bind(encode(job)?)
+        .bind(key)
+        .bind(cols.finished_at)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(query("insert a job"))?;
+        if stored.is_some() {
+            if let Some(Some(bytes)) = stdins.get(i) {
+                sqlx::query("INSERT INTO jobq_stdin (id, bytes) VALUES ($1, $2)")
+                    .bind(uuid_of(&job.id))
+                    .bind(bytes.as_slice())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(query("store a job's stdin"))?;
+            }
+            out.push(None);
+            continue;
+        }
+        let doc: serde_json::Value =
+            sqlx::query_scalar("SELECT doc FROM jobq_jobs WHERE idempotency_key = $1")
+                .bind(key)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(query("read the job with an idempotency key"))?;
+        out.push(Some(decode(doc)?));
+    }
+    Ok(out)
 }

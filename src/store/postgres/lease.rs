@@ -90,7 +90,7 @@ pub struct Rescued {
 }
 
 /// A database time as seconds since the epoch, as a timestamp.
-fn timestamp(secs: f64) -> Timestamp {
+pub(super) fn timestamp(secs: f64) -> Timestamp {
     Timestamp::from_microsecond((secs * 1e6) as i64).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 

@@ -27,6 +27,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (4, "stdin", include_str!("migrations/0004_stdin.sql")),
     (5, "output", include_str!("migrations/0005_output.sql")),
+    (
+        6,
+        "schedules",
+        include_str!("migrations/0006_schedules.sql"),
+    ),
     (7, "uploads", include_str!("migrations/0007_uploads.sql")),
 ];
 

@@ -17,7 +17,8 @@
 //! (records: insert, read, replace), `claim.rs` (starting jobs),
 //! `lease.rs` (nodes, heartbeats, rescue of dead nodes' jobs), `queues.rs`
 //! (limits and pauses), `output.rs` (output any node can serve),
-//! `uploads.rs` (uploaded stdin any node can feed).
+//! `uploads.rs` (uploaded stdin any node can feed), `schedules.rs`
+//! (schedules, the leader lease, a fire's transaction).
 
 mod claim;
 mod jobs;
@@ -25,6 +26,7 @@ mod lease;
 mod migrate;
 mod output;
 mod queues;
+mod schedules;
 mod uploads;
 
 use std::time::Duration;
@@ -66,6 +68,15 @@ pub enum PgError {
     Record {
         /// Which job.
         id: String,
+        /// Why.
+        reason: String,
+    },
+    /// A stored schedule record does not decode, or a schedule does not
+    /// encode.
+    #[error("PostgreSQL store: schedule record {name:?} is unreadable: {reason}")]
+    ScheduleRecord {
+        /// Which schedule.
+        name: String,
         /// Why.
         reason: String,
     },
@@ -174,7 +185,8 @@ impl PgStore {
         &self.pool
     }
 
-    /// The lease's pool, for the heartbeat and the node's own row.
+    /// The lease's pool, for the heartbeat, the node's own row and the
+    /// schedules' leader lease.
     fn lease_pool(&self) -> &PgPool {
         &self.lease_pool
     }
