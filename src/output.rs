@@ -52,6 +52,15 @@ impl OutputHub {
         }
     }
 
+    /// Wakes every follower, to look again: a cluster node that polls
+    /// hears of no change in particular.
+    pub fn notify_all(&self) {
+        let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        for event in jobs.values() {
+            event.notify(usize::MAX);
+        }
+    }
+
     /// Job `id` wrote output or changed state.
     pub fn notify(&self, id: &JobId) {
         let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());

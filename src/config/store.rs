@@ -22,6 +22,7 @@ pub(super) struct StoreTable {
     pub node: Option<String>,
     #[serde(default, deserialize_with = "super::file::de_duration")]
     pub lease: Option<Duration>,
+    pub poll_only: Option<bool>,
 }
 
 /// `backend`.
@@ -51,6 +52,10 @@ pub struct PostgresSettings {
     pub node: String,
     /// A node silent this long is dead; it renews every third of it.
     pub lease: Duration,
+    /// No LISTEN: for connection poolers that drop it (PgBouncer in
+    /// transaction mode). The node polls instead (docs/cluster.md says
+    /// what it costs).
+    pub poll_only: bool,
 }
 
 /// A database URL; it may hold a password, so `Debug` hides it whole.
@@ -153,6 +158,7 @@ pub(super) fn store_from(table: StoreTable) -> Result<StoreSettings, ConfigError
             ("store.url_file", table.url_file.is_some()),
             ("store.node", table.node.is_some()),
             ("store.lease", table.lease.is_some()),
+            ("store.poll_only", table.poll_only.is_some()),
         ]
         .into_iter()
         .find(|(_, set)| *set);
@@ -203,5 +209,6 @@ pub(super) fn store_from(table: StoreTable) -> Result<StoreSettings, ConfigError
         url: DatabaseUrl(url),
         node,
         lease,
+        poll_only: table.poll_only.unwrap_or(false),
     }))
 }

@@ -839,6 +839,16 @@ fn store_settings_in_bad_forms_are_refused_by_name() {
             "is for backend = \"postgres\"",
         ),
         (
+            "[store]\npoll_only = true\n",
+            "store.poll_only",
+            "is for backend = \"postgres\"",
+        ),
+        (
+            &*format!("[store]\nbackend = \"postgres\"\nurl = \"{url}\"\npoll_only = \"yes\"\n"),
+            "poll_only",
+            "expected a boolean",
+        ),
+        (
             "[store]\nbackend = \"etcd\"\n",
             "backend",
             "unknown variant",
@@ -914,4 +924,63 @@ fn a_database_with_a_newer_schema_or_none_reachable_stops_the_daemon_at_start() 
         !stderr.contains("hunter2"),
         "the password is never shown: {stderr}"
     );
+}
+
+/// Sessions on the test server's `postgres` database that last ran a
+/// LISTEN: a node's listening connection.
+fn listening_sessions(pg: &TestPostgres) -> u32 {
+    pg.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = 'postgres' AND query ILIKE 'listen%'",
+    )
+    .trim()
+    .parse()
+    .expect("a count")
+}
+
+#[test]
+fn poll_only_nodes_run_wait_follow_and_cancel_without_listen() {
+    let pg = TestPostgres::start();
+    let poll = "poll_only = true\n";
+    let node = |name: &str| {
+        TestDaemon::builder()
+            .workers(1)
+            .config_toml(&format!("{}{poll}", node_config(&pg, name, "3s", "")))
+            .start()
+    };
+    let a = node("a");
+    let b = node("b");
+    assert_eq!(listening_sessions(&pg), 0, "poll-only nodes do not LISTEN");
+    assert!(a.stderr_all().contains("poll-only"));
+
+    // A job submitted on b runs, and a waiter on a hears of its end.
+    let quick = b.submit_shell("echo polled");
+    let (status, done) = a.get_json(&format!("/v1/jobs/{}?wait=20s", quick.id));
+    assert_eq!(status, 200, "{done}");
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(a.output(&quick.id, "stdout"), b"polled\n");
+
+    // Output followed on one node of a job on either; a cancel from the
+    // other reaches it by the heartbeat.
+    let gate = a.gate();
+    let slow = a.submit_shell(&format!("echo one; {}; echo two", gate.shell()));
+    let runner = if a.wait_running(&slow.id).node.as_deref() == Some("a") {
+        &a
+    } else {
+        &b
+    };
+    let other = if std::ptr::eq(runner, &a) { &b } else { &a };
+    let follower = other
+        .open_stream(&format!("/v1/jobs/{}/output?follow=true", slow.id), &[])
+        .expect_ok("application/octet-stream");
+    let (status, body) = other.post_empty(&format!("/v1/jobs/{}/cancel", slow.id));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "cancelled", "{body}");
+    assert_eq!(String::from_utf8_lossy(&follower.read_all()), "one\n");
+    gate.open();
+
+    // The same check sees a node that listens.
+    let c = start_node(&pg, "c", 1, "3s", "");
+    wait_for("node c to LISTEN", || listening_sessions(&pg) > 0);
+    drop(c);
 }

@@ -348,7 +348,26 @@ impl Engine {
         }
     }
 
+    /// In poll-only mode (`[store] poll_only`), what the listener would
+    /// have been told is looked for every [`POLL`]: the claimer, the
+    /// schedules' firer, waiters and followers look again. Cancels reach
+    /// the node by its heartbeat (`renew` lists them), and `/v1/events`
+    /// tells only this node's own changes.
+    async fn cluster_poller(&self, cluster: &Cluster) {
+        tracing::info!("poll-only: no LISTEN on the database; looking for changes every second");
+        while !self.is_stopping() {
+            Timer::after(POLL).await;
+            cluster.wake.notify(1);
+            cluster.leader.wake.notify(1);
+            self.inner.changed.notify(usize::MAX);
+            self.inner.output_hub.notify_all();
+        }
+    }
+
     async fn cluster_listener(&self, cluster: &Cluster) {
+        if cluster.settings.poll_only {
+            return self.cluster_poller(cluster).await;
+        }
         while !self.is_stopping() {
             let mut listener = match cluster.pg.listen(&CHANNELS).await {
                 Ok(l) => l,
