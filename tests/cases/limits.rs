@@ -92,7 +92,12 @@ fn a_fork_loop_stays_within_processes_and_is_reported() {
         "{done:?}"
     );
     assert!(most <= 20, "the fork loop had {most} processes at once");
-    assert!(most >= 2, "the test saw no fork loop ({most})");
+    // Seen pressing at the limit, or told so by bash (a quick loop may end
+    // between two looks of a loaded test machine).
+    assert!(
+        most >= 2 || stderr.contains("fork"),
+        "the test saw no fork loop ({most}): {stderr}"
+    );
 }
 
 #[test]

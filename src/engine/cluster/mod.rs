@@ -422,7 +422,15 @@ impl Engine {
             Vec::new()
         } else {
             cluster.ensure_queues(&self.inner.config, &jobs).await?;
-            cluster.pg.insert_all(&jobs, &stdins).await?
+            // This node tells its subscribers of the new jobs itself, as
+            // sled does: a job claimed at once would be `running` by the
+            // time the notification's record is read.
+            jobs.iter().for_each(|job| cluster.telling(job, true));
+            let existing = cluster.pg.insert_all(&jobs, &stdins).await;
+            if existing.is_err() {
+                jobs.iter().for_each(|job| cluster.telling(job, false));
+            }
+            existing?
         };
         if jobs.iter().any(|j| j.state.name() == StateName::Scheduled) {
             cluster.due.notify(1);
@@ -432,11 +440,15 @@ impl Engine {
             .zip(existing)
             .map(|(job, existing)| {
                 Some(match existing {
-                    Some(job) => Submitted {
-                        job,
-                        created: false,
-                    },
+                    Some(existing) => {
+                        cluster.telling(&job, false);
+                        Submitted {
+                            job: existing,
+                            created: false,
+                        }
+                    }
                     None => {
+                        self.inner.events.publish(&job);
                         record_transition(&job);
                         super::schedules::count_submitted(&job);
                         Submitted { job, created: true }
