@@ -459,6 +459,7 @@ impl Engine {
         if job.state.name() != state {
             return;
         }
+        cluster.announce(&self.inner.events, &id);
         let mine = job.node.as_deref() == Some(cluster.session().node.as_str());
         if state == StateName::Running && mine {
             return; // told by its run, with its pid

@@ -53,16 +53,18 @@ pub struct Cluster {
     /// Wakes the promoter: this node scheduled a job (a delay, a retry's
     /// backoff), which may be due before the one it sleeps for.
     due: Event,
-    /// The process ids of this node's runs, from their spawn: the
-    /// database has a run's pid only once it ran for a moment (see
-    /// `run.rs`), this node's answers have it at once.
-    pids: SyncMutex<HashMap<JobId, (u32, u32)>>,
     /// Ends of this node's runs it told its subscribers itself, as they
     /// were written: the database's notification of each is not told
     /// again. (The database's copy is read later and may have moved on: a
     /// job that ran for a millisecond would show `succeeded` twice and
     /// never `running`.)
     told: SyncMutex<HashSet<(JobId, StateName)>>,
+    /// New jobs this node stored and has not announced yet, as submitted.
+    /// Whoever tells of a job first (its submission, its run here, another
+    /// node's change of it) announces it first, so that subscribers see
+    /// `queued` before `running` even when a worker took the job between
+    /// the commit and the submitter's next step.
+    unannounced: SyncMutex<HashMap<JobId, Job>>,
     /// Queues whose rows this node made sure of (see
     /// [`Cluster::ensure_queues`]).
     queues: SyncMutex<HashSet<String>>,
@@ -71,12 +73,16 @@ pub struct Cluster {
     leader: schedules::Leader,
 }
 
-/// One run on this node: its attempt and the way to stop it.
+/// One run on this node: its attempt, the way to stop it, its process.
 struct Run {
     /// The attempt it runs.
     attempt: u32,
     /// Tells it to stop, and why.
     stop: Sender<StopReason>,
+    /// Its process id, from its spawn: the database has a run's pid only
+    /// once it ran for a moment (see `run.rs`); this node's answers have
+    /// it at once.
+    pid: Option<u32>,
 }
 
 /// The limit the config gives queue `name` when it has none stored.
@@ -123,8 +129,8 @@ impl Cluster {
             wake: Event::new(),
             renewed: SyncMutex::new(Instant::now()),
             due: Event::new(),
-            pids: SyncMutex::default(),
             told: SyncMutex::default(),
+            unannounced: SyncMutex::default(),
             queues: SyncMutex::default(),
             leader: schedules::Leader::default(),
         })
@@ -178,7 +184,22 @@ impl Cluster {
         self.running
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Run { attempt, stop });
+            .insert(
+                id,
+                Run {
+                    attempt,
+                    stop,
+                    pid: None,
+                },
+            );
+    }
+
+    /// Notes the process of the run of `attempt` of `id`.
+    fn run_spawned(&self, id: JobId, attempt: u32, pid: u32) {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(run) = running.get_mut(&id).filter(|r| r.attempt == attempt) {
+            run.pid = Some(pid);
+        }
     }
 
     /// Forgets the run of `attempt` of `id`, and what was noted of it,
@@ -194,10 +215,6 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&(id, attempt));
-        let mut pids = self.pids.lock().unwrap_or_else(|e| e.into_inner());
-        if pids.get(&id).is_some_and(|(a, _)| *a == attempt) {
-            pids.remove(&id);
-        }
     }
 
     /// Whether the claim of `attempt` of `id` was taken from this node.
@@ -225,13 +242,14 @@ impl Cluster {
     fn with_local_pid(&self, mut job: Job) -> Job {
         if let State::Running { pid: pid @ 0, .. } = &mut job.state {
             if let Some(local) = self
-                .pids
+                .running
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .get(&job.id)
-                .filter(|(attempt, _)| *attempt == job.attempt)
+                .filter(|run| run.attempt == job.attempt)
+                .and_then(|run| run.pid)
             {
-                *pid = local.1;
+                *pid = local;
             }
         }
         job
@@ -246,6 +264,32 @@ impl Cluster {
             told.insert(key);
         } else {
             told.remove(&key);
+        }
+    }
+
+    /// Notes (`true`) or forgets new `jobs` to announce (see
+    /// `Cluster::unannounced`).
+    fn to_announce(&self, jobs: &[Job], on: bool) {
+        let mut pending = self.unannounced.lock().unwrap_or_else(|e| e.into_inner());
+        for job in jobs {
+            if on {
+                pending.insert(job.id, job.clone());
+            } else {
+                pending.remove(&job.id);
+            }
+        }
+    }
+
+    /// Tells `events` of the new job `id` if it was not announced yet:
+    /// called before any later change of it is told.
+    pub(in crate::engine) fn announce(&self, events: &crate::events::EventHub, id: &JobId) {
+        let job = self
+            .unannounced
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        if let Some(job) = job {
+            events.publish(&job);
         }
     }
 
@@ -426,9 +470,11 @@ impl Engine {
             // sled does: a job claimed at once would be `running` by the
             // time the notification's record is read.
             jobs.iter().for_each(|job| cluster.telling(job, true));
+            cluster.to_announce(&jobs, true);
             let existing = cluster.pg.insert_all(&jobs, &stdins).await;
             if existing.is_err() {
                 jobs.iter().for_each(|job| cluster.telling(job, false));
+                cluster.to_announce(&jobs, false);
             }
             existing?
         };
@@ -442,13 +488,14 @@ impl Engine {
                 Some(match existing {
                     Some(existing) => {
                         cluster.telling(&job, false);
+                        cluster.to_announce(std::slice::from_ref(&job), false);
                         Submitted {
                             job: existing,
                             created: false,
                         }
                     }
                     None => {
-                        self.inner.events.publish(&job);
+                        cluster.announce(&self.inner.events, &job.id);
                         record_transition(&job);
                         super::schedules::count_submitted(&job);
                         Submitted { job, created: true }

@@ -32,6 +32,7 @@ impl Engine {
         let attempt = claimed.attempt;
         let (tx, rx) = async_channel::bounded(1);
         cluster.run_started(id, attempt, tx);
+        cluster.announce(&self.inner.events, &id);
         let has_stdin = claimed.spec.stdin_bytes.is_some();
         if let Err(e) = self.cluster_try_run(cluster, &session, claimed, rx).await {
             tracing::error!(job = %id, error = %e, "job run failed in the daemon");
@@ -113,11 +114,7 @@ impl Engine {
             .run_as
             .get_or_insert_with(|| crate::auth::RunAs::from(&account));
         running.start(child.pid(), Timestamp::now())?;
-        cluster
-            .pids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, (claimed.attempt, child.pid()));
+        cluster.run_spawned(id, claimed.attempt, child.pid());
         // The claim's notification is not told here (its node is this
         // one): this is the `running` subscribers see, with its pid.
         self.inner.events.publish(&running);
