@@ -267,9 +267,11 @@ impl Cluster {
         }
     }
 
-    /// Notes (`true`) or forgets new `jobs` to announce (see
-    /// `Cluster::unannounced`).
+    /// Notes (`true`) or forgets new `jobs` that this node announces
+    /// itself (see `Cluster::unannounced`): the database's notification
+    /// of them is not told.
     fn to_announce(&self, jobs: &[Job], on: bool) {
+        jobs.iter().for_each(|job| self.telling(job, on));
         let mut pending = self.unannounced.lock().unwrap_or_else(|e| e.into_inner());
         for job in jobs {
             if on {
@@ -469,11 +471,9 @@ impl Engine {
             // This node tells its subscribers of the new jobs itself, as
             // sled does: a job claimed at once would be `running` by the
             // time the notification's record is read.
-            jobs.iter().for_each(|job| cluster.telling(job, true));
             cluster.to_announce(&jobs, true);
             let existing = cluster.pg.insert_all(&jobs, &stdins).await;
             if existing.is_err() {
-                jobs.iter().for_each(|job| cluster.telling(job, false));
                 cluster.to_announce(&jobs, false);
             }
             existing?
@@ -487,7 +487,6 @@ impl Engine {
             .map(|(job, existing)| {
                 Some(match existing {
                     Some(existing) => {
-                        cluster.telling(&job, false);
                         cluster.to_announce(std::slice::from_ref(&job), false);
                         Submitted {
                             job: existing,
