@@ -282,6 +282,21 @@ impl Cluster {
         }
     }
 
+    /// After the write of new `jobs` noted with [`Cluster::to_announce`]:
+    /// announces them if it stored them, else forgets them.
+    fn settle_announce<E>(
+        &self,
+        events: &crate::events::EventHub,
+        jobs: &[Job],
+        done: &Result<Fenced, E>,
+    ) {
+        if matches!(done, Ok(Fenced::Done)) {
+            jobs.iter().for_each(|job| self.announce(events, &job.id));
+        } else {
+            self.to_announce(jobs, false);
+        }
+    }
+
     /// Tells `events` of the new job `id` if it was not announced yet:
     /// called before any later change of it is told.
     pub(in crate::engine) fn announce(&self, events: &crate::events::EventHub, id: &JobId) {

@@ -172,12 +172,14 @@ impl Engine {
             ran_now(&mut new, &job, now);
             let jobs = [job];
             cluster.ensure_queues(&self.inner.config, &jobs).await?;
+            cluster.to_announce(&jobs, true);
             let done = cluster
                 .pg
                 .fire_schedule(None, &old, &new, &jobs, &[stdin])
-                .await?;
+                .await;
+            cluster.settle_announce(&self.inner.events, &jobs, &done);
             let [job] = jobs;
-            if done == Fenced::Done {
+            if done? == Fenced::Done {
                 record_transition(&job);
                 count_submitted(&job);
                 return Ok(job);
@@ -485,8 +487,8 @@ impl Engine {
 
     /// Writes a fire: `batch`'s jobs and the schedule advanced from `old`
     /// to `new`, in one transaction fenced by this node's lease. The
-    /// database's trigger wakes the claimers and tells every node's
-    /// subscribers, as for a submit.
+    /// database's trigger wakes the claimers and tells the other nodes'
+    /// subscribers; this node tells its own, as for a submit.
     async fn cluster_write_fires(
         &self,
         cluster: &Cluster,
@@ -497,10 +499,13 @@ impl Engine {
         let (jobs, stdins): (Vec<Job>, Vec<Option<Vec<u8>>>) = batch.into_iter().unzip();
         cluster.ensure_queues(&self.inner.config, &jobs).await?;
         let session = cluster.session();
+        cluster.to_announce(&jobs, true);
         let done = cluster
             .pg
             .fire_schedule(Some((ROLE, &session)), old, new, &jobs, &stdins)
-            .await?;
+            .await;
+        cluster.settle_announce(&self.inner.events, &jobs, &done);
+        let done = done?;
         if done == Fenced::Done {
             for job in &jobs {
                 record_transition(job);
